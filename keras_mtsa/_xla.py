@@ -1,0 +1,25 @@
+"""XLA compilation of a pure tensor function inside a layer, on the TensorFlow backend only.
+
+Keras turns model-level XLA off under `tf.distribute` (and `model.compile(jit_compile=True)` fails with a
+MirroredStrategy of 2+ replicas), but an inner `tf.function(jit_compile=True)` is still compiled per replica.
+On JAX the whole train step is already traced by `jax.jit`, so nothing is needed there.
+"""
+
+import functools
+
+import keras
+
+
+@functools.lru_cache(maxsize=None)
+def xla_compiled(function):
+    """Returns `function` wrapped in `tf.function(jit_compile=True)` on TensorFlow, else `function`.
+
+    The wrapped function must take tensors and hashable Python values only (Python values become part of
+    the trace key) and must not capture variables, so it can be shared by every layer instance and never
+    ends up tracked (or saved) as a layer attribute.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return function
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True, autograph=False)

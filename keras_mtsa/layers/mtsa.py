@@ -1,0 +1,377 @@
+"""The Multi-mask Tensorized Self-Attention layer."""
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+from keras.layers import Dense
+from keras.layers import EinsumDense
+
+from keras_mtsa import ops as mtsa_ops
+from keras_mtsa._xla import xla_compiled
+from keras_mtsa.layers import _validation as check
+
+TOKEN2TOKEN_ACTIVATIONS = ("exp", "sigmoid")
+
+
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class MTSA(keras.layers.Layer):
+    """Multi-mask Tensorized Self-Attention (Shen et al., NAACL 2019).
+
+    Each head l projects the input to a value v = act(x W_v + b_v) and from it computes a pairwise
+    token2token score t_ij = <v_i W_q, v_j W_k> / sqrt(head_dim) and a global, multi-dim source2token score
+    s_jk = [W_s2 act(W_s1 v_j + b_s1) + b_s2]_k. The attention over keys j is a softmax of t_ij + s_jk + M_ij
+    separately for every (query i, feature k), where M is the head's positional mask; it is computed with
+    two matmuls per head and never builds the (length, length, head_dim) tensor. Heads are concatenated,
+    optionally fused with v by a gate g = sigmoid(W [v; o] + b), out = g * v + (1 - g) * o, and optionally
+    projected to `output_dim`.
+
+    Args:
+        num_heads: number of heads. With the default `head_masks` it must be even.
+        head_dim: features per head.
+        head_masks: one positional mask kind per head: `"forward"` (query i sees keys j < i),
+            `"backward"` (j > i) or `"none"` (every j). Defaults to the paper's layout: the first half of
+            the heads forward, the second half backward.
+        attend_to_self: whether a token may attend to itself (the paper excludes the diagonal).
+        token2token_activation: the token2token factor: `"exp"` (exp(t), the paper and the authors' deep
+            models) or `"sigmoid"` (sigmoid(t), the authors' single-layer models).
+        activation: activation of the value projection.
+        source2token_activation: hidden activation of the source2token MLP; defaults to `activation`.
+        use_fusion_gate: whether to fuse the attention output with the value by a sigmoid gate.
+        output_dim: size of a final linear projection; `None` returns the concatenated heads
+            (num_heads * head_dim features).
+        dropout: attention dropout rate. As in the authors' code, the token2token and source2token factors
+            of the numerator are dropped independently, each with keep probability sqrt(1 - dropout).
+        use_bias: whether the projections use biases (the query/key projections never do).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
+            bias_constraint: as for `keras.layers.Dense`, applied to every projection.
+        seed: optional seed for attention dropout.
+        jit_compile: on the TensorFlow backend, run the masked attention core in
+            `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras turns model-level XLA
+            off (under `tf.distribute`). Ignored on other backends.
+        **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: (batch, length, features) tensor.
+        mask: optional boolean (batch, length) padding mask, usually implicit from
+            `Embedding(mask_zero=True)`. Padded keys are never attended and padded positions output 0.
+        attention_mask: optional boolean (batch, length, length) or (batch, num_heads, length, length)
+            mask, True = query may attend to key; ANDed with the positional masks.
+        training: whether attention dropout is active.
+        return_attention_scores: whether to also return the normalized weights.
+
+    Returns:
+        (batch, length, output_dim or num_heads * head_dim) tensor; with `return_attention_scores=True`
+        a tuple `(output, token2token_weights, source2token_weights)` with shapes
+        (batch, num_heads, length, length) and (batch, num_heads, length, head_dim).
+    """
+
+    def __init__(
+        self,
+        num_heads=2,
+        head_dim=64,
+        head_masks=None,
+        attend_to_self=False,
+        token2token_activation="exp",
+        activation="elu",
+        source2token_activation=None,
+        use_fusion_gate=True,
+        output_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        jit_compile=True,
+        **kwargs,
+    ):
+        num_heads = check.positive_int("num_heads", num_heads)
+        head_dim = check.positive_int("head_dim", head_dim)
+        if head_masks is None:
+            head_masks = mtsa_ops.default_head_masks(num_heads)
+        head_masks = mtsa_ops.validate_head_masks(head_masks, num_heads)
+        check.boolean("attend_to_self", attend_to_self)
+        check.choice("token2token_activation", token2token_activation, TOKEN2TOKEN_ACTIVATIONS)
+        check.activation("activation", activation)
+        if source2token_activation is not None:
+            check.activation("source2token_activation", source2token_activation)
+        check.boolean("use_fusion_gate", use_fusion_gate)
+        output_dim = check.positive_int("output_dim", output_dim, allow_none=True)
+        dropout = check.rate("dropout", dropout)
+        check.boolean("use_bias", use_bias)
+        check.boolean("jit_compile", jit_compile)
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.head_masks = head_masks
+        self.attend_to_self = attend_to_self
+        self.token2token_activation = token2token_activation
+        self.activation = keras.activations.get(activation)
+        self.source2token_activation = keras.activations.get(source2token_activation or activation)
+        self.use_fusion_gate = use_fusion_gate
+        self.output_dim = output_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.seed = seed
+        self.jit_compile = jit_compile
+        self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
+
+    @property
+    def concatenated_dim(self):
+        return self.num_heads * self.head_dim
+
+    def _sublayer_kwargs(self, use_bias=True):
+        # Fresh initializer objects per sublayer: a seeded initializer shared between sublayers would
+        # give them identical weights.
+        kwargs = dict(
+            kernel_initializer=self.kernel_initializer.__class__.from_config(
+                self.kernel_initializer.get_config()
+            ),
+            kernel_regularizer=self.kernel_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            dtype=self.dtype_policy,
+        )
+        if use_bias and self.use_bias:
+            kwargs.update(
+                bias_initializer=self.bias_initializer.__class__.from_config(
+                    self.bias_initializer.get_config()
+                ),
+                bias_regularizer=self.bias_regularizer,
+                bias_constraint=self.bias_constraint,
+            )
+        return kwargs
+
+    def _per_head_dense(self, name, activation=None, use_bias=True):
+        """A separate (head_dim x head_dim) projection per head on (batch, heads, length, head_dim)."""
+        return EinsumDense(
+            "bhnd,hde->bhne",
+            output_shape=(self.num_heads, None, self.head_dim),
+            bias_axes="he" if (use_bias and self.use_bias) else None,
+            activation=activation,
+            name=name,
+            **self._sublayer_kwargs(use_bias),
+        )
+
+    def build(self, input_shape):
+        input_shape = check.sequence_input_shape("MTSA", input_shape)
+        batch, length, features = input_shape
+        self._value_dense = EinsumDense(
+            "bnc,chd->bhnd",
+            output_shape=(self.num_heads, None, self.head_dim),
+            bias_axes="hd" if self.use_bias else None,
+            activation=self.activation,
+            name="value",
+            **self._sublayer_kwargs(),
+        )
+        self._value_dense.build(input_shape)
+        head_shape = (batch, self.num_heads, length, self.head_dim)
+        self._query_dense = self._per_head_dense("query", use_bias=False)
+        self._key_dense = self._per_head_dense("key", use_bias=False)
+        self._source2token_hidden = self._per_head_dense(
+            "source2token_hidden", activation=self.source2token_activation
+        )
+        self._source2token_output = self._per_head_dense("source2token_output")
+        for sublayer in (
+            self._query_dense,
+            self._key_dense,
+            self._source2token_hidden,
+            self._source2token_output,
+        ):
+            sublayer.build(head_shape)
+        if self.use_fusion_gate:
+            self._fusion_gate = Dense(
+                self.concatenated_dim, activation="sigmoid", name="fusion_gate", **self._sublayer_kwargs()
+            )
+            self._fusion_gate.build((batch, length, 2 * self.concatenated_dim))
+        if self.output_dim is not None:
+            self._output_dense = Dense(
+                self.output_dim, use_bias=self.use_bias, name="output", **self._sublayer_kwargs()
+            )
+            self._output_dense.build((batch, length, self.concatenated_dim))
+
+    def call(
+        self,
+        inputs,
+        mask=None,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+    ):
+        if attention_mask is not None:
+            attention_mask = self._expand_attention_mask(inputs, attention_mask)
+        # A fresh tensor without the Keras mask attached: the mask is handled here, and the projection
+        # would otherwise warn that it drops it.
+        value = self._value_dense(ops.copy(inputs))  # (b, h, n, d)
+        query = self._query_dense(value)
+        key = self._key_dense(value)
+        source2token = self._source2token_output(self._source2token_hidden(value))
+
+        t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
+        core = xla_compiled(masked_tensorized_self_attention) if self.jit_compile else (
+            masked_tensorized_self_attention
+        )
+        attended = core(
+            query,
+            key,
+            source2token,
+            value,
+            mask,
+            attention_mask,
+            t2t_dropout,
+            s2t_dropout,
+            head_masks=self.head_masks,
+            attend_to_self=self.attend_to_self,
+            token2token_activation=self.token2token_activation,
+        )
+
+        value = _merge_heads(value)
+        output = _merge_heads(attended)
+        if self.use_fusion_gate:
+            gate = self._fusion_gate(ops.concatenate([value, output], axis=-1))
+            output = gate * value + (1.0 - gate) * output
+        if self.output_dim is not None:
+            output = self._output_dense(output)
+        if mask is not None:
+            output = output * ops.cast(ops.expand_dims(mask, -1), output.dtype)
+
+        if not return_attention_scores:
+            return output
+        full_mask = combined_attention_mask(
+            ops.shape(query)[2], self.head_masks, self.attend_to_self, mask, attention_mask
+        )
+        t2t = token2token_logits(query, key, self.token2token_activation)
+        t2t_weights, s2t_weights = mtsa_ops.attention_weights(t2t, source2token, full_mask)
+        return output, t2t_weights, s2t_weights
+
+    def _expand_attention_mask(self, inputs, attention_mask):
+        """Checks an attention_mask's shape and returns it as (batch, 1 or heads, length, length)."""
+        shape = tuple(attention_mask.shape)
+        length = inputs.shape[1]
+        if len(shape) == 3:
+            expected = (None, length, length)
+        elif len(shape) == 4:
+            expected = (None, self.num_heads, length, length)
+        else:
+            expected = None
+        if expected is None or any(
+            want is not None and got is not None and want != got
+            for want, got in zip(expected[1:], shape[1:])
+        ):
+            raise ValueError(
+                "`attention_mask` must have shape (batch, length, length) or "
+                f"(batch, num_heads={self.num_heads}, length, length) for inputs of shape "
+                f"{tuple(inputs.shape)}. Received: attention_mask.shape={shape}"
+            )
+        attention_mask = ops.cast(attention_mask, "bool")
+        return ops.expand_dims(attention_mask, 1) if len(shape) == 3 else attention_mask
+
+    def _dropout_masks(self, value, training):
+        """Independent keep masks for the two factors, each with keep probability sqrt(1 - dropout)."""
+        if not training or self.dropout == 0:
+            return None, None
+        keep = (1.0 - self.dropout) ** 0.5
+        batch, heads, length = ops.shape(value)[0], self.num_heads, ops.shape(value)[2]
+
+        def keep_mask(shape):
+            draw = keras.random.uniform(shape, seed=self.seed_generator)
+            return ops.cast(draw < keep, "float32") / keep
+
+        return keep_mask((batch, heads, length, length)), keep_mask((batch, heads, length, self.head_dim))
+
+    def compute_output_shape(self, input_shape):
+        input_shape = check.sequence_input_shape("MTSA", input_shape)
+        return (*input_shape[:2], self.output_dim or self.concatenated_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            head_masks=list(self.head_masks),
+            attend_to_self=self.attend_to_self,
+            token2token_activation=self.token2token_activation,
+            activation=keras.activations.serialize(self.activation),
+            source2token_activation=keras.activations.serialize(self.source2token_activation),
+            use_fusion_gate=self.use_fusion_gate,
+            output_dim=self.output_dim,
+            dropout=self.dropout,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
+            seed=self.seed,
+            jit_compile=self.jit_compile,
+        )
+        return config
+
+
+def token2token_logits(query, key, token2token_activation):
+    """Scaled dot products in float32; as log(sigmoid(t)) for the sigmoid variant."""
+    logits = mtsa_ops.scaled_dot_product(ops.cast(query, "float32"), ops.cast(key, "float32"))
+    if token2token_activation == "sigmoid":
+        return mtsa_ops.sigmoid_as_logits(logits)
+    return logits
+
+
+def combined_attention_mask(length, head_masks, attend_to_self, padding_mask, attention_mask):
+    """Positional masks AND key padding AND the caller's mask, broadcastable to (b, h, q, k)."""
+    mask = ops.expand_dims(mtsa_ops.positional_mask(length, head_masks, attend_to_self), 0)
+    if padding_mask is not None:
+        key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
+        mask = ops.logical_and(mask, key_mask)
+    if attention_mask is not None:
+        mask = ops.logical_and(mask, attention_mask)
+    return mask
+
+
+def masked_tensorized_self_attention(
+    query,
+    key,
+    source2token,
+    value,
+    padding_mask,
+    attention_mask,
+    token2token_dropout,
+    source2token_dropout,
+    head_masks,
+    attend_to_self,
+    token2token_activation,
+):
+    """The masked MTSA core on (batch, heads, length, head_dim) tensors; pure, so XLA can compile it."""
+    mask = combined_attention_mask(
+        ops.shape(query)[2], head_masks, attend_to_self, padding_mask, attention_mask
+    )
+    return mtsa_ops.tensorized_attention(
+        token2token_logits(query, key, token2token_activation),
+        source2token,
+        value,
+        mask,
+        token2token_dropout=token2token_dropout,
+        source2token_dropout=source2token_dropout,
+    )
+
+
+def _merge_heads(x):
+    """(batch, heads, length, head_dim) -> (batch, length, heads * head_dim)."""
+    heads, head_dim = x.shape[1], x.shape[3]
+    x = ops.transpose(x, (0, 2, 1, 3))
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], shape[1], heads * head_dim))

@@ -1,0 +1,119 @@
+"""Multi-dim source2token pooling: a sequence to one vector, one softmax over tokens per feature."""
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+from keras.layers import Dense
+
+from keras_mtsa import ops as mtsa_ops
+from keras_mtsa.layers import _validation as check
+
+
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class Source2TokenPooling(keras.layers.Layer):
+    """The paper's multi-dim source2token pooling.
+
+    Scores every token and feature with a two-layer MLP, s = W_2 act(W_1 x + b_1) + b_2 (features ->
+    features -> features), takes a softmax over the tokens separately for each feature, and returns the
+    weighted sum of the tokens: out_k = sum_j softmax_j(s_jk) x_jk.
+
+    Args:
+        activation: hidden activation of the scoring MLP.
+        use_bias: whether the two dense layers use biases.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
+            bias_constraint: as for `keras.layers.Dense`.
+        **kwargs: base `Layer` arguments.
+
+    Call arguments:
+        inputs: (batch, length, features) tensor.
+        mask: optional boolean (batch, length) padding mask (implicit Keras masks are honoured).
+            Padded tokens get no weight; a sequence with no token pools to 0.
+
+    Returns:
+        (batch, features) tensor.
+    """
+
+    def __init__(
+        self,
+        activation="elu",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        check.activation("activation", activation)
+        check.boolean("use_bias", use_bias)
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def _dense(self, units, activation, name):
+        return Dense(
+            units,
+            activation=activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer.__class__.from_config(
+                self.kernel_initializer.get_config()
+            ),
+            bias_initializer=self.bias_initializer.__class__.from_config(self.bias_initializer.get_config()),
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        input_shape = check.sequence_input_shape("Source2TokenPooling", input_shape)
+        features = input_shape[-1]
+        self._hidden = self._dense(features, self.activation, "hidden")
+        self._hidden.build(input_shape)
+        self._score = self._dense(features, None, "score")
+        self._score.build(input_shape)
+
+    def call(self, inputs, mask=None):
+        # ops.copy drops the attached Keras mask (handled here) so the dense layers do not warn about it.
+        scores = self._score(self._hidden(ops.copy(inputs)))  # (b, n, f)
+        if mask is None:
+            token_mask = ops.ones_like(scores, dtype="bool")
+        else:
+            token_mask = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(scores))
+        # Softmax over tokens in float32, whatever the compute dtype.
+        scores = ops.cast(scores, "float32")
+        weights = mtsa_ops.masked_softmax(scores, token_mask, axis=1)
+        return ops.sum(ops.cast(weights, inputs.dtype) * inputs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = check.sequence_input_shape("Source2TokenPooling", input_shape)
+        return (input_shape[0], input_shape[-1])
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            activation=keras.activations.serialize(self.activation),
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
+        )
+        return config
