@@ -5,21 +5,41 @@ MirroredStrategy of 2+ replicas), but an inner `tf.function(jit_compile=True)` i
 On JAX the whole train step is already traced by `jax.jit`, so nothing is needed there.
 """
 
+import contextlib
 import functools
+import threading
 
 import keras
 
+_state = threading.local()
+
 
 @functools.lru_cache(maxsize=None)
+def _compiled(function):
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True, autograph=False)
+
+
 def xla_compiled(function):
     """Returns `function` wrapped in `tf.function(jit_compile=True)` on TensorFlow, else `function`.
 
     The wrapped function must take tensors and hashable Python values only (Python values become part of
     the trace key) and must not capture variables, so it can be shared by every layer instance and never
-    ends up tracked (or saved) as a layer attribute.
+    ends up tracked (or saved) as a layer attribute. Inside `xla_disabled()` the function is returned as is.
     """
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or getattr(_state, "disabled", False):
         return function
-    import tensorflow as tf
+    return _compiled(function)
 
-    return tf.function(function, jit_compile=True, autograph=False)
+
+@contextlib.contextmanager
+def xla_disabled():
+    """Within this block (this thread), `xla_compiled` compiles nothing: e.g. while tracing an export for
+    servers that run XLA:CPU only on request (TF Serving's `--xla_cpu_compilation_enabled`)."""
+    previous = getattr(_state, "disabled", False)
+    _state.disabled = True
+    try:
+        yield
+    finally:
+        _state.disabled = previous

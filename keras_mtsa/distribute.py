@@ -1,0 +1,74 @@
+"""Choosing a `tf.distribute` strategy by name, for the example training scripts."""
+
+import json
+import os
+
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+
+
+def get_strategy(name="auto", tpu_address=None):
+    """Returns a `tf.distribute.Strategy`.
+
+    Args:
+        name: `"auto"` picks a TPU if a TPU cluster resolves, else `MirroredStrategy` over all GPUs if
+            there are several, else the default strategy. `"default"`: the default (no-op) strategy.
+            `"mirrored"`: `MirroredStrategy` over all local GPUs (or all logical CPUs when there is no
+            GPU). `"multi-worker"`: `MultiWorkerMirroredStrategy` configured by the `TF_CONFIG`
+            environment variable. `"tpu"`: `TPUStrategy` through `TPUClusterResolver`.
+        tpu_address: optional TPU name or grpc address for the resolver.
+
+    Raises:
+        ValueError: for an unknown name, or `"tpu"` where no TPU can be reached, or `"multi-worker"`
+            without `TF_CONFIG`.
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "auto":
+        tpu = _try_tpu_strategy(tpu_address)
+        if tpu is not None:
+            return tpu
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "`strategy='multi-worker'` needs the TF_CONFIG environment variable describing the "
+                'cluster, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                '"task": {"type": "worker", "index": 0}}'
+            )
+        json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, with its own message
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    strategy = _try_tpu_strategy(tpu_address)
+    if strategy is None:
+        raise ValueError(
+            "`strategy='tpu'` but no TPU cluster could be resolved (TPUClusterResolver found none). "
+            "Run on a TPU VM or pass the TPU name/address, or use --strategy auto."
+        )
+    return strategy
+
+
+def _try_tpu_strategy(tpu_address):
+    import tensorflow as tf
+
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
+        return None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_tpu(strategy):
+    import tensorflow as tf
+
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))

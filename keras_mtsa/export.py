@@ -1,0 +1,173 @@
+"""SavedModel export for TF Serving: raw strings in, probabilities and label names out.
+
+Layout written by `export_for_serving`: `<export_dir>/<model_name>/<version>/` with
+
+- `serving_default`: `text` (tf.string [None]) or, for pair models, `premise` and `hypothesis`; outputs
+  `probabilities` (float32 [None, classes]), `label_id` (int64 [None]) and `label` (tf.string [None]);
+- `token_ids`: the same outputs from padded int32 token ids (`token_ids`, or `premise_ids` and
+  `hypothesis_ids`), for clients that tokenize themselves;
+- the vocabulary and the label names as SavedModel assets (they move with the directory);
+- `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request does
+  not pay for graph building.
+
+The SavedModel needs only `tensorflow` and `tensorflow_text` to load: no keras_mtsa, no Keras.
+"""
+
+import contextlib
+import os
+import tempfile
+
+from keras_mtsa._xla import xla_disabled
+
+WARMUP_TEXTS = (
+    "what is the capital of france ?",
+    "",
+    "a moving , beautifully acted film",
+    "😀 mixed scripts: текст 文本 text",
+)
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def export_for_serving(
+    model,
+    preprocessor,
+    export_dir,
+    *,
+    model_name,
+    labels,
+    version=None,
+    pair=False,
+    warmup_texts=WARMUP_TEXTS,
+    jit_compile=False,
+):
+    """Exports `model` with its text preprocessing as a TF Serving SavedModel.
+
+    Args:
+        model: a Keras model from token ids to class probabilities (a dict of `premise` and `hypothesis`
+            ids for pair models).
+        preprocessor: the `keras_mtsa.data.TextPreprocessor` the model was trained with.
+        export_dir: the model base path (TF Serving's `--model_base_path` parent).
+        model_name: the model's name; the SavedModel goes to `<export_dir>/<model_name>/<version>`.
+        labels: class names, in class-id order.
+        version: integer version; default one more than the largest existing version (or 1).
+        pair: whether the model takes sentence pairs.
+        warmup_texts: sample inputs written as warm-up requests (empty: no warm-up file).
+        jit_compile: keep MTSA's XLA-compiled core in the exported graph. Off by default: TF Serving
+            runs XLA:CPU only with `--xla_cpu_compilation_enabled`, and the graph is fast without it.
+
+    Returns:
+        The path of the written version directory.
+    """
+    import keras
+    import tensorflow as tf
+
+    model_name = _check_model_name(model_name)
+    labels = [str(label) for label in labels]
+    num_classes = model.output_shape[-1]
+    if len(labels) != num_classes:
+        raise ValueError(
+            f"`labels` must name each of the model's {num_classes} classes. Received {len(labels)}: {labels}"
+        )
+    if any("\n" in label or not label for label in labels):
+        raise ValueError(f"`labels` must be non-empty single-line strings. Received: {labels}")
+    base = os.path.join(export_dir, model_name)
+    version = _next_version(base) if version is None else _check_version(version)
+    path = os.path.join(base, str(version))
+    if os.path.exists(path):
+        raise ValueError(f"{path} already exists: pass another `version` or remove it.")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        labels_file = os.path.join(scratch, "labels.txt")
+        with open(labels_file, "w", encoding="utf-8") as file:
+            file.write("\n".join(labels) + "\n")
+        label_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                labels_file,
+                key_dtype=tf.int64,
+                key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                value_dtype=tf.string,
+                value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+        ids_spec = tf.TensorSpec([None, preprocessor.max_length], tf.int32)
+        text_spec = tf.TensorSpec([None], tf.string)
+
+        def outputs(probabilities):
+            probabilities = tf.cast(probabilities, tf.float32)
+            label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+            return {"probabilities": probabilities, "label_id": label_id, "label": label_table.lookup(label_id)}
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.track(preprocessor)
+        archive.track(label_table)
+        with contextlib.nullcontext() if jit_compile else xla_disabled():
+            if pair:
+
+                def serve_text(premise, hypothesis):
+                    ids = {"premise": preprocessor(premise), "hypothesis": preprocessor(hypothesis)}
+                    return outputs(model(ids, training=False))
+
+                def serve_ids(premise_ids, hypothesis_ids):
+                    ids = {"premise": premise_ids, "hypothesis": hypothesis_ids}
+                    return outputs(model(ids, training=False))
+
+                archive.add_endpoint("serving_default", serve_text, [text_spec, text_spec])
+                archive.add_endpoint("token_ids", serve_ids, [ids_spec, ids_spec])
+            else:
+
+                def serve_text(text):
+                    return outputs(model(preprocessor(text), training=False))
+
+                def serve_ids(token_ids):
+                    return outputs(model(token_ids, training=False))
+
+                archive.add_endpoint("serving_default", serve_text, [text_spec])
+                archive.add_endpoint("token_ids", serve_ids, [ids_spec])
+            archive.write_out(path, verbose=False)
+    if warmup_texts:
+        write_warmup_requests(path, model_name, list(warmup_texts), pair=pair)
+    return path
+
+
+def write_warmup_requests(path, model_name, texts, pair=False):
+    """Writes TF Serving warm-up requests (a TFRecord of PredictionLog protos) for `serving_default`."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    names = ("premise", "hypothesis") if pair else ("text",)
+    with tf.io.TFRecordWriter(os.path.join(path, WARMUP_FILE)) as writer:
+        for batch in (texts[:1], texts):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+            )
+            for name in names:
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def _next_version(base):
+    versions = [int(name) for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def _check_version(version):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"`version` must be a positive integer. Received: version={version!r}")
+    return version
+
+
+def _check_model_name(name):
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(
+            f"`model_name` must be letters, digits, '-' and '_' (it is a directory and a URL part). "
+            f"Received: model_name={name!r}"
+        )
+    return name

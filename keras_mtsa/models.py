@@ -1,0 +1,178 @@
+"""Functional example models: a sentence classifier and a sentence-pair (NLI) classifier.
+
+Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so every downstream layer
+sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2 heads, one
+forward and one backward, sigmoid token2token, fusion gate, then multi-dim source2token pooling), stacked
+`MTSAEncoderBlock`s with `num_blocks > 0`, or Keras `MultiHeadAttention` (`encoder="mha"`) as a baseline
+with the same width and pipeline.
+"""
+
+import keras
+from keras import layers
+from keras import ops
+
+from keras_mtsa.layers import MTSA
+from keras_mtsa.layers import MTSAEncoderBlock
+from keras_mtsa.layers import Source2TokenPooling
+from keras_mtsa.layers import _validation as check
+
+ENCODERS = ("mtsa", "mha")
+
+
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned embedding of each position (for the order-blind `MultiHeadAttention` baseline)."""
+
+    def __init__(self, max_length, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.max_length = check.positive_int("max_length", max_length)
+
+    def build(self, input_shape):
+        self.position_embeddings = self.add_weight(
+            shape=(self.max_length, input_shape[-1]), initializer="glorot_uniform", name="embeddings"
+        )
+
+    def call(self, inputs):
+        length = ops.shape(inputs)[1]
+        return inputs + ops.cast(self.position_embeddings[:length], inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length}
+
+
+def build_sentence_encoder(
+    *,
+    vocabulary_size,
+    max_length,
+    embedding_dim=300,
+    encoder="mtsa",
+    num_heads=2,
+    num_blocks=0,
+    token2token_activation="sigmoid",
+    activation="relu",
+    dropout=0.5,
+    attention_dropout=0.0,
+    l2=0.0,
+    name="sentence_encoder",
+):
+    """Token ids (batch, max_length) -> sentence vectors (batch, embedding_dim), as a `keras.Model`.
+
+    Args:
+        vocabulary_size: rows of the embedding table (id 0 is padding).
+        max_length: the padded length of the inputs.
+        embedding_dim: width of the embeddings and of the encoder output.
+        encoder: `"mtsa"` or `"mha"` (Keras `MultiHeadAttention` with learned position embeddings).
+        num_heads: attention heads; each has embedding_dim // num_heads features.
+        num_blocks: 0 for the paper's single MTSA layer, else that many stacked `MTSAEncoderBlock`s.
+        token2token_activation: MTSA's token2token factor ("sigmoid" as the authors' single-layer runs).
+        activation: activation of the MTSA value projection and pooling MLP.
+        dropout: dropout on the embeddings (and inside stacked blocks).
+        attention_dropout: MTSA / MHA attention dropout.
+        l2: L2 weight decay on the encoder's kernels (the authors used 5e-5 on TREC).
+        name: the sub-model's name.
+    """
+    check.choice("encoder", encoder, ENCODERS)
+    vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
+    max_length = check.positive_int("max_length", max_length)
+    embedding_dim = check.positive_int("embedding_dim", embedding_dim)
+    num_heads = check.positive_int("num_heads", num_heads)
+    if embedding_dim % num_heads:
+        raise ValueError(
+            f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads})."
+        )
+    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
+        raise ValueError(f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}")
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    head_dim = embedding_dim // num_heads
+
+    token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
+    x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    x = layers.Dropout(dropout, name="embedding_dropout")(x)
+    if encoder == "mha":
+        x = PositionEmbedding(max_length, name="position_embedding")(x)
+        attended = layers.MultiHeadAttention(
+            num_heads, head_dim, dropout=attention_dropout, kernel_regularizer=regularizer, name="mha"
+        )(x, x)
+        x = layers.LayerNormalization(name="mha_norm")(x + attended)
+    elif num_blocks == 0:
+        x = MTSA(
+            num_heads=num_heads,
+            head_dim=head_dim,
+            token2token_activation=token2token_activation,
+            activation=activation,
+            use_fusion_gate=True,
+            dropout=attention_dropout,
+            kernel_regularizer=regularizer,
+            name="mtsa",
+        )(x)
+    else:
+        for index in range(num_blocks):
+            x = MTSAEncoderBlock(
+                num_heads=num_heads,
+                head_dim=head_dim,
+                token2token_activation="exp",
+                activation=activation,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                name=f"mtsa_block_{index}",
+            )(x)
+    sentence = Source2TokenPooling(activation=activation, kernel_regularizer=regularizer, name="pooling")(x)
+    return keras.Model(token_ids, sentence, name=name)
+
+
+def build_sentence_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=0.0, **encoder_kwargs):
+    """Sentence classifier: encoder -> Dense(hidden_units, relu) -> dropout -> softmax.
+
+    Args:
+        num_classes: number of classes (>= 2).
+        hidden_units: width of the hidden layer before the classifier.
+        dropout: dropout before the classifier (and on the embeddings).
+        l2: L2 weight decay on every kernel.
+        **encoder_kwargs: `build_sentence_encoder` arguments (vocabulary_size and max_length required).
+
+    Returns:
+        A functional `keras.Model` from int32 token ids (batch, max_length) to float32 class
+        probabilities (batch, num_classes).
+    """
+    num_classes = _num_classes(num_classes)
+    encoder = build_sentence_encoder(dropout=dropout, l2=l2, **encoder_kwargs)
+    token_ids = keras.Input(encoder.input_shape[1:], dtype="int32", name="token_ids")
+    features = encoder(token_ids)
+    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, l2)
+    return keras.Model(token_ids, probabilities, name="sentence_classifier")
+
+
+def build_pair_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=0.0, **encoder_kwargs):
+    """Sentence-pair (NLI) classifier with one shared encoder and [u; v; u - v; u * v] features.
+
+    Inputs are a dict {"premise": ids, "hypothesis": ids}; arguments as `build_sentence_classifier`.
+    """
+    num_classes = _num_classes(num_classes)
+    encoder = build_sentence_encoder(dropout=dropout, l2=l2, **encoder_kwargs)
+    shape = encoder.input_shape[1:]
+    premise = keras.Input(shape, dtype="int32", name="premise")
+    hypothesis = keras.Input(shape, dtype="int32", name="hypothesis")
+    u, v = encoder(premise), encoder(hypothesis)
+    features = layers.Concatenate(name="pair_features")(
+        [u, v, layers.Subtract(name="difference")([u, v]), layers.Multiply(name="product")([u, v])]
+    )
+    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, l2)
+    return keras.Model({"premise": premise, "hypothesis": hypothesis}, probabilities, name="pair_classifier")
+
+
+def _classifier_head(features, num_classes, hidden_units, dropout, l2):
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=regularizer, name="hidden")(features)
+    x = layers.Dropout(dropout, name="hidden_dropout")(x)
+    # float32 probabilities under mixed precision too.
+    return layers.Dense(
+        num_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32", name="probabilities"
+    )(x)
+
+
+def _num_classes(num_classes):
+    num_classes = check.positive_int("num_classes", num_classes)
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be at least 2. Received: num_classes={num_classes}")
+    return num_classes

@@ -1,0 +1,293 @@
+"""The training job behind `examples/train_classifier.py` and `examples/train_pair_classifier.py`.
+
+One function, `train(args)`, reads a dataset, learns a vocabulary, builds the tf-text preprocessing and a
+functional model under a `tf.distribute` strategy, trains with dev-based model selection, resumes from a
+backup after a crash, evaluates on the test file, writes `metrics.json`, TensorBoard logs and a learning
+curve plot, and optionally exports a SavedModel for TF Serving.
+"""
+
+import argparse
+import csv
+import json
+import os
+import time
+
+from keras_mtsa.distribute import STRATEGIES
+from keras_mtsa.models import ENCODERS
+
+CLASSIFICATION_FORMATS = ("labeled-lines", "trec", "tsv", "csv")
+PAIR_FORMATS = ("sick", "snli")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def build_argument_parser(pair=False):
+    """Command-line arguments of the training scripts (`pair=True` for the sentence-pair model)."""
+    kind = "sentence-pair" if pair else "sentence"
+    parser = argparse.ArgumentParser(description=f"Train an MTSA {kind} classifier.")
+    parser.add_argument("--train", required=True, help="training file")
+    parser.add_argument("--test", required=True, help="test file (used once, after training)")
+    parser.add_argument("--dev", help="dev file for model selection; default: 10%% carved from --train")
+    formats = PAIR_FORMATS if pair else CLASSIFICATION_FORMATS
+    parser.add_argument("--format", required=True, choices=formats, help="file format")
+    parser.add_argument("--trec-labels", default="coarse", choices=("coarse", "fine"))
+    parser.add_argument("--text-column", default="text", help="tsv/csv: text column")
+    parser.add_argument("--label-column", default="label", help="tsv/csv: label column")
+    parser.add_argument(
+        "--class-names",
+        help="comma-separated display names of the classes, in the order of the labels as sorted in the "
+        "data (e.g. 'negative,positive' for 0/1 labels); they are what the exported model returns",
+    )
+    parser.add_argument("--skip-malformed", action="store_true", help="skip malformed lines (counted)")
+    parser.add_argument("--output-dir", default="runs/" + ("pair" if pair else "classifier"))
+    parser.add_argument("--export-dir", help="export a SavedModel here for TF Serving")
+    parser.add_argument("--model-name", help="model name in the export layout (default: from --train)")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=32, help="global batch size")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per sentence after padding")
+    parser.add_argument("--vocabulary-size", type=int, default=30000)
+    parser.add_argument("--min-count", type=int, default=1)
+    parser.add_argument("--embedding-dim", type=int, default=300)
+    parser.add_argument("--num-heads", type=int, default=2)
+    parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
+    parser.add_argument("--encoder", default="mtsa", choices=ENCODERS)
+    parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
+    parser.add_argument("--activation", default="relu" if not pair else "elu")
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--patience", type=int, default=4, help="early stopping on dev accuracy")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    parser.add_argument("--tpu", help="TPU name or address for --strategy tpu")
+    parser.add_argument("--mixed-precision", default=None, choices=PRECISIONS)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps-per-epoch", type=int, help="limit steps per epoch (smoke tests)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
+    return parser
+
+
+def train(args, pair=False):
+    """Runs the whole job; returns the metrics dict also written to `<output_dir>/metrics.json`."""
+    import keras
+
+    from keras_mtsa import models
+    from keras_mtsa.data import TextPreprocessor
+    from keras_mtsa.data import make_classification_dataset
+    from keras_mtsa.data import make_pair_dataset
+    from keras_mtsa.distribute import get_strategy
+    from keras_mtsa.distribute import is_tpu
+
+    _validate(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    strategy = get_strategy(args.strategy, args.tpu)
+    precision = args.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
+    keras.config.set_dtype_policy(precision)
+
+    train_data, dev_data, test_data = _read_splits(args, pair)
+    class_names = _class_names(args, train_data.label_names)
+    texts = train_data.premises + train_data.hypotheses if pair else train_data.texts
+    vocabulary_file = os.path.join(args.output_dir, "vocabulary.txt")
+    preprocessor = TextPreprocessor.from_texts(
+        texts, vocabulary_file, args.max_length, max_size=args.vocabulary_size, min_count=args.min_count
+    )
+    make_dataset = make_pair_dataset if pair else make_classification_dataset
+    drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes
+    train_ds = make_dataset(
+        train_data,
+        preprocessor,
+        batch_size=args.batch_size,
+        shuffle=True,
+        seed=args.seed,
+        drop_remainder=drop_remainder,
+    )
+    dev_ds = make_dataset(dev_data, preprocessor, batch_size=args.batch_size, drop_remainder=drop_remainder)
+    test_ds = make_dataset(test_data, preprocessor, batch_size=args.batch_size)
+
+    build = models.build_pair_classifier if pair else models.build_sentence_classifier
+    with strategy.scope():
+        model = build(
+            len(train_data.label_names),
+            vocabulary_size=preprocessor.vocabulary_size,
+            max_length=args.max_length,
+            embedding_dim=args.embedding_dim,
+            encoder=args.encoder,
+            num_heads=args.num_heads,
+            num_blocks=args.num_blocks,
+            token2token_activation=args.token2token,
+            activation=args.activation,
+            dropout=args.dropout,
+            l2=args.l2,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+    best_weights = os.path.join(args.output_dir, "best.weights.h5")
+    history_file = os.path.join(args.output_dir, "history.csv")
+    backup_dir = os.path.join(args.output_dir, "backup")
+    if not os.path.exists(backup_dir):  # a fresh run, not a resume: forget an older run's results
+        for stale in (best_weights, history_file):
+            if os.path.exists(stale):
+                os.remove(stale)
+    callbacks = [
+        # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.ModelCheckpoint(
+            best_weights, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+        keras.callbacks.CSVLogger(history_file, append=True),
+        keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs")),
+    ]
+    started = time.time()
+    model.fit(
+        train_ds,
+        validation_data=dev_ds,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=args.verbose,
+    )
+    train_seconds = time.time() - started
+    if os.path.exists(best_weights):
+        model.load_weights(best_weights)  # the epoch with the best dev accuracy
+
+    dev_loss, dev_accuracy = model.evaluate(dev_ds, verbose=0)
+    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+    history = _read_history(history_file)
+    metrics = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "dev_accuracy": float(dev_accuracy),
+        "best_epoch": _best_epoch(history),
+        "epochs_run": len(history),
+        "train_seconds_this_run": round(train_seconds, 1),
+        "examples": {"train": len(train_data), "dev": len(dev_data), "test": len(test_data)},
+        "skipped_malformed": {
+            "train": train_data.skipped, "dev": dev_data.skipped, "test": test_data.skipped
+        },
+        "label_names": list(train_data.label_names),
+        "class_names": class_names,
+        "vocabulary_size": preprocessor.vocabulary_size,
+        "parameters": int(model.count_params()),
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "dtype_policy": precision,
+        "settings": vars(args),
+    }
+    with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
+        json.dump(metrics, file, indent=2)
+    plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
+
+    if args.export_dir:
+        from keras_mtsa.export import export_for_serving
+
+        name = args.model_name or _default_model_name(args.train)
+        metrics["export_path"] = export_for_serving(
+            model, preprocessor, args.export_dir, model_name=name, labels=class_names, pair=pair
+        )
+        with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
+            json.dump(metrics, file, indent=2)
+    return metrics
+
+
+def _validate(args):
+    for name in ("epochs", "batch_size", "max_length", "vocabulary_size", "embedding_dim", "num_heads"):
+        value = getattr(args, name)
+        if value is None or value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if not 0 <= args.dropout < 1:
+        raise SystemExit(f"--dropout must be in [0, 1), got {args.dropout}")
+    for name in ("train", "test", "dev"):
+        path = getattr(args, name)
+        if path and not os.path.isfile(path):
+            raise SystemExit(f"--{name}: no such file: {path}")
+
+
+def _read_splits(args, pair):
+    from keras_mtsa.data import read_dataset
+    from keras_mtsa.data import split_dev
+
+    options = dict(on_error="skip" if args.skip_malformed else "raise", label_column=args.label_column)
+    if args.format == "trec":
+        options["trec_labels"] = args.trec_labels
+    if args.format in ("tsv", "csv"):
+        options["text_column"] = args.text_column
+    train_data = read_dataset(args.train, args.format, **options)
+    options["label_names"] = train_data.label_names  # same ids in every split
+    test_data = read_dataset(args.test, args.format, **options)
+    if args.dev:
+        dev_data = read_dataset(args.dev, args.format, **options)
+    else:
+        train_data, dev_data = split_dev(train_data, fraction=0.1, seed=args.seed)
+    return train_data, dev_data, test_data
+
+
+def _class_names(args, label_names):
+    if not args.class_names:
+        return list(label_names)
+    names = [name.strip() for name in args.class_names.split(",")]
+    if len(names) != len(label_names):
+        raise SystemExit(
+            f"--class-names gives {len(names)} names but the data has {len(label_names)} labels: {label_names}"
+        )
+    return names
+
+
+def _read_history(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    # A resumed run appends; keep the last row of each epoch.
+    by_epoch = {int(row["epoch"]): row for row in rows}
+    return [{key: float(value) for key, value in by_epoch[epoch].items()} for epoch in sorted(by_epoch)]
+
+
+def _best_epoch(history):
+    if not history:
+        return None
+    best = max(history, key=lambda row: row.get("val_accuracy", 0.0))
+    return int(best["epoch"]) + 1
+
+
+def plot_learning_curves(history, path):
+    """Saves loss and accuracy per epoch (train and dev) as a PNG."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(epochs, [row[metric] for row in history], marker="o", label="train")
+        axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="dev")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle("MTSA learning curves")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _default_model_name(path):
+    stem = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.lower())
+
+
+def main(argv=None, pair=False):
+    """Command-line entry point of the example training scripts."""
+    args = build_argument_parser(pair=pair).parse_args(argv)
+    metrics = train(args, pair=pair)
+    summary = {key: metrics[key] for key in ("test_accuracy", "dev_accuracy", "best_epoch")}
+    if "export_path" in metrics:
+        summary["export_path"] = metrics["export_path"]
+    print(json.dumps(summary))
+    return 0
