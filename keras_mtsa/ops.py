@@ -100,8 +100,9 @@ def tensorized_attention(
     Numerics: the computation runs in float32 (float64 stays float64) whatever the input dtype and is cast
     back at the end. The row maximum of the allowed token2token logits and the column maximum of the
     source2token logits over the usable keys are subtracted before `exp`, so finite inputs never give inf
-    or NaN. Limit: if, for one (query, feature), every allowed key lies more than about 87 (float32
-    exponent range) below those two maxima combined, the denominator underflows and that output is 0; the
+    or NaN, in the output or its gradients. Limit: if, for one (query, feature), every allowed key lies more
+    than about 71 (float32; the denominator is then below tiny / eps, see `_attention_ratio`) below those
+    two maxima combined, the denominator counts as underflowed and that output is 0; the
     blockwise mode keeps maxima per block and avoids most of this.
 
     Args:
@@ -149,7 +150,7 @@ def tensorized_attention(
             s_factor = s_factor * ops.cast(source2token_dropout, compute_dtype)
         numerator = ops.einsum("bhqk,bhkd->bhqd", t_factor, s_factor * v)
 
-    output = _safe_divide(numerator, denominator)
+    output = _attention_ratio(numerator, denominator)
     return ops.cast(output, out_dtype)
 
 
@@ -232,6 +233,33 @@ def _masked_max(x, mask, axis):
 def _masked_exp(x, mask):
     """exp(x) where allowed, exactly 0 elsewhere; the inner `where` keeps gradients finite."""
     return ops.where(mask, ops.exp(ops.where(mask, x, ops.zeros_like(x))), ops.zeros_like(x))
+
+
+def _attention_ratio(numerator, denominator):
+    """numerator / denominator for `tensorized_attention`, with gradients that stay finite.
+
+    A denominator of the efficient form can be tiny but nonzero (the limit described there). Autodiff of a
+    plain division then overflows: the denominator's gradient involves 1 / D^2 (inf from D below ~1e-19 in
+    float32), and the inf meets the zeros of masked or underflowed factors as NaN. Here the gradient is
+    written with 1 / D only, d(N / D) = (dN - (N / D) dD) / D, and a denominator below
+    `tiny / eps` of the dtype (about 1e-31 = exp(-71) in float32) counts as underflowed: output 0, no
+    gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its products with moderate gradients
+    stay finite.
+    """
+    info = np.finfo(np.float64 if str(denominator.dtype) == "float64" else np.float32)
+    usable = denominator > ops.cast(info.tiny / info.eps, denominator.dtype)
+    reciprocal = ops.stop_gradient(
+        ops.where(
+            usable,
+            1.0 / ops.where(usable, denominator, ops.ones_like(denominator)),
+            ops.zeros_like(denominator),
+        )
+    )
+    output = numerator * reciprocal
+    # Zero in value (denominator * reciprocal is 1 or 0, minus itself); its gradient is the -(N / D) dD / D
+    # term of the quotient rule.
+    scaled = denominator * reciprocal
+    return output - ops.stop_gradient(output) * (scaled - ops.stop_gradient(scaled))
 
 
 def _safe_divide(numerator, denominator):
