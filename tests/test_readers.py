@@ -1,5 +1,6 @@
 """Specification of keras_mtsa.data.readers: dataset files in, plain Python data out."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -319,10 +320,8 @@ def test_sick_file_without_the_expected_header_is_malformed(write):
 
 
 def snli_line(gold, premise="A man.", hypothesis="A person."):
-    return (
-        '{"gold_label": "%s", "sentence1": "%s", "sentence2": "%s", "annotator_labels": []}\n'
-        % (gold, premise, hypothesis)
-    ).encode()
+    record = {"gold_label": gold, "sentence1": premise, "sentence2": hypothesis, "annotator_labels": []}
+    return json.dumps(record, ensure_ascii=False).encode() + b"\n"
 
 
 def test_snli_drops_no_consensus_pairs_and_counts_them_apart_from_errors(write):
@@ -342,7 +341,7 @@ def test_snli_drops_no_consensus_pairs_and_counts_them_apart_from_errors(write):
     [
         (b'{"gold_label": "neutral", "sentence1": "x"\n', "expected a JSON object"),
         (b'["neutral", "x", "y"]\n', "expected a JSON object with string fields"),
-        (b'{"gold_label": "neutral", "sentence1": "x", "sentence2": null}\n', "expected a JSON object with string fields"),
+        (b'{"gold_label": "neutral", "sentence1": "x", "sentence2": null}\n', "expected a JSON object with string"),
     ],
 )
 def test_snli_malformed_json_lines_follow_on_error(write, bad_line, expected):
@@ -394,7 +393,8 @@ def test_option_that_the_format_ignores_is_rejected(write):
     "kwargs, expected",
     [
         ({"on_error": "ignore"}, "on_error must be one of"),
-        ({"label_names": "01"}, "label_names must be a sequence of non-empty strings"),
+        ({"label_names": "01"}, "label_names must be a non-empty sequence of non-empty strings"),
+        ({"label_names": []}, "label_names must be a non-empty sequence"),
         ({"label_names": ["0", "0"]}, "label_names must not contain duplicates"),
     ],
 )

@@ -210,8 +210,12 @@ def _read_lines(path, encoding, policy, *, for_csv=False):
 def _check_label_names(label_names):
     if label_names is None:
         return None
-    if isinstance(label_names, str) or not all(isinstance(name, str) and name for name in label_names):
-        raise ValueError(f"label_names must be a sequence of non-empty strings, got {label_names!r}.")
+    if (
+        isinstance(label_names, str)
+        or not label_names
+        or not all(isinstance(name, str) and name for name in label_names)
+    ):
+        raise ValueError(f"label_names must be a non-empty sequence of non-empty strings, got {label_names!r}.")
     label_names = list(label_names)
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"label_names must not contain duplicates, got {label_names!r}.")
@@ -222,26 +226,25 @@ def _sorted_label_names(keys):
     """Distinct labels sorted numerically if all are integers, else alphabetically."""
     distinct = set(keys)
     if all(_INTEGER.fullmatch(key) for key in distinct):
-        return sorted(distinct, key=int)
+        return sorted(distinct, key=lambda key: (int(key), key))
     return sorted(distinct)
 
 
-def _collect(path, encoding, policy, parse_line, lines=None):
+def _collect(path, lines, policy, parse_line):
     """Parses lines into records, routing parse failures through ``policy``.
 
     Args:
         path: File being read, for error messages.
-        encoding: See `_read_lines`.
+        lines: ``(line_number, line)`` pairs; a line may also be a csv row.
         policy: The `_ErrorPolicy` in effect.
         parse_line: Maps a line to a ``(label, *fields)`` record, returns None
             to leave a well-formed line out, or raises `_LineError`.
-        lines: ``(line_number, text)`` pairs to parse; by default all lines.
 
     Returns:
         A list of ``(line_number, label, *fields)`` records.
     """
     records = []
-    for line_number, line in lines if lines is not None else _read_lines(path, encoding, policy):
+    for line_number, line in lines:
         try:
             record = parse_line(line)
         except _LineError as error:
@@ -320,7 +323,7 @@ def read_labeled_lines(path, *, label_names=None, on_error="raise", encoding=Non
     """
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names)
-    records = _collect(path, encoding, policy, _parse_labeled_line)
+    records = _collect(path, _read_lines(path, encoding, policy), policy, _parse_labeled_line)
     return _classification(path, records, label_names, policy)
 
 
@@ -354,7 +357,7 @@ def read_trec(path, *, trec_labels="coarse", label_names=None, on_error="raise",
         raise ValueError(f"trec_labels must be one of {TREC_LABEL_LEVELS}, got {trec_labels!r}.")
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names)
-    records = _collect(path, encoding, policy, _trec_line_parser(trec_labels))
+    records = _collect(path, _read_lines(path, encoding, policy), policy, _trec_line_parser(trec_labels))
     return _classification(path, records, label_names, policy)
 
 
@@ -397,7 +400,8 @@ def read_delimited(
     rows = _csv_rows(path, _read_lines(path, encoding, policy, for_csv=True), delimiter, quoting)
     header_line_number, header = next(rows, (1, None))
     if header is None:
-        raise DataFormatError(path, header_line_number, f"expected a header row naming {text_column!r} and {label_column!r}")
+        expected = f"expected a header row naming {text_column!r} and {label_column!r}"
+        raise DataFormatError(path, header_line_number, expected)
     for argument, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in header:
             raise ValueError(f"{argument}={column!r} is not a column of {os.fspath(path)}; its header is {header!r}.")
@@ -411,7 +415,7 @@ def read_delimited(
             raise _LineError(f"expected a non-empty {label_column!r} field")
         return label, row[text_index]
 
-    records = _collect(path, encoding, policy, parse_row, lines=rows)
+    records = _collect(path, rows, policy, parse_row)
     return _classification(path, records, label_names, policy)
 
 
@@ -464,8 +468,10 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
     Returns:
         A `TextPairData` with sentence_A as premise and sentence_B as hypothesis.
     """
-    if split is not None and str(split).upper() not in SICK_SPLITS:
-        raise ValueError(f"split must be None or one of {SICK_SPLITS}, got {split!r}.")
+    if split is not None:
+        if not isinstance(split, str) or split.upper() not in SICK_SPLITS:
+            raise ValueError(f"split must be None or one of {SICK_SPLITS} (any case), got {split!r}.")
+        split = split.upper()
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names) or list(SICK_LABELS)
     lines = _read_lines(path, encoding, policy)
@@ -488,12 +494,12 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
         fields = line.split("\t")
         if len(fields) != len(header):
             raise _LineError(f"expected {len(header)} tab-separated fields as in the header, got {len(fields)}")
-        if split_index is not None and fields[split_index].upper() != split.upper():
+        if split_index is not None and fields[split_index].upper() != split:
             return None
         premise, hypothesis, label = (fields[index] for index in columns)
         return label, premise, hypothesis
 
-    records = _collect(path, encoding, policy, parse_line, lines=lines)
+    records = _collect(path, lines, policy, parse_line)
     return _pairs(path, records, label_names, policy)
 
 
@@ -531,7 +537,7 @@ def read_snli(path, *, label_names=None, on_error="raise", encoding=None):
             return None
         return tuple(record[key] for key in keys)
 
-    records = _collect(path, encoding, policy, parse_line)
+    records = _collect(path, _read_lines(path, encoding, policy), policy, parse_line)
     return _pairs(path, records, label_names, policy, dropped)
 
 

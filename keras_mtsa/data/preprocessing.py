@@ -1,0 +1,328 @@
+"""Text-to-token-id preprocessing in TensorFlow graph ops, exportable in a SavedModel.
+
+The same graph tokenizer (`tokenize`) builds the vocabulary, feeds training
+through tf.data, and runs at serving time inside the exported model, so the
+three can never disagree about what a token is.
+
+`TextPreprocessor.__call__` maps a batch of raw strings to ``int32`` ids:
+
+1. truncate each string to ``max_input_bytes`` bytes, bounding the cost of
+   arbitrarily long requests;
+2. repair invalid UTF-8 (including a character cut by step 1) with U+FFFD;
+3. NFKC-normalize and, with ``lower_case``, case-fold;
+4. replace control characters with spaces;
+5. split on whitespace, then split each piece where its Unicode script
+   changes, which separates punctuation, emoji and mixed scripts from words;
+6. look tokens up in the vocabulary (unknown tokens get ``UNK_ID``) and pad
+   or truncate to ``max_length`` with ``PAD_ID``.
+
+Ops in the graph: besides core TensorFlow ops (Substr, UnicodeTranscode,
+StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, HashTableV2,
+InitializeTableFromTextFileV2, LookupTableFindV2, ragged ops), the exported
+functions use these tensorflow-text ops (op types as they appear in the saved
+graph), which a serving binary must link, and which plain TensorFlow only
+knows after ``import tensorflow_text``:
+
+* ``NormalizeUTF8``
+* ``CaseFoldUTF8`` (only with ``lower_case=True``)
+* ``TFText>WhitespaceTokenizeWithOffsetsV2``
+* ``UnicodeScriptTokenizeWithOffsets``
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+RESERVED_TOKENS = (PAD_TOKEN, UNK_TOKEN)
+PAD_ID = 0
+UNK_ID = 1
+
+_BATCH_SIZE = 1024
+_DEFAULT_BYTES_PER_TOKEN = 64
+
+# Tokenizer choice: UnicodeScriptTokenizer alone splits punctuation from words
+# (right for SST/TREC text and for raw serving input like "great!"), but it
+# joins runs of "Common"-script characters across whitespace, so "( 2x , 3x )"
+# becomes "(2", "x", ",3", ... and ". . ." becomes "...". Splitting on
+# whitespace first and then by script keeps whitespace a hard boundary while
+# still separating "great" from "!" and "emoji" from "👍".
+_WHITESPACE_TOKENIZER = tf_text.WhitespaceTokenizer()
+_SCRIPT_TOKENIZER = tf_text.UnicodeScriptTokenizer()
+
+
+def normalize(texts, *, lower_case=True, max_input_bytes=None):
+    """Truncates, repairs, normalizes and cleans a batch of strings.
+
+    Args:
+        texts: 1-D string tensor.
+        lower_case: Whether to case-fold after NFKC normalization.
+        max_input_bytes: Keep at most this many leading bytes of each string;
+            None keeps all.
+
+    Returns:
+        1-D string tensor of valid, normalized UTF-8.
+    """
+    if max_input_bytes is not None:
+        texts = tf.strings.substr(texts, 0, max_input_bytes, unit="BYTE")
+    # Replaces invalid bytes, including a multi-byte character cut in two by
+    # the truncation above, so the ICU-based ops below never see bad UTF-8.
+    texts = tf.strings.unicode_transcode(
+        texts, input_encoding="UTF-8", output_encoding="UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    texts = tf_text.normalize_utf8(texts, "NFKC")
+    if lower_case:
+        texts = tf_text.case_fold_utf8(texts)
+    # Control characters (e.g. C1 codes from cp1252 text read as latin-1) carry
+    # no meaning but would otherwise become tokens of their own.
+    return tf.strings.regex_replace(texts, r"\p{Cc}", " ")
+
+
+def tokenize(texts, *, lower_case=True, max_input_bytes=None):
+    """Splits a batch of raw strings into tokens with graph ops.
+
+    Args:
+        texts: 1-D string tensor.
+        lower_case: Whether to case-fold.
+        max_input_bytes: Keep at most this many leading bytes of each string;
+            None keeps all.
+
+    Returns:
+        ``tf.RaggedTensor`` of shape ``[batch, (tokens)]`` holding UTF-8 tokens.
+    """
+    texts = normalize(texts, lower_case=lower_case, max_input_bytes=max_input_bytes)
+    words = _WHITESPACE_TOKENIZER.tokenize(texts)
+    return _SCRIPT_TOKENIZER.tokenize(words).merge_dims(1, 2)
+
+
+def _tokenize_in_batches(texts, lower_case):
+    """Yields the token RaggedTensor of each batch of ``texts``, run eagerly."""
+    texts = iter(texts)
+    while batch := list(itertools.islice(texts, _BATCH_SIZE)):
+        yield tokenize(tf.constant(batch, dtype=tf.string), lower_case=lower_case)
+
+
+def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True):
+    """Builds a vocabulary from texts using the graph tokenizer.
+
+    Args:
+        texts: Iterable of ``str``.
+        max_size: Maximum vocabulary size, reserved tokens included.
+        min_count: Minimum number of occurrences for a token to be kept.
+        lower_case: Whether to case-fold; must match the `TextPreprocessor`.
+
+    Returns:
+        List of tokens: ``"[PAD]"`` (id 0), ``"[UNK]"`` (id 1), then tokens by
+        descending count, ties in alphabetical (code point) order.
+
+    Raises:
+        ValueError: ``max_size`` < 2 or ``min_count`` < 1.
+    """
+    if not isinstance(max_size, int) or max_size < len(RESERVED_TOKENS):
+        raise ValueError(f"max_size must be an int >= {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}.")
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
+    counts = collections.Counter()
+    for tokens in _tokenize_in_batches(texts, lower_case):
+        unique, _, batch_counts = tf.unique_with_counts(tokens.flat_values)
+        counts.update(dict(zip(unique.numpy().tolist(), batch_counts.numpy().tolist(), strict=True)))
+    kept = sorted(
+        ((token.decode("utf-8"), count) for token, count in counts.items() if count >= min_count),
+        key=lambda item: (-item[1], item[0]),
+    )
+    words = [token for token, _ in kept if token not in RESERVED_TOKENS]
+    return list(RESERVED_TOKENS) + words[: max_size - len(RESERVED_TOKENS)]
+
+
+def compute_max_length(texts, *, percentile=99.0, lower_case=True):
+    """Suggests a ``max_length``: the given percentile of token counts.
+
+    Args:
+        texts: Iterable of ``str``.
+        percentile: Percentile in (0, 100] of the per-text token counts.
+        lower_case: Whether to case-fold (does not change counts in practice,
+            but keeps tokenization identical to the preprocessor's).
+
+    Returns:
+        The percentile rounded up, at least 1.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}.")
+    lengths = [tokens.row_lengths().numpy() for tokens in _tokenize_in_batches(texts, lower_case)]
+    if not lengths:
+        raise ValueError("texts must not be empty.")
+    return max(1, int(np.ceil(np.percentile(np.concatenate(lengths), percentile))))
+
+
+def write_vocabulary(tokens, path):
+    """Writes tokens one per line (UTF-8), in id order.
+
+    Raises:
+        ValueError: A token is empty, contains a line break, has whitespace at
+            either end (it could not be read back as the same line), or is
+            repeated.
+    """
+    tokens = list(tokens)
+    _check_tokens(tokens, path)
+    with open(path, "w", encoding="utf-8", newline="\n") as stream:
+        stream.writelines(token + "\n" for token in tokens)
+
+
+def read_vocabulary(path):
+    """Reads a vocabulary written by `write_vocabulary`.
+
+    Returns:
+        The list of tokens in id order.
+
+    Raises:
+        ValueError: A line is not a valid token, or a token is repeated.
+    """
+    with open(path, encoding="utf-8", newline="\n") as stream:
+        tokens = [line.removesuffix("\n") for line in stream]
+    _check_tokens(tokens, path)
+    return tokens
+
+
+def _check_tokens(tokens, path):
+    for token in tokens:
+        # The lookup table reads one token per line, so a token must survive
+        # that round trip unchanged.
+        if not token or token != token.strip() or len(token.splitlines()) != 1:
+            raise ValueError(
+                f"Vocabulary {os.fspath(path)}: tokens must be non-empty single lines without "
+                f"surrounding whitespace, got {token!r}."
+            )
+    duplicates = [token for token, count in collections.Counter(tokens).items() if count > 1]
+    if duplicates:
+        raise ValueError(f"Vocabulary {os.fspath(path)} repeats tokens {duplicates[:10]!r}.")
+
+
+class TextPreprocessor(tf.Module):
+    """Maps raw strings to padded token ids with graph ops only.
+
+    The vocabulary file is tracked as a SavedModel asset: saving a model that
+    holds this module copies the file into ``assets/`` and the loaded model
+    reads it from there.
+
+    Example:
+        >>> preprocessor = TextPreprocessor("vocab.txt", max_length=64)
+        >>> ids = preprocessor(tf.constant(["A fine film ."]))  # (1, 64) int32
+
+    Attributes:
+        vocabulary_file: The ``tf.saved_model.Asset`` of the vocabulary file.
+        vocabulary_size: Number of tokens, reserved ones included.
+        max_length: Length of every output row.
+        lower_case: Whether input is case-folded.
+        max_input_bytes: Bytes of each input string that are looked at.
+    """
+
+    def __init__(self, vocabulary_file, max_length, *, lower_case=True, max_input_bytes=None, name=None):
+        """Creates the preprocessor.
+
+        Args:
+            vocabulary_file: Path of a vocabulary written by `write_vocabulary`
+                whose first tokens are ``"[PAD]"`` and ``"[UNK]"``.
+            max_length: Positive int, the number of ids per text.
+            lower_case: Whether to case-fold; must match the vocabulary.
+            max_input_bytes: Positive int; longer inputs are cut to this many
+                bytes before anything else. Defaults to ``64 * max_length``.
+            name: Module name.
+        """
+        super().__init__(name=name)
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}.")
+        if max_input_bytes is None:
+            max_input_bytes = _DEFAULT_BYTES_PER_TOKEN * max_length
+        if not isinstance(max_input_bytes, int) or max_input_bytes < 1:
+            raise ValueError(f"max_input_bytes must be a positive int or None, got {max_input_bytes!r}.")
+        vocabulary_file = os.fspath(vocabulary_file)
+        tokens = read_vocabulary(vocabulary_file)
+        if tuple(tokens[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
+            raise ValueError(
+                f"vocabulary_file must start with the reserved tokens {RESERVED_TOKENS}, "
+                f"but {vocabulary_file} starts with {tokens[:2]!r}."
+            )
+        self.max_length = max_length
+        self.lower_case = lower_case
+        self.max_input_bytes = max_input_bytes
+        self.vocabulary_size = len(tokens)
+        self._vocabulary_path = vocabulary_file
+        self.vocabulary_file = tf.saved_model.Asset(vocabulary_file)
+        initializer = tf.lookup.TextFileInitializer(
+            self.vocabulary_file,
+            key_dtype=tf.string,
+            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            value_dtype=tf.int64,
+            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        )
+        self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts,
+        vocabulary_file,
+        max_length,
+        *,
+        max_size=20000,
+        min_count=1,
+        lower_case=True,
+        max_input_bytes=None,
+        name=None,
+    ):
+        """Builds a vocabulary from ``texts``, writes it, and creates a preprocessor.
+
+        Args:
+            texts: Iterable of training texts.
+            vocabulary_file: Path to write the vocabulary to.
+            max_length: See `__init__`.
+            max_size: See `build_vocabulary`.
+            min_count: See `build_vocabulary`.
+            lower_case: Used for both the vocabulary and the preprocessor.
+            max_input_bytes: See `__init__`.
+            name: Module name.
+
+        Returns:
+            A `TextPreprocessor`.
+        """
+        tokens = build_vocabulary(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
+        write_vocabulary(tokens, vocabulary_file)
+        return cls(vocabulary_file, max_length, lower_case=lower_case, max_input_bytes=max_input_bytes, name=name)
+
+    def config(self):
+        """Returns the constructor arguments, so ``TextPreprocessor(**config)`` recreates it."""
+        return {
+            "vocabulary_file": self._vocabulary_path,
+            "max_length": self.max_length,
+            "lower_case": self.lower_case,
+            "max_input_bytes": self.max_input_bytes,
+            "name": self.name,
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def tokenize(self, texts):
+        """Returns the string tokens of each text, as a ``[batch, (tokens)]`` RaggedTensor."""
+        return tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts):
+        """Maps a batch of raw strings to token ids.
+
+        Args:
+            texts: ``tf.string`` tensor of shape ``[batch]``; any bytes.
+
+        Returns:
+            ``tf.int32`` tensor of static shape ``[batch, max_length]``: ids of
+            the first ``max_length`` tokens, then ``PAD_ID``.
+        """
+        tokens = tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
+        ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        ids = tf.cast(ids, tf.int32)
+        return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])

@@ -1,0 +1,401 @@
+"""Specification of keras_mtsa.data.preprocessing and keras_mtsa.data.pipeline."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_mtsa.data import pipeline
+from keras_mtsa.data import preprocessing
+from keras_mtsa.data.preprocessing import PAD_ID
+from keras_mtsa.data.preprocessing import UNK_ID
+from keras_mtsa.data.preprocessing import TextPreprocessor
+from keras_mtsa.data.preprocessing import build_vocabulary
+from keras_mtsa.data.preprocessing import read_vocabulary
+from keras_mtsa.data.preprocessing import write_vocabulary
+from keras_mtsa.data.readers import TextClassificationData
+from keras_mtsa.data.readers import TextPairData
+
+MAX_LENGTH = 8
+CORPUS = [
+    "The film is good .",
+    "the film is bad .",
+    "a GOOD movie !",
+    "the plot , the cast",
+    "abc",
+]
+# "the" x4; ".", "film", "good", "is" x2; the rest once. Ties in code point order.
+CORPUS_VOCABULARY = [
+    "[PAD]", "[UNK]", "the", ".", "film", "good", "is",
+    "!", ",", "a", "abc", "bad", "cast", "movie", "plot",
+]  # fmt: skip
+TF_TEXT_OPS = {
+    "NormalizeUTF8",
+    "CaseFoldUTF8",
+    "TFText>WhitespaceTokenizeWithOffsetsV2",
+    "UnicodeScriptTokenizeWithOffsets",
+}
+
+
+@pytest.fixture(scope="module")
+def vocabulary_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vocabulary") / "vocab.txt"
+    write_vocabulary(CORPUS_VOCABULARY, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def preprocessor(vocabulary_file):
+    return TextPreprocessor(vocabulary_file, MAX_LENGTH)
+
+
+def ids_of(*tokens):
+    return [CORPUS_VOCABULARY.index(token) if token in CORPUS_VOCABULARY else UNK_ID for token in tokens]
+
+
+def padded(ids, length=MAX_LENGTH):
+    return ids + [PAD_ID] * (length - len(ids))
+
+
+def token_strings(preprocessor, text):
+    return [token.decode("utf-8") for token in preprocessor.tokenize(tf.constant([text])).to_list()[0]]
+
+
+# Vocabulary
+
+
+def test_vocabulary_reserves_pad_and_unk_then_orders_by_count_then_alphabetically():
+    assert build_vocabulary(CORPUS) == CORPUS_VOCABULARY
+    assert preprocessing.RESERVED_TOKENS == ("[PAD]", "[UNK]")
+    assert (PAD_ID, UNK_ID) == (0, 1)
+
+
+def test_vocabulary_min_count_and_max_size_include_reserved_tokens():
+    assert build_vocabulary(CORPUS, min_count=2) == CORPUS_VOCABULARY[:7]
+    assert build_vocabulary(CORPUS, max_size=4) == CORPUS_VOCABULARY[:4]
+    assert build_vocabulary(CORPUS, max_size=2) == ["[PAD]", "[UNK]"]
+    assert build_vocabulary([]) == ["[PAD]", "[UNK]"]
+
+
+def test_vocabulary_without_lower_case_keeps_case():
+    vocabulary = build_vocabulary(CORPUS, lower_case=False)
+
+    assert {"The", "the", "GOOD", "good"} <= set(vocabulary)
+
+
+def test_vocabulary_never_contains_reserved_tokens_from_the_text():
+    assert build_vocabulary(["[PAD] [UNK] [PAD]"]) == ["[PAD]", "[UNK]", "[", "]", "pad", "unk"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [({"max_size": 1}, "max_size must be an int >= 2"), ({"min_count": 0}, "min_count must be an int >= 1")],
+)
+def test_vocabulary_arguments_are_validated(kwargs, expected):
+    with pytest.raises(ValueError, match=expected):
+        build_vocabulary(CORPUS, **kwargs)
+
+
+def test_vocabulary_file_round_trip_is_utf8_one_token_per_line(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "café", "😀", "日本語"]
+    path = tmp_path / "vocab.txt"
+
+    write_vocabulary(tokens, path)
+
+    assert path.read_bytes() == "\n".join(tokens).encode("utf-8") + b"\n"
+    assert read_vocabulary(path) == tokens
+
+
+@pytest.mark.parametrize("bad_token", ["two\nlines", "", " padded", "a\u2028b"])
+def test_write_vocabulary_rejects_tokens_that_would_not_read_back(tmp_path, bad_token):
+    with pytest.raises(ValueError, match="single lines"):
+        write_vocabulary(["[PAD]", "[UNK]", bad_token], tmp_path / "vocab.txt")
+
+
+def test_vocabulary_files_must_not_repeat_tokens(tmp_path):
+    path = tmp_path / "vocab.txt"
+    with pytest.raises(ValueError, match="repeats tokens"):
+        write_vocabulary(["[PAD]", "[UNK]", "a", "a"], path)
+    path.write_text("[PAD]\n[UNK]\nb\nb\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="repeats tokens"):
+        read_vocabulary(path)
+
+
+# TextPreprocessor
+
+
+def test_known_sentence_maps_to_vocabulary_ids_padded_to_max_length(preprocessor):
+    ids = preprocessor(tf.constant(["The film is GOOD !", "a movie about nothing ."]))
+
+    assert ids.dtype == tf.int32
+    assert ids.numpy().tolist() == [
+        padded(ids_of("the", "film", "is", "good", "!")),
+        padded(ids_of("a", "movie", "[UNK]", "[UNK]", ".")),
+    ]
+
+
+def test_long_text_is_truncated_to_max_length(preprocessor):
+    ids = preprocessor(tf.constant(["the film " * 10]))
+
+    assert ids.numpy().tolist() == [ids_of("the", "film") * (MAX_LENGTH // 2)]
+
+
+def test_output_has_static_shape_batch_by_max_length(preprocessor):
+    concrete = preprocessor.__call__.get_concrete_function()
+
+    assert concrete.structured_outputs.shape.as_list() == [None, MAX_LENGTH]
+    assert concrete.structured_outputs.dtype == tf.int32
+
+
+def test_punctuation_is_split_from_words_but_whitespace_stays_a_boundary(preprocessor):
+    assert token_strings(preprocessor, "good!it's") == ["good", "!", "it", "'", "s"]
+    # A script-only tokenizer would merge these runs into "(2" and ",3" and "...".
+    assert token_strings(preprocessor, "( 2x , 3x ) . . .") == ["(", "2", "x", ",", "3", "x", ")", ".", ".", "."]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n \u3000"])
+def test_empty_and_whitespace_only_texts_give_all_padding(preprocessor, text):
+    assert preprocessor(tf.constant([text])).numpy().tolist() == [padded([])]
+
+
+def test_100000_character_text_is_cut_to_max_input_bytes_first(preprocessor):
+    ids = preprocessor(tf.constant(["film " * 20000, "x" * 100000 + " film"]))
+
+    # " film" lies beyond the first 64 * max_length bytes, so it is never seen.
+    assert ids.numpy().tolist() == [ids_of("film") * MAX_LENGTH, padded([UNK_ID])]
+    assert preprocessor.max_input_bytes == 64 * MAX_LENGTH
+
+
+def test_invalid_utf8_is_replaced_not_fatal(preprocessor):
+    ids = preprocessor(tf.constant([b"\xff\xfe abc", b"film \xc3"]))
+
+    assert ids.numpy().tolist() == [padded(ids_of("[UNK]", "abc")), padded(ids_of("film", "[UNK]"))]
+
+
+def test_normalize_repairs_invalid_utf8_before_the_unicode_ops():
+    normalized = preprocessing.normalize(tf.constant([b"\xff\xfe abc", b"a\xc3", b"\xed\xa0\x80x"]))
+
+    assert [text.decode("utf-8") for text in normalized.numpy()] == ["\ufffd\ufffd abc", "a\ufffd", "\ufffd" * 3 + "x"]
+
+
+def test_character_cut_by_byte_truncation_is_repaired(vocabulary_file):
+    # "é" is two bytes; keeping 2 bytes of "aé" leaves half a character.
+    short = TextPreprocessor(vocabulary_file, MAX_LENGTH, max_input_bytes=2)
+
+    assert short(tf.constant(["aé"])).numpy().tolist() == [padded(ids_of("a", "[UNK]"))]
+
+
+def test_mixed_scripts_and_emoji_become_separate_tokens(preprocessor):
+    tokens = token_strings(preprocessor, "日本語の film😀 Привет👍🏽")
+    ids = preprocessor(tf.constant(["日本語 film😀"]))
+
+    assert tokens == ["日本語", "の", "film", "😀", "привет", "👍🏽"]
+    assert ids.numpy().tolist() == [padded(ids_of("[UNK]", "film", "[UNK]"))]
+
+
+def test_control_characters_separate_tokens(preprocessor):
+    # C1 controls appear when cp1252 text is read as latin-1 ("\x96" was an en dash).
+    assert token_strings(preprocessor, "film\x96movie\x00the") == ["film", "movie", "the"]
+
+
+def test_nfkc_and_case_folding_normalize_full_width_and_capital_letters(preprocessor):
+    ids = preprocessor(tf.constant(["ＦＩＬＭ", "Film", "FILM", "ﬁlm"]))
+
+    assert ids.numpy()[:, 0].tolist() == ids_of("film") * 4
+
+
+def test_without_lower_case_capitals_are_distinct_tokens(vocabulary_file):
+    cased = TextPreprocessor(vocabulary_file, MAX_LENGTH, lower_case=False)
+
+    assert cased(tf.constant(["Film film ＦＩＬＭ"])).numpy().tolist() == [padded(ids_of("[UNK]", "film", "[UNK]"))]
+
+
+@pytest.mark.parametrize("batch_size", [0, 1, 1000])
+def test_any_batch_size_including_zero(preprocessor, batch_size):
+    ids = preprocessor(tf.constant(["the film"] * batch_size, dtype=tf.string))
+
+    assert ids.shape == (batch_size, MAX_LENGTH)
+    np.testing.assert_array_equal(ids.numpy(), np.tile(padded(ids_of("the", "film")), (batch_size, 1)))
+
+
+def test_attributes_and_config_recreate_an_equivalent_preprocessor(preprocessor, vocabulary_file):
+    assert preprocessor.vocabulary_size == len(CORPUS_VOCABULARY)
+    assert (preprocessor.max_length, preprocessor.lower_case) == (MAX_LENGTH, True)
+    assert isinstance(preprocessor.vocabulary_file, tf.saved_model.Asset)
+    assert preprocessor.vocabulary_file.asset_path.numpy().decode() == str(vocabulary_file)
+
+    clone = TextPreprocessor(**preprocessor.config())
+
+    texts = tf.constant(["The plot is bad !"])
+    np.testing.assert_array_equal(clone(texts).numpy(), preprocessor(texts).numpy())
+
+
+def test_from_texts_builds_writes_and_uses_the_vocabulary(tmp_path):
+    path = tmp_path / "vocab.txt"
+
+    built = TextPreprocessor.from_texts(CORPUS, path, 4, min_count=2)
+
+    assert read_vocabulary(path) == CORPUS_VOCABULARY[:7]
+    assert built(tf.constant(["the cast is good"])).numpy().tolist() == [ids_of("the", "[UNK]", "is", "good")]
+
+
+@pytest.mark.parametrize(
+    "vocabulary, kwargs, expected",
+    [
+        (["a", "b"], {}, "must start with the reserved tokens"),
+        (CORPUS_VOCABULARY, {"max_length": 0}, "max_length must be a positive int"),
+        (CORPUS_VOCABULARY, {"max_input_bytes": 0}, "max_input_bytes must be a positive int"),
+    ],
+)
+def test_preprocessor_arguments_are_validated(tmp_path, vocabulary, kwargs, expected):
+    path = tmp_path / "vocab.txt"
+    write_vocabulary(vocabulary, path)
+
+    with pytest.raises(ValueError, match=expected):
+        TextPreprocessor(path, **{"max_length": MAX_LENGTH, **kwargs})
+
+
+def test_compute_max_length_is_a_percentile_of_token_counts():
+    texts = ["a"] * 98 + ["a b c d e f g h i j"] * 2
+
+    assert preprocessing.compute_max_length(texts, percentile=50) == 1
+    assert preprocessing.compute_max_length(texts, percentile=100) == 10
+    with pytest.raises(ValueError, match="percentile must be in"):
+        preprocessing.compute_max_length(texts, percentile=0)
+
+
+# SavedModel export
+
+LOADER_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from tensorflow.core.protobuf import saved_model_pb2
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+
+    export_dir, texts = sys.argv[1], json.loads(sys.argv[2])
+    saved_model = saved_model_pb2.SavedModel()
+    with open(export_dir + "/saved_model.pb", "rb") as stream:
+        saved_model.ParseFromString(stream.read())
+    graph = saved_model.meta_graphs[0].graph_def
+    op_types = {node.op for node in graph.node}
+    op_types |= {node.op for function in graph.library.function for node in function.node_def}
+    unknown_to_core = sorted(op for op in op_types if op_def_registry.get(op) is None)
+
+    import tensorflow_text  # registers the ops above
+    loaded = tf.saved_model.load(export_dir)
+    ids = loaded(tf.constant([text.encode("latin-1") for text in texts]))
+    print(json.dumps({
+        "ids": ids.numpy().tolist(),
+        "shape": ids.shape.as_list(),
+        "tf_text_ops": unknown_to_core,
+        "asset_path": loaded.vocabulary_file.asset_path.numpy().decode(),
+        "keras_mtsa_imported": "keras_mtsa" in sys.modules,
+    }))
+    sys.stdout.flush()
+    os._exit(0)  # TensorFlow's interpreter teardown takes seconds and checks nothing.
+    """
+)
+
+
+def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path, vocabulary_file):
+    vocabulary_copy = tmp_path / "vocab_to_delete.txt"
+    shutil.copy(vocabulary_file, vocabulary_copy)
+    module = TextPreprocessor(vocabulary_copy, MAX_LENGTH)
+    texts = [b"The film is GOOD !", b"\xff\xfe abc", b"", "ＦＩＬＭ 日本語😀".encode(), b"the film " * 20]
+    expected = module(tf.constant(texts)).numpy().tolist()
+    tf.saved_model.save(module, str(tmp_path / "export"))
+    # The export must not depend on the original vocabulary file or directory.
+    vocabulary_copy.unlink()
+    moved = shutil.move(str(tmp_path / "export"), str(tmp_path / "moved"))
+
+    assert os.listdir(os.path.join(moved, "assets")) == ["vocab_to_delete.txt"]
+    completed = subprocess.run(
+        [sys.executable, "-c", LOADER_SCRIPT, moved, json.dumps([text.decode("latin-1") for text in texts])],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["ids"] == expected
+    assert result["shape"] == [len(texts), MAX_LENGTH]
+    assert result["asset_path"] == os.path.join(moved, "assets", "vocab_to_delete.txt")
+    assert result["keras_mtsa_imported"] is False
+    assert set(result["tf_text_ops"]) == TF_TEXT_OPS
+    for op in TF_TEXT_OPS:
+        assert op in preprocessing.__doc__
+
+
+# tf.data pipelines
+
+
+@pytest.fixture(scope="module")
+def classification_data():
+    return TextClassificationData(texts=CORPUS, labels=[1, 0, 1, 0, 1], label_names=["0", "1"])
+
+
+def test_classification_dataset_yields_int32_ids_and_labels_in_order(preprocessor, classification_data):
+    dataset = pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2)
+
+    batches = list(dataset.as_numpy_iterator())
+
+    assert [ids.shape for ids, _ in batches] == [(2, MAX_LENGTH), (2, MAX_LENGTH), (1, MAX_LENGTH)]
+    assert all(ids.dtype == np.int32 and labels.dtype == np.int32 for ids, labels in batches)
+    assert np.concatenate([labels for _, labels in batches]).tolist() == classification_data.labels
+    np.testing.assert_array_equal(batches[0][0], preprocessor(tf.constant(CORPUS[:2])).numpy())
+
+
+def test_drop_remainder_gives_a_static_batch_dimension(preprocessor, classification_data):
+    dataset = pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2, drop_remainder=True)
+
+    ids_spec, labels_spec = dataset.element_spec
+    assert ids_spec == tf.TensorSpec((2, MAX_LENGTH), tf.int32)
+    assert labels_spec == tf.TensorSpec((2,), tf.int32)
+    assert len(list(dataset)) == 2
+
+
+def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(preprocessor, classification_data):
+    def labels_and_first_ids(seed):
+        dataset = pipeline.make_classification_dataset(
+            classification_data, preprocessor, batch_size=5, shuffle=True, seed=seed, repeat=True
+        )
+        return [(ids[:, 0].tolist(), labels.tolist()) for ids, labels in dataset.take(3).as_numpy_iterator()]
+
+    first = labels_and_first_ids(seed=7)
+
+    assert first == labels_and_first_ids(seed=7)
+    assert len(first) == 3
+    assert all(sorted(labels) == [0, 0, 1, 1, 1] for _, labels in first)
+
+
+def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
+    data = TextPairData(
+        premises=["the film", "a movie", "the cast"],
+        hypotheses=["is good", "is bad", ""],
+        labels=[0, 2, 1],
+        label_names=["entailment", "neutral", "contradiction"],
+    )
+
+    dataset = pipeline.make_pair_dataset(data, preprocessor, batch_size=2, drop_remainder=True)
+
+    features, labels = next(iter(dataset))
+    assert set(features) == {"premise", "hypothesis"}
+    assert dataset.element_spec[0]["premise"] == tf.TensorSpec((2, MAX_LENGTH), tf.int32)
+    assert features["hypothesis"].numpy().tolist() == [padded(ids_of("is", "good")), padded(ids_of("is", "bad"))]
+    assert labels.numpy().tolist() == [0, 2]
+
+
+def test_pipeline_arguments_are_validated(preprocessor, classification_data):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=0)
+    with pytest.raises(ValueError, match="data must be a TextPairData"):
+        pipeline.make_pair_dataset(classification_data, preprocessor, batch_size=2)
