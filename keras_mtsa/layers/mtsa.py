@@ -10,6 +10,7 @@ from keras.layers import EinsumDense
 
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa._xla import xla_compiled
+from keras_mtsa.blockwise import blockwise_self_attention
 from keras_mtsa.layers import _validation as check
 
 TOKEN2TOKEN_ACTIVATIONS = ("exp", "sigmoid")
@@ -47,6 +48,11 @@ class MTSA(keras.layers.Layer):
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
             bias_constraint: as for `keras.layers.Dense`, applied to every projection.
         seed: optional seed for attention dropout.
+        block_size: if set, compute the attention in (block_size x block_size) tiles with online
+            rescaling (`keras_mtsa.blockwise`): memory linear in length for the forward and the backward
+            pass, tiles that a head's positional mask rules out skipped, and better numerical range than
+            the full form. Attention dropout then drops only the source2token factor of the numerator,
+            with keep probability 1 - dropout (the token2token factor never exists as a whole).
         jit_compile: on the TensorFlow backend, run the masked attention core in
             `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras turns model-level XLA
             off (under `tf.distribute`). Ignored on other backends.
@@ -87,6 +93,7 @@ class MTSA(keras.layers.Layer):
         kernel_constraint=None,
         bias_constraint=None,
         seed=None,
+        block_size=None,
         jit_compile=True,
         **kwargs,
     ):
@@ -104,6 +111,7 @@ class MTSA(keras.layers.Layer):
         output_dim = check.positive_int("output_dim", output_dim, allow_none=True)
         dropout = check.rate("dropout", dropout)
         check.boolean("use_bias", use_bias)
+        block_size = check.positive_int("block_size", block_size, allow_none=True)
         check.boolean("jit_compile", jit_compile)
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -125,6 +133,7 @@ class MTSA(keras.layers.Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.seed = seed
+        self.block_size = block_size
         self.jit_compile = jit_compile
         self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
 
@@ -219,22 +228,24 @@ class MTSA(keras.layers.Layer):
         source2token = self._source2token_output(self._source2token_hidden(value))
 
         t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
-        core = xla_compiled(masked_tensorized_self_attention) if self.jit_compile else (
-            masked_tensorized_self_attention
-        )
-        attended = core(
-            query,
-            key,
-            source2token,
-            value,
-            mask,
-            attention_mask,
-            t2t_dropout,
-            s2t_dropout,
+        options = dict(
             head_masks=self.head_masks,
             attend_to_self=self.attend_to_self,
             token2token_activation=self.token2token_activation,
         )
+        if self.block_size is None:
+            core = masked_tensorized_self_attention
+            arguments = (query, key, source2token, value, mask, attention_mask, t2t_dropout, s2t_dropout)
+        else:
+            core = blockwise_self_attention
+            arguments = (query, key, source2token, value)
+            options.update(
+                block_size=self.block_size,
+                padding_mask=mask,
+                attention_mask=attention_mask,
+                source2token_dropout=s2t_dropout,
+            )
+        attended = (xla_compiled(core) if self.jit_compile else core)(*arguments, **options)
 
         value = _merge_heads(value)
         output = _merge_heads(attended)
@@ -278,17 +289,24 @@ class MTSA(keras.layers.Layer):
         return ops.expand_dims(attention_mask, 1) if len(shape) == 3 else attention_mask
 
     def _dropout_masks(self, value, training):
-        """Independent keep masks for the two factors, each with keep probability sqrt(1 - dropout)."""
+        """Keep masks for the token2token and source2token factors of the numerator.
+
+        Full form: independent masks, each with keep probability sqrt(1 - dropout) (the authors' scheme).
+        Blockwise: only the source2token factor, with keep probability 1 - dropout.
+        """
         if not training or self.dropout == 0:
             return None, None
-        keep = (1.0 - self.dropout) ** 0.5
         batch, heads, length = ops.shape(value)[0], self.num_heads, ops.shape(value)[2]
 
-        def keep_mask(shape):
+        def keep_mask(shape, keep):
             draw = keras.random.uniform(shape, seed=self.seed_generator)
             return ops.cast(draw < keep, "float32") / keep
 
-        return keep_mask((batch, heads, length, length)), keep_mask((batch, heads, length, self.head_dim))
+        source2token_shape = (batch, heads, length, self.head_dim)
+        if self.block_size is not None:
+            return None, keep_mask(source2token_shape, 1.0 - self.dropout)
+        keep = (1.0 - self.dropout) ** 0.5
+        return keep_mask((batch, heads, length, length), keep), keep_mask(source2token_shape, keep)
 
     def compute_output_shape(self, input_shape):
         input_shape = check.sequence_input_shape("MTSA", input_shape)
@@ -318,6 +336,7 @@ class MTSA(keras.layers.Layer):
             kernel_constraint=constraints.serialize(self.kernel_constraint),
             bias_constraint=constraints.serialize(self.bias_constraint),
             seed=self.seed,
+            block_size=self.block_size,
             jit_compile=self.jit_compile,
         )
         return config
