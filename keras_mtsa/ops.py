@@ -14,6 +14,7 @@ factors, and the n x n x d tensor never exists.
 import math
 
 import numpy as np
+from keras import backend
 from keras import ops
 
 MASK_KINDS = ("forward", "backward", "none")
@@ -119,8 +120,9 @@ def tensorized_attention(
         Tensor of shape (batch, heads, query, head_dim) in the dtype of `value`. Rows with no allowed key
         are exactly 0.
     """
-    out_dtype = value.dtype
-    compute_dtype = "float64" if str(out_dtype) == "float64" else "float32"
+    # standardize_dtype: str() of a TensorFlow dtype is "<dtype: 'float64'>", not "float64".
+    out_dtype = backend.standardize_dtype(value.dtype)
+    compute_dtype = "float64" if out_dtype == "float64" else "float32"
     t = ops.cast(token2token, compute_dtype)
     s = ops.cast(source2token, compute_dtype)
     v = ops.cast(value, compute_dtype)
@@ -183,8 +185,8 @@ def reference_tensorized_attention(token2token, source2token, value, mask=None):
     Used as the oracle in tests and as the baseline in benchmarks. Memory is O(n^2 d) per head.
     Same arguments and result as `tensorized_attention` (no dropout).
     """
-    out_dtype = value.dtype
-    compute_dtype = "float64" if str(out_dtype) == "float64" else "float32"
+    out_dtype = backend.standardize_dtype(value.dtype)
+    compute_dtype = "float64" if out_dtype == "float64" else "float32"
     t = ops.cast(token2token, compute_dtype)
     s = ops.cast(source2token, compute_dtype)
     v = ops.cast(value, compute_dtype)
@@ -246,7 +248,7 @@ def _attention_ratio(numerator, denominator):
     gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its products with moderate gradients
     stay finite.
     """
-    info = np.finfo(np.float64 if str(denominator.dtype) == "float64" else np.float32)
+    info = np.finfo(np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32)
     usable = denominator > ops.cast(info.tiny / info.eps, denominator.dtype)
     reciprocal = ops.stop_gradient(
         ops.where(
