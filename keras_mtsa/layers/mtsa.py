@@ -201,7 +201,11 @@ class MTSA(keras.layers.Layer):
             sublayer.build(head_shape)
         if self.use_fusion_gate:
             self._fusion_gate = Dense(
-                self.concatenated_dim, activation="sigmoid", name="fusion_gate", **self._sublayer_kwargs()
+                self.concatenated_dim,
+                activation="sigmoid",
+                use_bias=self.use_bias,
+                name="fusion_gate",
+                **self._sublayer_kwargs(),
             )
             self._fusion_gate.build((batch, length, 2 * self.concatenated_dim))
         if self.output_dim is not None:
