@@ -316,6 +316,21 @@ class MTSA(keras.layers.Layer):
         input_shape = check.sequence_input_shape("MTSA", input_shape)
         return (*input_shape[:2], self.output_dim or self.concatenated_dim)
 
+    def compute_output_spec(
+        self, inputs, mask=None, attention_mask=None, training=None, return_attention_scores=False
+    ):
+        # Keras would build the symbolic output from compute_output_shape alone, i.e. one tensor even with
+        # return_attention_scores=True.
+        output = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return output
+        batch, length = inputs.shape[0], inputs.shape[1]
+        return (
+            output,
+            keras.KerasTensor((batch, self.num_heads, length, length), dtype="float32"),
+            keras.KerasTensor((batch, self.num_heads, length, self.head_dim), dtype="float32"),
+        )
+
     def compute_mask(self, inputs, mask=None):
         return mask
 
