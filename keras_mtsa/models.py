@@ -94,7 +94,9 @@ def build_sentence_encoder(
         attended = layers.MultiHeadAttention(
             num_heads, head_dim, dropout=attention_dropout, kernel_regularizer=regularizer, name="mha"
         )(x, x)
-        x = layers.LayerNormalization(name="mha_norm")(x + attended)
+        # An `Add` layer, not `x + attended`: a plain op drops the padding mask, and the pooling would then
+        # average over padded positions.
+        x = layers.LayerNormalization(name="mha_norm")(layers.Add(name="mha_residual")([x, attended]))
     elif num_blocks == 0:
         x = MTSA(
             num_heads=num_heads,
