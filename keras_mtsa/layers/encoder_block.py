@@ -156,8 +156,12 @@ class MTSAEncoderBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="feedforward_norm"
         )
         self._feedforward_norm.build(input_shape)
-        self._attention_dropout = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
-        self._feedforward_dropout = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
+        # Distinct seeds: Dropout layers seeded alike drop the same units on every call.
+        self._attention_dropout = Dropout(self.dropout, seed=self._derived_seed(1), dtype=self.dtype_policy)
+        self._feedforward_dropout = Dropout(self.dropout, seed=self._derived_seed(2), dtype=self.dtype_policy)
+
+    def _derived_seed(self, offset):
+        return None if self.seed is None else self.seed + offset
 
     def call(self, inputs, mask=None, attention_mask=None, training=None):
         x = inputs
