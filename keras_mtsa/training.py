@@ -198,6 +198,8 @@ def _validate(args):
         value = getattr(args, name)
         if value is None or value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras
+        raise SystemExit(f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}")
     if not 0 <= args.dropout < 1:
         raise SystemExit(f"--dropout must be in [0, 1), got {args.dropout}")
     for name in ("train", "test", "dev"):
