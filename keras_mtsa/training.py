@@ -131,11 +131,21 @@ def train(args, pair=False):
         for stale in (best_weights, history_file):
             if os.path.exists(stale):
                 os.remove(stale)
+    # On a resume, the checkpoint to beat is the best dev accuracy before the crash: a fresh
+    # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
+    previous_best = None
+    if os.path.exists(best_weights):
+        scores = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
+        previous_best = max(scores, default=None)
     callbacks = [
         # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.ModelCheckpoint(
-            best_weights, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+            best_weights,
+            monitor="val_accuracy",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=previous_best,
         ),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(history_file, append=True),
