@@ -46,13 +46,43 @@ def get_strategy(name="auto", tpu_address=None):
                 '"task": {"type": "worker", "index": 0}}'
             )
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, with its own message
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _reduce_leaf_by_leaf(tf.distribute.MultiWorkerMirroredStrategy())
     strategy = _try_tpu_strategy(tpu_address)
     if strategy is None:
         raise ValueError(
             "`strategy='tpu'` but no TPU cluster could be resolved (TPUClusterResolver found none). "
             "Run on a TPU VM or pass the TPU name/address, or use --strategy auto."
         )
+    return strategy
+
+
+def _reduce_leaf_by_leaf(strategy):
+    """Makes `strategy.reduce` accept what Keras 3's `Model.fit` passes to it under multiple workers.
+
+    With `MultiWorkerMirroredStrategy`, Keras 3 (3.15 and earlier; keras-team/keras#20585) calls
+    `strategy.reduce` on a whole `(inputs, labels)` batch structure before training, which the collective
+    strategy cannot reduce ("Attempt to convert a value (PerReplica...)"), and on scalar per-replica losses
+    and metrics with `axis=0`, which fails ("Invalid reduction dimension 0 for input with 0 dimensions").
+    This reduces each leaf of a structure on its own, and scalars across replicas only (`axis=None`): the
+    mean over replicas that Keras computes for `MirroredStrategy`. Other calls behave as before.
+    """
+    import tensorflow as tf
+
+    reduce = strategy.reduce
+
+    def reduce_each(reduce_op, value, axis=None):
+        def reduce_one(one):
+            one_axis = axis
+            if axis is not None and all(
+                tf.TensorShape(getattr(local, "shape", [])).rank == 0
+                for local in strategy.experimental_local_results(one)
+            ):
+                one_axis = None
+            return reduce(reduce_op, one, axis=one_axis)
+
+        return tf.nest.map_structure(reduce_one, value)
+
+    strategy.reduce = reduce_each
     return strategy
 
 
