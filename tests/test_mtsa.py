@@ -1,0 +1,410 @@
+"""Spec tests of the MTSA layer: the math against a numpy re-implementation from the layer's own weights,
+masking, directionality, serialization, compilation, dropout, mixed precision and argument checks.
+
+Shapes are shared by most tests (BATCH x LENGTH x FEATURES, HEADS x HEAD_DIM) so that backends compiling
+per shape (JAX eagerly, TensorFlow's inner XLA core) reuse their compilations. Layers use
+jit_compile=False unless XLA is what the test is about.
+"""
+
+import keras
+import numpy as np
+import pytest
+from helpers import assert_close
+from helpers import copy_weights
+from helpers import gradients
+from helpers import numpy_mtsa
+from helpers import to_numpy
+from keras import ops
+
+from keras_mtsa import MTSA
+from keras_mtsa import Source2TokenPooling
+
+BATCH, LENGTH, FEATURES = 2, 5, 6
+HEADS, HEAD_DIM = 2, 3
+# float32 layer against the float64 numpy re-implementation, relative to the output scale.
+LAYER_TOL = 1e-5
+
+
+def make_mtsa(**kwargs):
+    """An MTSA layer with the test shapes, nonzero biases (so that they are checked too) and no inner XLA."""
+    kwargs = {
+        "num_heads": HEADS,
+        "head_dim": HEAD_DIM,
+        "bias_initializer": "random_normal",
+        "jit_compile": False,
+        **kwargs,
+    }
+    return MTSA(**kwargs)
+
+
+def random_inputs(seed=0, shape=(BATCH, LENGTH, FEATURES)):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def padding_mask(lengths, length=LENGTH):
+    return np.arange(length)[None, :] < np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(token2token_activation="exp"),
+        dict(
+            token2token_activation="exp",
+            use_fusion_gate=False,
+            output_dim=4,
+            head_masks=["none", "forward"],
+            attend_to_self=True,
+            activation="relu",
+            source2token_activation="tanh",
+        ),
+        dict(token2token_activation="sigmoid", output_dim=4),
+        dict(token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]),
+        # The same layer math through the tiled core (keras_mtsa.blockwise), blocks not dividing the length.
+        dict(token2token_activation="exp", block_size=2),
+    ],
+    ids=["exp-gate", "exp-nogate-output_dim-self", "sigmoid-gate-output_dim", "sigmoid-nogate", "exp-gate-blockwise"],
+)
+def test_layer_equals_numpy_reimplementation_from_its_weights(options):
+    layer = make_mtsa(**options)
+    x = random_inputs()
+    mask = padding_mask([LENGTH, 3])
+    output = layer(x, mask=mask)
+    assert_close(output, numpy_mtsa(layer, x, mask), LAYER_TOL)
+    assert_close(layer(x), numpy_mtsa(layer, x), LAYER_TOL)
+
+
+def test_use_bias_false_creates_no_bias_and_matches_numpy():
+    layer = make_mtsa(use_bias=False, output_dim=4)
+    x = random_inputs()
+    output = layer(x)
+    assert not [w.path for w in layer.weights if w.path.endswith("bias")]
+    assert_close(output, numpy_mtsa(layer, x), LAYER_TOL)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_directional_heads_ignore_tokens_on_the_other_side(direction):
+    # All heads forward: output i depends on tokens <= i only; all backward: on tokens >= i only.
+    layer = make_mtsa(head_masks=[direction] * HEADS, output_dim=4)
+    x = random_inputs(1)
+    output = to_numpy(layer(x))
+    for i in range(LENGTH):
+        changed = x.copy()
+        later = slice(i + 1, None) if direction == "forward" else slice(None, i)
+        if not changed[:, later].size:
+            continue
+        changed[:, later] = random_inputs(10 + i)[:, later]
+        new_output = to_numpy(layer(changed))
+        kept = slice(None, i + 1) if direction == "forward" else slice(i, None)
+        assert_close(new_output[:, kept], output[:, kept], 1e-6)
+        assert not np.allclose(new_output[:, later], output[:, later])
+
+
+def test_padding_does_not_change_real_positions_and_padded_outputs_are_zero():
+    layer = make_mtsa(output_dim=4)
+    x = random_inputs(2)
+    # Example 0 keeps its 5 tokens; example 1 has 3 real tokens followed by 2 padded positions holding
+    # large garbage features.
+    padded = x.copy()
+    padded[1, 3:] = 50.0 * random_inputs(3)[1, 3:]
+    mask = padding_mask([LENGTH, 3])
+    output = to_numpy(layer(padded, mask=mask))
+    assert_close(output[0], to_numpy(layer(x))[0], 1e-6)
+    assert_close(output[1, :3], to_numpy(layer(x[1:, :3]))[0], 1e-6)
+    assert np.all(output[1, 3:] == 0.0)
+
+
+def test_embedding_mask_equals_explicit_key_attention_mask():
+    ids = np.array([[3, 1, 4, 1, 5], [2, 7, 1, 0, 0]], "int32")
+    tokens = keras.Input((None,), dtype="int32")
+    embedding = keras.layers.Embedding(10, FEATURES, mask_zero=True)
+    layer = make_mtsa(output_dim=4)
+    model = keras.Model(tokens, layer(embedding(tokens)))
+    implicit = to_numpy(model(ids))
+
+    real = ids != 0
+    vectors = to_numpy(embedding(ids))  # a plain array: no Keras mask attached
+    attention_mask = np.broadcast_to(real[:, None, :], (BATCH, LENGTH, LENGTH))
+    explicit = to_numpy(layer(vectors, attention_mask=attention_mask))
+    assert_close(implicit[real], explicit[real], 1e-6)
+    assert np.all(implicit[~real] == 0.0)
+    assert_close(implicit, numpy_mtsa(layer, vectors, real), LAYER_TOL)
+
+
+def test_per_head_attention_mask_matches_numpy_and_3d_mask_applies_to_every_head():
+    layer = make_mtsa(head_masks=["none", "none"], attend_to_self=True)
+    x = random_inputs(4)
+    rng = np.random.default_rng(4)
+    per_head = rng.random((BATCH, HEADS, LENGTH, LENGTH)) < 0.6
+    assert_close(layer(x, attention_mask=per_head), numpy_mtsa(layer, x, attention_mask=per_head), LAYER_TOL)
+    shared = rng.random((BATCH, LENGTH, LENGTH)) < 0.6
+    repeated = np.repeat(shared[:, None], HEADS, axis=1)
+    assert_close(layer(x, attention_mask=shared), to_numpy(layer(x, attention_mask=repeated)), 1e-7)
+
+
+def test_output_mask_propagates():
+    tokens = keras.Input((None,), dtype="int32")
+    embedded = keras.layers.Embedding(10, FEATURES, mask_zero=True)(tokens)
+    layer = make_mtsa()
+    output = layer(embedded)
+    assert output._keras_mask is not None
+    assert tuple(output._keras_mask.shape) == (None, None)
+    mask_model = keras.Model(tokens, output._keras_mask)
+    ids = np.array([[3, 1, 0, 0, 0], [2, 7, 1, 4, 0]], "int32")
+    np.testing.assert_array_equal(to_numpy(mask_model(ids)), ids != 0)
+    mask = padding_mask([2, 4])
+    np.testing.assert_array_equal(to_numpy(layer.compute_mask(random_inputs(), mask)), mask)
+    assert layer.compute_mask(random_inputs(), None) is None
+
+
+def test_return_attention_scores_shapes_and_normalisation():
+    layer = make_mtsa()  # default heads: forward, backward
+    x = random_inputs(5)
+    lengths = [LENGTH, 3]
+    mask = padding_mask(lengths)
+    output, token2token, source2token = (to_numpy(a) for a in layer(x, mask=mask, return_attention_scores=True))
+    assert output.shape == (BATCH, LENGTH, HEADS * HEAD_DIM)
+    assert token2token.shape == (BATCH, HEADS, LENGTH, LENGTH)
+    assert source2token.shape == (BATCH, HEADS, LENGTH, HEAD_DIM)
+    assert_close(output, to_numpy(layer(x, mask=mask)), 1e-6)
+    # Padded keys (example 1 has 3 real tokens) get no weight.
+    assert np.all(token2token[1, :, :, 3:] == 0.0)
+    assert np.all(source2token[1, :, 3:] == 0.0)
+    # Direction: the forward head (0) sees only earlier keys, the backward head (1) only later ones.
+    assert np.all(np.triu(token2token[:, 0]) == 0.0)
+    assert np.all(np.tril(token2token[:, 1]) == 0.0)
+    # Rows with an allowed key sum to 1; the others (the first token of the forward head, the last real
+    # token and beyond of the backward head) are 0.
+    for example, length in enumerate(lengths):
+        expected = np.ones((HEADS, LENGTH))
+        expected[0, 0] = 0.0
+        expected[1, length - 1 :] = 0.0
+        assert_close(token2token[example].sum(-1), expected, 1e-6)
+    assert_close(source2token.sum(-2), np.ones((BATCH, HEADS, HEAD_DIM)), 1e-6)
+
+
+def test_symbolic_call_with_attention_scores_returns_three_tensors():
+    inputs = keras.Input((LENGTH, FEATURES))
+    output, token2token, source2token = make_mtsa(output_dim=4)(inputs, return_attention_scores=True)
+    assert tuple(output.shape) == (None, LENGTH, 4)
+    assert tuple(token2token.shape) == (None, HEADS, LENGTH, LENGTH)
+    assert tuple(source2token.shape) == (None, HEADS, LENGTH, HEAD_DIM)
+
+
+@pytest.mark.parametrize("output_dim", [None, 4])
+def test_symbolic_and_eager_calls_agree_with_compute_output_shape(output_dim):
+    layer = make_mtsa(output_dim=output_dim)
+    width = output_dim or HEADS * HEAD_DIM
+    assert layer.compute_output_shape((None, None, FEATURES)) == (None, None, width)
+    assert layer.compute_output_shape((BATCH, LENGTH, FEATURES)) == (BATCH, LENGTH, width)
+    inputs = keras.Input((None, FEATURES))
+    symbolic = layer(inputs)
+    assert tuple(symbolic.shape) == (None, None, width)
+    model = keras.Model(inputs, symbolic)
+    x = random_inputs(6)
+    eager = to_numpy(layer(x))
+    assert eager.shape == (BATCH, LENGTH, width)
+    assert_close(model(x), eager, 1e-6)
+
+
+def test_get_config_from_config_round_trip():
+    layer = MTSA(
+        num_heads=3,
+        head_dim=5,
+        head_masks=["forward", "none", "backward"],
+        attend_to_self=True,
+        token2token_activation="sigmoid",
+        activation="relu",
+        source2token_activation="tanh",
+        use_fusion_gate=False,
+        output_dim=7,
+        dropout=0.25,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        bias_constraint="non_neg",
+        seed=11,
+        jit_compile=False,
+        name="custom_mtsa",
+    )
+    config = layer.get_config()
+    restored = MTSA.from_config(config)
+    assert restored.get_config() == config
+    assert restored.head_masks == ("forward", "none", "backward")
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(revived, MTSA) and revived.get_config() == config
+
+
+def test_keras_file_round_trip_in_functional_model(tmp_path):
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(20, FEATURES, mask_zero=True)(tokens)
+    x = MTSA(
+        HEADS, HEAD_DIM, token2token_activation="sigmoid", dropout=0.1, seed=1, bias_initializer="random_normal"
+    )(x)
+    x = Source2TokenPooling(bias_initializer="random_normal")(x)
+    model = keras.Model(tokens, keras.layers.Dense(3)(x))
+    ids = np.array([[3, 1, 4, 1, 5], [2, 7, 1, 0, 0]], "int32")
+    expected = to_numpy(model(ids))
+    path = tmp_path / "mtsa.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(to_numpy(loaded(ids)), expected)
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+    assert loaded.layers[2].get_config() == model.layers[2].get_config()
+
+
+def test_training_step_with_compiled_model_is_finite_and_updates_weights():
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(20, FEATURES, mask_zero=True)(tokens)
+    layer = MTSA(HEADS, HEAD_DIM, dropout=0.1, seed=2, bias_initializer="random_normal")
+    x = Source2TokenPooling()(layer(x))
+    model = keras.Model(tokens, keras.layers.Dense(3)(x))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    ids = np.array([[3, 1, 4, 1, 5], [2, 7, 1, 0, 0]], "int32")
+    labels = np.array([0, 2])
+    before = [w.numpy().copy() for w in layer.trainable_weights]
+    loss = model.train_on_batch(ids, labels)
+    assert np.isfinite(loss)
+    for weight, old in zip(layer.trainable_weights, before):
+        assert not np.allclose(weight.numpy(), old), weight.path
+
+
+def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorflow_only):
+    compiled = MTSA(HEADS, HEAD_DIM, output_dim=4, bias_initializer="random_normal", jit_compile=True)
+    plain = MTSA(HEADS, HEAD_DIM, output_dim=4, jit_compile=False)
+    x = random_inputs(7)
+    mask = padding_mask([LENGTH, 3])
+    compiled.build(x.shape)
+    plain.build(x.shape)
+    copy_weights(compiled, plain)
+    assert_close(compiled(x, mask=mask), to_numpy(plain(x, mask=mask)), 1e-5)
+
+    cotangent = np.random.default_rng(7).normal(size=(BATCH, LENGTH, 4)).astype("float32")
+    weights = [w.numpy() for w in compiled.trainable_weights]
+
+    def loss(layer):
+        def function(x, *weights):
+            output, _ = layer.stateless_call(list(weights), [], x, mask=mask)
+            return ops.sum(output * cotangent)
+
+        return function
+
+    for got, want in zip(gradients(loss(compiled), x, *weights), gradients(loss(plain), x, *weights)):
+        assert_close(got, want, 1e-5, scale=max(1.0, np.abs(want).max()))
+
+
+def test_core_is_xla_compiled(tensorflow_only):
+    from keras_mtsa._xla import xla_compiled
+    from keras_mtsa.layers.mtsa import masked_tensorized_self_attention
+
+    core = xla_compiled(masked_tensorized_self_attention)
+    assert core is not masked_tensorized_self_attention
+    assert core._jit_compile is True
+    # The jit_compile=True layer goes through it: a shape it has not seen yet traces it once more; a
+    # jit_compile=False layer never does.
+    x = random_inputs(8, (1, 4, FEATURES))
+    count = core.experimental_get_tracing_count()
+    MTSA(HEADS, HEAD_DIM, jit_compile=False)(x)
+    assert core.experimental_get_tracing_count() == count
+    layer = MTSA(HEADS, HEAD_DIM, jit_compile=True)
+    layer(x)
+    assert core.experimental_get_tracing_count() == count + 1
+    # The traced function must be compiled by XLA, and XLA accepts it.
+    query = ops.ones((1, HEADS, 4, HEAD_DIM))
+    arguments = (query, query, query, query, None, None, None, None)
+    options = dict(head_masks=layer.head_masks, attend_to_self=False, token2token_activation="exp")
+    concrete = core.get_concrete_function(*arguments, **options)
+    assert concrete.function_def.attr["_XlaMustCompile"].b
+    assert "HloModule" in core.experimental_get_compiler_ir(*arguments, **options)(stage="hlo")
+
+
+def test_dropout_is_active_in_training_seed_reproducible_and_off_in_inference():
+    x = random_inputs(9)
+    first, second = make_mtsa(dropout=0.5, seed=3), make_mtsa(dropout=0.5, seed=3)
+    no_dropout = make_mtsa()
+    for layer in (first, second, no_dropout):
+        layer.build(x.shape)
+    copy_weights(first, second)  # weights and seed generator state
+    no_dropout.set_weights([w.numpy() for w in first.trainable_weights])
+    trained = to_numpy(first(x, training=True))
+    np.testing.assert_array_equal(to_numpy(second(x, training=True)), trained)
+    inference = to_numpy(first(x, training=False))
+    np.testing.assert_array_equal(to_numpy(first(x)), inference)
+    assert_close(inference, to_numpy(no_dropout(x)), 1e-6)
+    assert not np.allclose(trained, inference)
+    assert not np.allclose(to_numpy(first(x, training=True)), trained)  # a new draw on every call
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_is_finite_close_to_float32_with_float32_weights(policy):
+    x = random_inputs(10)
+    mask = padding_mask([LENGTH, 3])
+    reference = make_mtsa(output_dim=4)
+    reference.build(x.shape)
+    keras.config.set_dtype_policy(policy)  # (conftest restores float32 after the test)
+    layer = make_mtsa(output_dim=4)
+    layer.build(x.shape)
+    assert layer.dtype_policy.name == policy
+    copy_weights(reference, layer)
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in layer.weights)
+    output = layer(x, mask=mask)
+    compute_dtype = policy.split("_")[1]
+    assert keras.backend.standardize_dtype(output.dtype) == compute_dtype
+    output = np.asarray(to_numpy(output), np.float32)
+    assert np.all(np.isfinite(output))
+    tol = {"float16": 1e-2, "bfloat16": 5e-2}[compute_dtype]
+    assert_close(output, to_numpy(reference(x, mask=mask)), tol)
+    assert np.all(output[~mask] == 0.0)
+
+
+def _argument_id(case):
+    return ",".join(f"{key}={value!r}" for key, value in case.items()) if isinstance(case, dict) else None
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        *[(dict(num_heads=value), "num_heads") for value in (0, -1, 2.5, "2", True)],
+        *[(dict(head_dim=value), "head_dim") for value in (0, -1, 2.5, "2", True)],
+        (dict(head_masks=["forward", "upward"]), "head_masks"),
+        (dict(head_masks=["forward"]), "head_masks"),
+        (dict(num_heads=3), "num_heads"),
+        (dict(token2token_activation="softmax"), "token2token_activation"),
+        (dict(activation="no_such_activation"), "activation"),
+        (dict(source2token_activation="no_such_activation"), "source2token_activation"),
+        (dict(dropout=-0.1), "dropout"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(output_dim=0), "output_dim"),
+        (dict(attend_to_self="yes"), "attend_to_self"),
+    ],
+    ids=_argument_id,
+)
+def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        MTSA(**{"num_heads": 2, "head_dim": 4, **kwargs})
+
+
+@pytest.mark.parametrize("shape", [(BATCH, FEATURES), (BATCH, 1, LENGTH, FEATURES)], ids=["rank2", "rank4"])
+def test_inputs_of_rank_other_than_3_raise_value_error(shape):
+    with pytest.raises(ValueError, match="`inputs` of rank 3"):
+        make_mtsa()(np.zeros(shape, "float32"))
+
+
+def test_unknown_feature_dimension_raises_value_error():
+    with pytest.raises(ValueError, match="last dimension of `inputs`"):
+        make_mtsa()(keras.Input((None, None)))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(BATCH, LENGTH, LENGTH + 1), (BATCH, HEADS + 1, LENGTH, LENGTH), (BATCH, LENGTH), (BATCH, 1, 1, LENGTH, LENGTH)],
+    ids=["key_length", "heads", "rank2", "rank5"],
+)
+def test_attention_mask_of_wrong_shape_raises_value_error(shape):
+    layer = make_mtsa()
+    with pytest.raises(ValueError, match="`attention_mask`"):
+        layer(random_inputs(), attention_mask=np.ones(shape, bool))
