@@ -58,7 +58,8 @@ def blockwise_self_attention(
         head_masks: one positional mask kind per head ("forward", "backward", "none").
         attend_to_self: whether the diagonal is allowed.
         token2token_activation: "exp" or "sigmoid".
-        padding_mask: optional boolean (batch, length), True for real tokens.
+        padding_mask: optional boolean (batch, length), True for real tokens. Padded keys are never
+            attended and padded queries attend to nothing (their output is 0).
         attention_mask: optional boolean (batch, 1 or heads, length, length), ANDed in per tile.
         source2token_dropout: optional multiplicative (batch, heads, length, head_dim) mask for the
             source2token factor of the numerator (the blockwise mode's attention dropout: the token2token
@@ -164,7 +165,7 @@ class _Tiles:
         self.scale = scale
         self.block_size = block_size
         self.num_blocks = num_blocks
-        self.key_valid = key_valid  # (b, padded)
+        self.key_valid = key_valid  # (b, padded): real tokens
         self.attention_mask = attention_mask  # (b, 1 or heads, padded, padded) or None
         self.dropout = dropout  # (b, heads, padded, d) or None
 
@@ -195,10 +196,14 @@ class _Tiles:
             allowed = key >= query if self.attend_to_self else key > query
         else:
             allowed = ops.ones_like(key == query) if self.attend_to_self else key != query
-        valid = ops.slice(
-            self.key_valid, [0, key_block * self.block_size], [ops.shape(self.key_valid)[0], self.block_size]
-        )
-        mask = ops.logical_and(allowed[None, None], valid[:, None, None, :])
+        def valid(block):
+            return ops.slice(
+                self.key_valid, [0, block * self.block_size], [ops.shape(self.key_valid)[0], self.block_size]
+            )
+
+        # Padding masks keys and queries, as in the full form: a padded query attends to nothing.
+        mask = ops.logical_and(allowed[None, None], valid(key_block)[:, None, None, :])
+        mask = ops.logical_and(mask, valid(query_block)[:, None, :, None])
         if self.attention_mask is not None:
             shape = ops.shape(self.attention_mask)
             tile = ops.slice(

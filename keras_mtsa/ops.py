@@ -19,10 +19,6 @@ from keras import ops
 
 MASK_KINDS = ("forward", "backward", "none")
 
-# Lengths of float32 exponent range: a combined spread of token2token and source2token logits
-# beyond this (within one query row) can underflow the full form's denominator.
-FLOAT32_EXP_RANGE = 87.0
-
 
 def positional_mask(length, head_masks, attend_to_self=False):
     """Builds the per-head positional masks of MTSA.

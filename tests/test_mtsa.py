@@ -174,11 +174,12 @@ def test_return_attention_scores_shapes_and_normalisation():
     assert np.all(np.triu(token2token[:, 0]) == 0.0)
     assert np.all(np.tril(token2token[:, 1]) == 0.0)
     # Rows with an allowed key sum to 1; the others (the first token of the forward head, the last real
-    # token and beyond of the backward head) are 0.
+    # token of the backward head, and every padded query) are 0.
     for example, length in enumerate(lengths):
         expected = np.ones((HEADS, LENGTH))
         expected[0, 0] = 0.0
         expected[1, length - 1 :] = 0.0
+        expected[:, length:] = 0.0
         assert_close(token2token[example].sum(-1), expected, 1e-6)
     assert_close(source2token.sum(-2), np.ones((BATCH, HEADS, HEAD_DIM)), 1e-6)
 

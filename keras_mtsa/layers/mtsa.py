@@ -370,11 +370,17 @@ def token2token_logits(query, key, token2token_activation):
 
 
 def combined_attention_mask(length, head_masks, attend_to_self, padding_mask, attention_mask):
-    """Positional masks AND key padding AND the caller's mask, broadcastable to (b, h, q, k)."""
+    """Positional masks AND padding AND the caller's mask, broadcastable to (b, h, q, k).
+
+    Padding masks keys and queries both: a padded query attends to nothing (its output is zeroed anyway),
+    so keys that only padded queries could see do not enter the source2token maxima, and the attention
+    scores of padded rows are 0.
+    """
     mask = ops.expand_dims(mtsa_ops.positional_mask(length, head_masks, attend_to_self), 0)
     if padding_mask is not None:
-        key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
-        mask = ops.logical_and(mask, key_mask)
+        padding_mask = ops.cast(padding_mask, "bool")
+        mask = ops.logical_and(mask, padding_mask[:, None, None, :])
+        mask = ops.logical_and(mask, padding_mask[:, None, :, None])
     if attention_mask is not None:
         mask = ops.logical_and(mask, attention_mask)
     return mask
