@@ -41,6 +41,32 @@ class PositionEmbedding(layers.Layer):
         return {**super().get_config(), "max_length": self.max_length}
 
 
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class TokenDropout(layers.Layer):
+    """During training, replaces each real token id by `unknown_id` with probability `rate`.
+
+    Word-level dropout: with embeddings learned from scratch on a few thousand sentences, it keeps the
+    model from memorizing rare content words (padding, id 0, is left alone).
+    """
+
+    def __init__(self, rate, unknown_id=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check.rate("rate", rate)
+        self.unknown_id = unknown_id
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, token_ids, training=None):
+        if not training or self.rate == 0:
+            return token_ids
+        drop = keras.random.uniform(ops.shape(token_ids), seed=self.seed_generator) < self.rate
+        drop = ops.logical_and(drop, token_ids > 0)
+        return ops.where(drop, ops.cast(self.unknown_id, token_ids.dtype), token_ids)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}
+
+
 def build_sentence_encoder(
     *,
     vocabulary_size,
@@ -53,6 +79,7 @@ def build_sentence_encoder(
     activation="relu",
     dropout=0.5,
     attention_dropout=0.0,
+    token_dropout=0.0,
     l2=0.0,
     name="sentence_encoder",
 ):
@@ -69,6 +96,7 @@ def build_sentence_encoder(
         activation: activation of the MTSA value projection and pooling MLP.
         dropout: dropout on the embeddings (and inside stacked blocks).
         attention_dropout: MTSA / MHA attention dropout.
+        token_dropout: probability of replacing a token by the unknown token while training.
         l2: L2 weight decay on the encoder's kernels (the authors used 5e-5 on TREC).
         name: the sub-model's name.
     """
@@ -87,7 +115,8 @@ def build_sentence_encoder(
     head_dim = embedding_dim // num_heads
 
     token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
-    x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids
+    x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(x)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
     if encoder == "mha":
         x = PositionEmbedding(max_length, name="position_embedding")(x)

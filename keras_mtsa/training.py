@@ -45,7 +45,9 @@ def build_argument_parser(pair=False):
     parser.add_argument("--batch-size", type=int, default=32, help="global batch size")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per sentence after padding")
     parser.add_argument("--vocabulary-size", type=int, default=30000)
-    parser.add_argument("--min-count", type=int, default=1)
+    parser.add_argument(
+        "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
+    )
     parser.add_argument("--embedding-dim", type=int, default=300)
     parser.add_argument("--num-heads", type=int, default=2)
     parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
@@ -53,6 +55,7 @@ def build_argument_parser(pair=False):
     parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
     parser.add_argument("--activation", default="relu" if not pair else "elu")
     parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--token-dropout", type=float, default=0.0, help="word dropout (ids -> [UNK])")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--l2", type=float, default=0.0)
     parser.add_argument("--patience", type=int, default=4, help="early stopping on dev accuracy")
@@ -116,6 +119,7 @@ def train(args, pair=False):
             token2token_activation=args.token2token,
             activation=args.activation,
             dropout=args.dropout,
+            token_dropout=args.token_dropout,
             l2=args.l2,
         )
         model.compile(
@@ -163,6 +167,11 @@ def train(args, pair=False):
     train_seconds = time.time() - started
     if os.path.exists(best_weights):
         model.load_weights(best_weights)  # the epoch with the best dev accuracy
+
+    # The selected model and its preprocessing settings, e.g. for examples/plot_attention.py.
+    model.save(os.path.join(args.output_dir, "model.keras"))
+    with open(os.path.join(args.output_dir, "preprocessor.json"), "w") as file:
+        json.dump(preprocessor.config(), file, indent=2)
 
     dev_loss, dev_accuracy = model.evaluate(dev_ds, verbose=0)
     test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
