@@ -1,0 +1,160 @@
+"""The example models of `keras_mtsa.models`: what goes in and out, masking, training and `.keras` files.
+
+Every model is tiny (embedding_dim 16, max_length 12) and is built and trained once per module.
+"""
+
+import numpy as np
+import pytest
+
+import keras
+
+from keras_mtsa import models
+
+VOCABULARY_SIZE = 40
+MAX_LENGTH = 12
+NUM_CLASSES = 3
+SIZES = dict(vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16, hidden_units=8)
+
+SENTENCE_CONFIGS = {
+    "mtsa": dict(encoder="mtsa", num_heads=2, num_blocks=0),
+    "mtsa_blocks": dict(encoder="mtsa", num_heads=2, num_blocks=2),
+    "mha": dict(encoder="mha", num_heads=2),
+}
+
+
+def _token_ids(rng, batch, min_length=2):
+    """Padded id rows: real tokens (ids >= 1, some [UNK]) then zeros; lengths vary, one row is full."""
+    lengths = rng.integers(min_length, MAX_LENGTH + 1, size=batch)
+    lengths[0] = MAX_LENGTH
+    ids = np.zeros((batch, MAX_LENGTH), dtype="int32")
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, VOCABULARY_SIZE, size=length)
+    return ids
+
+
+def _train(model, inputs, labels, steps=6):
+    """A few steps on one fixed batch; returns the loss before and after."""
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    before = float(model.evaluate(inputs, labels, verbose=0, batch_size=len(labels)))
+    model.fit(inputs, labels, epochs=steps, batch_size=len(labels), verbose=0)
+    after = float(model.evaluate(inputs, labels, verbose=0, batch_size=len(labels)))
+    return before, after
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    ids = _token_ids(rng, 8)
+    pair = {"premise": ids, "hypothesis": _token_ids(rng, 8)}
+    labels = rng.integers(0, NUM_CLASSES, size=8).astype("int32")
+    return ids, pair, labels
+
+
+@pytest.fixture(scope="module")
+def trained(batch):
+    """Each model, built with dropout 0 and trained a few steps: {name: (model, inputs, losses)}."""
+    ids, pair, labels = batch
+    keras.utils.set_random_seed(1)
+    result = {}
+    for name, config in SENTENCE_CONFIGS.items():
+        model = models.build_sentence_classifier(NUM_CLASSES, dropout=0.0, **SIZES, **config)
+        result[name] = (model, ids, _train(model, ids, labels))
+    model = models.build_pair_classifier(NUM_CLASSES, dropout=0.0, **SIZES)
+    result["pair"] = (model, pair, _train(model, pair, labels))
+    return result
+
+
+MODEL_NAMES = [*SENTENCE_CONFIGS, "pair"]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_inputs_and_outputs(trained, name):
+    model, inputs, _ = trained[name]
+    if name == "pair":
+        assert sorted(model.input) == ["hypothesis", "premise"]
+        for tensor in model.input.values():
+            assert tuple(tensor.shape) == (None, MAX_LENGTH) and tensor.dtype == "int32"
+    else:
+        assert tuple(model.input.shape) == (None, MAX_LENGTH) and model.input.dtype == "int32"
+    assert model.output_shape == (None, NUM_CLASSES)
+
+    probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.shape == (8, NUM_CLASSES)
+    assert probabilities.dtype == np.float32
+    assert np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_few_training_steps_reduce_the_loss(trained, name):
+    _, _, (before, after) = trained[name]
+    assert np.isfinite(before) and np.isfinite(after)
+    assert after < before, f"{name}: loss {before:.4f} -> {after:.4f} after 6 steps on one batch"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_padding_is_masked(trained, name):
+    """Whatever the padding id's embedding row holds, predictions do not change: every layer after the
+    embedding honours the padding mask (for the MHA baseline too: position embedding, attention, norm)."""
+    model, inputs, _ = trained[name]
+    assert np.any(_flat_ids(inputs) == 0), "the batch must contain padding"
+    embedding = model.get_layer("sentence_encoder").get_layer("embedding")
+    table = embedding.embeddings.numpy()
+    expected = model.predict(inputs, verbose=0)
+    try:
+        garbage = table.copy()
+        garbage[0] = np.random.default_rng(1).normal(scale=50.0, size=table.shape[1])
+        embedding.embeddings.assign(garbage)
+        np.testing.assert_allclose(model.predict(inputs, verbose=0), expected, atol=1e-5)
+    finally:
+        embedding.embeddings.assign(table)
+
+
+def _flat_ids(inputs):
+    return np.concatenate([inputs["premise"], inputs["hypothesis"]]) if isinstance(inputs, dict) else inputs
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_keras_file_round_trip(trained, name, tmp_path):
+    model, inputs, _ = trained[name]
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    expected = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, atol=1e-6)
+    # The restored model is complete: it has the same weights under the same names.
+    assert [w.path for w in restored.weights] == [w.path for w in model.weights]
+
+
+def test_probabilities_stay_float32_under_mixed_precision(batch):
+    ids, _, _ = batch
+    keras.config.set_dtype_policy("mixed_bfloat16")  # reset by conftest's autouse fixture
+    model = models.build_sentence_classifier(NUM_CLASSES, dropout=0.0, **SIZES)
+    assert model.get_layer("sentence_encoder").get_layer("mtsa").compute_dtype == "bfloat16"
+    probabilities = model.predict(ids, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(encoder="lstm"), "encoder"),
+        (dict(embedding_dim=30, num_heads=4), "divisible by `num_heads`"),
+        (dict(num_heads=0), "num_heads"),
+        (dict(num_blocks=-1), "num_blocks"),
+        (dict(max_length=0), "max_length"),
+        (dict(vocabulary_size=0), "vocabulary_size"),
+    ],
+)
+@pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])
+def test_bad_encoder_arguments(build, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build(NUM_CLASSES, **{**SIZES, **kwargs})
+
+
+@pytest.mark.parametrize("num_classes", [1, 0, -2, 2.5, True])
+@pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])
+def test_bad_num_classes(build, num_classes):
+    with pytest.raises(ValueError, match="num_classes"):
+        build(num_classes, **SIZES)

@@ -1,0 +1,463 @@
+"""The training job (`keras_mtsa.training`, `examples/train_*.py`): end to end on small slices, under
+`tf.distribute` (two logical CPUs in-process, two worker processes on 127.0.0.1), resuming after a kill,
+and its errors for bad command lines.
+
+Real-data slices come from `<repo>/../shared/data` (skipped when absent); the other tests use the small
+synthetic corpus of `examples/demo_corpus.py`. Models are tiny: embedding_dim 16-32, max_length 16-24.
+"""
+
+import csv
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import keras
+
+from conftest import SHARED_DATA
+from keras_mtsa import _xla
+from keras_mtsa import models
+from keras_mtsa.data import TextPreprocessor
+from keras_mtsa.data import make_classification_dataset
+from keras_mtsa.data import read_labeled_lines
+from keras_mtsa.training import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_CLASSIFIER = os.path.join(REPO, "examples", "train_classifier.py")
+TREC_TRAIN = os.path.join(SHARED_DATA, "trec", "train_5500.label")
+SICK_TRAIN = os.path.join(SHARED_DATA, "sick", "SICK_train.txt")
+SICK_TRIAL = os.path.join(SHARED_DATA, "sick", "SICK_trial.txt")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SMALL = ["--embedding-dim", "32", "--max-length", "24", "--batch-size", "32", "--verbose", "0"]
+TINY = ["--embedding-dim", "16", "--max-length", "16", "--batch-size", "32"]
+
+
+def _write_lines(path, lines):
+    with open(path, "wb") as file:
+        file.writelines(lines)
+    return str(path)
+
+
+def _trec_slice(directory, train_lines=320, test_lines=64):
+    """The first `train_lines` of TREC's training file, and `test_lines` later ones (labels seen in train).
+
+    320 lines: 288 to train and 32 carved for dev, whole batches of 32 (each new batch shape is one more
+    XLA compilation of the MTSA core).
+    """
+    if not os.path.isfile(TREC_TRAIN):
+        pytest.skip(f"TREC data not found at {TREC_TRAIN}")
+    with open(TREC_TRAIN, "rb") as file:  # latin-1 text: copied as bytes
+        lines = file.readlines()
+    train = lines[:train_lines]
+    labels = {line.split(b":")[0] for line in train}
+    test = [line for line in lines[train_lines:] if line.split(b":")[0] in labels][:test_lines]
+    return _write_lines(directory / "train.label", train), _write_lines(directory / "test.label", test)
+
+
+def _sick_slice(directory, train_pairs=320, test_pairs=64):
+    if not (os.path.isfile(SICK_TRAIN) and os.path.isfile(SICK_TRIAL)):
+        pytest.skip(f"SICK data not found under {os.path.dirname(SICK_TRAIN)}")
+    slices = []
+    for source, count, name in ((SICK_TRAIN, train_pairs, "train.txt"), (SICK_TRIAL, test_pairs, "test.txt")):
+        with open(source, "rb") as file:
+            lines = file.readlines()
+        slices.append(_write_lines(directory / name, lines[: count + 1]))  # with the header
+    return slices
+
+
+def _demo_corpus(directory, sizes=(240, 64, 64), seed=3):
+    """Synthetic `label text` files (examples/demo_corpus.py): train, dev, test paths."""
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        from demo_corpus import write_corpus
+    finally:
+        sys.path.pop(0)
+    return write_corpus(str(directory), sizes=sizes, seed=seed)
+
+
+def _read_history(output_dir):
+    with open(os.path.join(output_dir, "history.csv"), newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _read_metrics(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as file:
+        return json.load(file)
+
+
+def _assert_run_outputs(output_dir, epochs):
+    metrics = _read_metrics(output_dir)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert 0.0 <= metrics["dev_accuracy"] <= 1.0
+    assert metrics["epochs_run"] == epochs
+    assert 1 <= metrics["best_epoch"] <= epochs
+    assert metrics["settings"]["epochs"] == epochs
+    assert metrics["settings"]["output_dir"] == str(output_dir)
+    with open(os.path.join(output_dir, "learning_curves.png"), "rb") as file:
+        assert file.read(8) == PNG_SIGNATURE
+    events = glob.glob(os.path.join(output_dir, "logs", "**", "events.out.tfevents.*"), recursive=True)
+    assert {os.path.basename(os.path.dirname(path)) for path in events} >= {"train", "validation"}
+    assert os.path.getsize(os.path.join(output_dir, "best.weights.h5")) > 0
+    assert [int(row["epoch"]) for row in _read_history(output_dir)] == list(range(epochs))
+    assert not os.path.exists(os.path.join(output_dir, "backup")), "a finished run leaves no backup"
+    return metrics
+
+
+# 1. Smoke runs of the command-line job.
+
+
+def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
+    train, test = _trec_slice(tmp_path)
+    output_dir = tmp_path / "run"
+    argv = ["--train", train, "--test", test, "--format", "trec", "--output-dir", str(output_dir)]
+    assert main(argv + ["--epochs", "2", *SMALL]) == 0
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"test_accuracy", "dev_accuracy", "best_epoch"}
+    metrics = _assert_run_outputs(output_dir, epochs=2)
+    assert metrics["label_names"] == sorted(metrics["label_names"])
+    assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}  # dev carved from train
+    assert metrics["strategy"] == "_DefaultDistributionStrategy" and metrics["replicas"] == 1
+    assert metrics["settings"]["format"] == "trec"
+
+
+def test_pair_classifier_job_on_a_sick_slice(tmp_path):
+    train, test = _sick_slice(tmp_path)
+    output_dir = tmp_path / "run"
+    argv = ["--train", train, "--test", test, "--format", "sick", "--output-dir", str(output_dir)]
+    assert main(argv + ["--epochs", "1", *SMALL], pair=True) == 0
+
+    metrics = _assert_run_outputs(output_dir, epochs=1)
+    assert metrics["label_names"] == ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
+    assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}
+    assert metrics["settings"]["format"] == "sick"
+
+
+# 2. MirroredStrategy over the two logical CPUs of conftest.py.
+
+
+def _train_under(strategy, data, preprocessor, steps=3):
+    keras.utils.set_random_seed(7)
+    # In order and whole batches: the same examples in each step under both strategies.
+    dataset = make_classification_dataset(data, preprocessor, batch_size=32, drop_remainder=True).take(steps)
+    with strategy.scope():
+        model = models.build_sentence_classifier(
+            len(data.label_names),
+            vocabulary_size=preprocessor.vocabulary_size,
+            max_length=preprocessor.max_length,
+            embedding_dim=16,
+            hidden_units=16,
+            dropout=0.0,
+        )
+        # SGD, not Adam: Adam's first steps move every weight by about +-learning_rate whatever the size
+        # of its gradient, so round-off in gradients that are nearly zero would decide the comparison.
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    initial = model.get_weights()
+    model.fit(dataset, epochs=1, verbose=0)
+    return model, initial
+
+
+def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    train, _, _ = _demo_corpus(tmp_path, sizes=(96, 1, 1))
+    data = read_labeled_lines(train)
+    preprocessor = TextPreprocessor.from_texts(data.texts, str(tmp_path / "vocabulary.txt"), 16)
+
+    # Records each request for the XLA-compiled core: in which replica context and what it returned.
+    requests = []
+    compiled = _xla._compiled
+
+    def spy(function):
+        context = tf.distribute.get_replica_context()
+        result = compiled(function)
+        requests.append((tf.distribute.get_strategy(), context is not None, result))
+        return result
+
+    monkeypatch.setattr(_xla, "_compiled", spy)
+
+    single, single_initial = _train_under(tf.distribute.get_strategy(), data, preprocessor)
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    requests.clear()
+    mirrored, mirrored_initial = _train_under(mirrored_strategy, data, preprocessor)
+
+    for before, after in zip(single_initial, mirrored_initial):
+        np.testing.assert_array_equal(before, after)  # same seed, same initial weights
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(single_initial, single.get_weights()))
+    assert moved > 1e-2, "training must have changed the weights for the comparison to mean anything"
+    for a, b, variable in zip(single.get_weights(), mirrored.get_weights(), single.weights):
+        np.testing.assert_allclose(b, a, atol=1e-5, err_msg=variable.path)
+
+    # The MTSA core was requested inside the replica function of the mirrored strategy and what ran is
+    # the jit-compiled tf.function, whose concrete functions carry XLA's must-compile attribute.
+    mtsa = mirrored.get_layer("sentence_encoder").get_layer("mtsa")
+    assert mtsa.jit_compile is True
+    mirrored_requests = [r for r in requests if r[0] is mirrored_strategy and r[1]]
+    assert mirrored_requests, "the MTSA core was never traced under the MirroredStrategy"
+    function = mirrored_requests[0][2]
+    assert isinstance(function, tf.types.experimental.PolymorphicFunction)
+    assert function._jit_compile is True
+    concrete = function._list_all_concrete_functions()
+    assert concrete and all(f.function_def.attr["_XlaMustCompile"].b for f in concrete)
+    per_replica_batch = {f.structured_input_signature[0][0].shape[0] for f in concrete}
+    assert 16 in per_replica_batch, f"no trace for the per-replica batch of 16: {per_replica_batch}"
+
+
+# 3. MultiWorkerMirroredStrategy: two worker processes on the loopback address.
+
+
+def _free_ports(count):
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _environment(**extra):
+    environment = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "PYTHONPATH")}
+    environment.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
+    return environment
+
+
+def _kill(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)  # the worker and anything it started
+    process.wait()
+
+
+def _load_h5(path):
+    import h5py
+
+    arrays = {}
+
+    def collect(name, item):  # returns None, or visititems would stop
+        if isinstance(item, h5py.Dataset):
+            arrays[name] = item[()]
+
+    with h5py.File(path, "r") as file:
+        file.visititems(collect)
+    return arrays
+
+
+def test_multi_worker_strategy_with_two_local_workers(tmp_path):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(128, 32, 32))
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes, logs = [], []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        command = [
+            sys.executable, TRAIN_CLASSIFIER, "--train", train, "--dev", dev, "--test", test,
+            "--format", "labeled-lines", "--output-dir", str(tmp_path / f"worker{index}"),
+            "--strategy", "multi-worker", "--epochs", "1", "--dropout", "0", "--verbose", "2", *TINY,
+        ]  # fmt: skip
+        log = open(tmp_path / f"worker{index}.log", "w+")
+        logs.append(log)
+        processes.append(
+            subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+                env=_environment(TF_CONFIG=tf_config),
+            )  # fmt: skip
+        )
+    deadline = time.monotonic() + 400
+    try:
+        for process in processes:
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for process in processes:
+            _kill(process)
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read()[-3000:])
+        log.close()
+    for index, process in enumerate(processes):
+        assert process.returncode == 0, f"worker {index} exited {process.returncode}:\n{outputs[index]}"
+
+    metrics = [_read_metrics(tmp_path / f"worker{index}") for index in range(2)]
+    for worker in metrics:
+        # tf.distribute.MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy.
+        assert worker["strategy"] == "CollectiveAllReduceStrategy" and worker["replicas"] == 2
+        assert worker["epochs_run"] == 1
+    assert metrics[0]["dev_accuracy"] == metrics[1]["dev_accuracy"]
+    weights = [_load_h5(tmp_path / f"worker{index}" / "best.weights.h5") for index in range(2)]
+    assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 10
+    for name in weights[0]:
+        np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-6, err_msg=name)
+
+
+# 4. No lost work: a killed run resumes from its backup.
+
+
+def _resume_command(train, dev, test, output_dir, epochs):
+    return [
+        sys.executable, TRAIN_CLASSIFIER, "--train", train, "--dev", dev, "--test", test,
+        "--format", "labeled-lines", "--output-dir", output_dir, "--epochs", str(epochs),
+        "--steps-per-epoch", "3", "--patience", str(epochs), "--verbose", "2", *TINY,
+    ]  # fmt: skip
+
+
+def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(400, 64, 64))
+    output_dir = str(tmp_path / "run")
+    epochs = 4
+    command = _resume_command(train, dev, test, output_dir, epochs)
+    backup = os.path.join(output_dir, "backup")
+    history = os.path.join(output_dir, "history.csv")
+
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
+        env=_environment(),
+    )  # fmt: skip
+    done = 0
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if os.path.isdir(backup) and os.path.exists(history):
+                done = len(_read_history(output_dir))
+                if 1 <= done < epochs - 1:
+                    break  # at least one epoch finished, backed up and logged; the next one is running
+            time.sleep(0.05)
+    finally:
+        _kill(process)  # SIGKILL: no callback or cleanup runs
+    assert 1 <= done < epochs - 1, f"no backup while the run was in progress (exit {process.returncode})"
+    assert not os.path.exists(os.path.join(output_dir, "metrics.json"))
+    backed_up = json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"]
+    assert backed_up >= done
+
+    rerun = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=_environment()
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    epoch_lines = [line for line in rerun.stdout.splitlines() if line.startswith("Epoch ")]  # "Epoch 3/4"
+    started = [int(line.split()[1].split("/")[0]) for line in epoch_lines]
+    assert started and started[0] == backed_up + 1, f"the rerun trained epochs {started}; backup at {backed_up}"
+    assert started == list(range(backed_up + 1, epochs + 1))
+
+    metrics = _read_metrics(output_dir)
+    assert metrics["epochs_run"] == epochs
+    rows = _read_history(output_dir)
+    assert sorted({int(row["epoch"]) for row in rows}) == list(range(epochs))
+    # The reported model is the best one of the whole run, across the kill.
+    best = max(float(row["val_accuracy"]) for row in rows)
+    assert metrics["dev_accuracy"] == pytest.approx(best, abs=1e-6)
+    assert not os.path.exists(backup)
+
+
+class _SimulatedCrash(Exception):
+    pass
+
+
+def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monkeypatch):
+    """After a resume, `best.weights.h5` is replaced only by an epoch better than every earlier one."""
+    train, dev, test = _demo_corpus(tmp_path, sizes=(160, 64, 32))
+    output_dir = tmp_path / "run"
+    argv = [
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
+        "--output-dir", str(output_dir), "--epochs", "4", "--steps-per-epoch", "2", "--patience", "9",
+        "--learning-rate", "0.01", "--verbose", "0", *TINY,
+    ]  # fmt: skip
+    best_weights = output_dir / "best.weights.h5"
+    tensorboard = keras.callbacks.TensorBoard
+
+    class CrashBeforeThirdEpoch(tensorboard):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise _SimulatedCrash
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeThirdEpoch)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+    assert len(_read_history(output_dir)) == 2 and (output_dir / "backup").is_dir()
+    saved = best_weights.stat().st_mtime_ns
+
+    class FrozenAfterResume(tensorboard):
+        """The resumed epochs learn nothing, so none of them beats the best epoch before the crash."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(0.0)
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", FrozenAfterResume)
+    assert main(argv) == 0
+    rows = _read_history(output_dir)
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert best_weights.stat().st_mtime_ns == saved, "a resumed epoch that is no better replaced the best"
+    metrics = _read_metrics(output_dir)
+    assert metrics["best_epoch"] in (1, 2)
+    assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
+
+
+# 5. Errors for a missing TPU and bad command lines.
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(40, 8, 8))
+    return ["--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
+            "--output-dir", str(tmp_path / "run")]  # fmt: skip
+
+
+def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
+    with pytest.raises(ValueError, match=r"strategy='tpu'.*no TPU"):
+        main(corpus + ["--strategy", "tpu", "--epochs", "1"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--batch-size", "-4"], "--batch-size must be a positive integer"),
+        (["--steps-per-epoch", "0"], "--steps-per-epoch must be a positive integer"),
+        (["--steps-per-epoch", "-1"], "--steps-per-epoch must be a positive integer"),
+        (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
+        (["--test", "/nonexistent/test.txt"], "--test: no such file"),
+        (["--class-names", "one,two,three"], "--class-names gives 3 names but the data has 2 labels"),
+    ],
+)
+def test_bad_values_exit_with_a_message(corpus, extra, message):
+    with pytest.raises(SystemExit) as error:
+        main(corpus + extra)
+    assert message in str(error.value)
+
+
+def test_missing_train_file_exits_with_a_message(corpus, tmp_path):
+    argv = list(corpus)
+    argv[argv.index("--train") + 1] = str(tmp_path / "missing.txt")
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    assert "--train: no such file" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "drop, extra, message",
+    [
+        ("--train", [], "the following arguments are required: --train"),
+        (None, ["--strategy", "gpu"], "argument --strategy: invalid choice: 'gpu'"),
+        (None, ["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    ],
+)
+def test_bad_command_lines_exit_with_usage(corpus, capsys, drop, extra, message):
+    argv = list(corpus)
+    if drop:
+        index = argv.index(drop)
+        del argv[index : index + 2]
+    with pytest.raises(SystemExit) as error:
+        main(argv + extra)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
