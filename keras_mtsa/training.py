@@ -161,6 +161,7 @@ def train(args, pair=False):
         validation_data=dev_ds,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
+        shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it cannot)
         callbacks=callbacks,
         verbose=args.verbose,
     )
@@ -213,14 +214,20 @@ def train(args, pair=False):
 
 
 def _validate(args):
-    for name in ("epochs", "batch_size", "max_length", "vocabulary_size", "embedding_dim", "num_heads"):
+    names = ("epochs", "batch_size", "max_length", "vocabulary_size", "min_count", "embedding_dim", "num_heads")
+    for name in names:
         value = getattr(args, name)
         if value is None or value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras
         raise SystemExit(f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}")
-    if not 0 <= args.dropout < 1:
-        raise SystemExit(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.embedding_dim % args.num_heads:
+        raise SystemExit(
+            f"--embedding-dim ({args.embedding_dim}) must be divisible by --num-heads ({args.num_heads})"
+        )
+    for name in ("dropout", "token_dropout"):
+        if not 0 <= getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     for name in ("train", "test", "dev"):
         path = getattr(args, name)
         if path and not os.path.isfile(path):

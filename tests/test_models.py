@@ -158,3 +158,17 @@ def test_bad_encoder_arguments(build, kwargs, message):
 def test_bad_num_classes(build, num_classes):
     with pytest.raises(ValueError, match="num_classes"):
         build(num_classes, **SIZES)
+
+
+def test_token_dropout_replaces_real_tokens_by_unknown_only_while_training():
+    ids = np.tile(np.array([[5, 6, 7, 8, 9, 0, 0, 0]], dtype="int32"), (500, 1))
+    layer = models.TokenDropout(0.3, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    dropped = np.asarray(layer(ids, training=True))
+    np.testing.assert_array_equal(dropped[:, 5:], 0)  # padding stays padding
+    replaced = dropped[:, :5] != ids[:, :5]
+    assert np.all(dropped[:, :5][replaced] == 1)  # only ever the unknown id
+    assert 0.25 < replaced.mean() < 0.35
+    assert models.TokenDropout.from_config(layer.get_config()).rate == 0.3
+    with pytest.raises(ValueError, match="rate"):
+        models.TokenDropout(1.5)
