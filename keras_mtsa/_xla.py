@@ -26,11 +26,26 @@ def xla_compiled(function):
 
     The wrapped function must take tensors and hashable Python values only (Python values become part of
     the trace key) and must not capture variables, so it can be shared by every layer instance and never
-    ends up tracked (or saved) as a layer attribute. Inside `xla_disabled()` the function is returned as is.
+    ends up tracked (or saved) as a layer attribute. Inside `xla_disabled()` the function is returned as is,
+    and so it is when the caller is already being compiled by XLA (`model.compile(jit_compile=True)`):
+    a nested must-compile function there is compiled again for every batch, with the outer step's values
+    as constants.
     """
     if keras.backend.backend() != "tensorflow" or getattr(_state, "disabled", False):
         return function
+    if _inside_xla():
+        return function
     return _compiled(function)
+
+
+def _inside_xla():
+    """Whether the graph being traced is itself compiled by XLA (TF has no public API for this)."""
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # a TF without these internals: compiling twice is slow, not wrong
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 @contextlib.contextmanager

@@ -123,16 +123,17 @@ def tensorized_attention(
     s = ops.cast(source2token, compute_dtype)
     v = ops.cast(value, compute_dtype)
 
-    if mask is None:
-        mask = ops.ones_like(t, dtype="bool")
-    else:
-        mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(t))
+    # The mask stays in its broadcastable shape: reducing a broadcast constant (a positional mask) sends
+    # XLA's constant folding into minutes of compile time at lengths of a few hundred.
+    mask = ops.ones((1, 1, 1, 1), dtype="bool") if mask is None else ops.cast(mask, "bool")
 
     # Maxima cancel between numerator and denominator, so they need no gradient.
     row_max = _masked_max(t, mask, axis=-1)  # (b, h, q, 1)
     t_factor = _masked_exp(t - row_max, mask)  # (b, h, q, k), 0 where not allowed
 
-    usable_key = ops.expand_dims(ops.any(mask, axis=-2), -1)  # (b, h, k, 1)
+    # Keys some query may attend to, read off the data rather than the mask (see above). A key whose
+    # factor underflowed for every query adds nothing anyway.
+    usable_key = ops.expand_dims(ops.max(ops.stop_gradient(t_factor), axis=-2) > 0, -1)  # (b, h, k, 1)
     col_max = _masked_max(s, usable_key, axis=-2)  # (b, h, 1, d)
     s_factor = _masked_exp(s - col_max, usable_key)  # (b, h, k, d)
 
@@ -224,8 +225,8 @@ def _masked_max(x, mask, axis):
     """Max of `x` over allowed entries along `axis` (kept), 0 where nothing is allowed; no gradient."""
     lowest = ops.cast(np.finfo(np.float32).min, x.dtype)
     maximum = ops.max(ops.where(mask, x, lowest), axis=axis, keepdims=True)
-    any_allowed = ops.any(mask, axis=axis, keepdims=True)
-    return ops.stop_gradient(ops.where(any_allowed, maximum, ops.zeros_like(maximum)))
+    # "Nothing allowed" is read off the result, not by reducing the mask (a constant XLA would fold).
+    return ops.stop_gradient(ops.where(maximum > lowest, maximum, ops.zeros_like(maximum)))
 
 
 def _masked_exp(x, mask):
