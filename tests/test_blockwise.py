@@ -157,3 +157,20 @@ def test_layer_with_block_size_equals_the_full_layer_and_serializes():
     assert MTSA.from_config(config).block_size == 4
     with pytest.raises(ValueError, match="block_size"):
         MTSA(num_heads=2, head_dim=8, block_size=-1)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_layer_with_block_size_under_mixed_precision_is_close_to_float32(policy):
+    x = np.random.default_rng(10).normal(size=(2, 9, 16)).astype("float32")
+    reference = MTSA(num_heads=2, head_dim=8, block_size=4)
+    reference.build(x.shape)
+    keras.config.set_dtype_policy(policy)
+    mixed = MTSA(num_heads=2, head_dim=8, block_size=4)
+    mixed.build(x.shape)
+    mixed.set_weights(reference.get_weights())
+    output = mixed(x)
+    assert keras.backend.standardize_dtype(output.dtype) == policy.split("_")[1]
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in mixed.weights)
+    output = np.asarray(keras.ops.cast(output, "float32"))
+    assert np.all(np.isfinite(output))
+    np.testing.assert_allclose(output, np.asarray(reference(x)), atol=0.05)
