@@ -27,6 +27,9 @@ import math
 from keras import ops
 
 from keras_mtsa.layers import _validation as check
+from keras_mtsa.ops import _masked_exp
+from keras_mtsa.ops import _masked_max
+from keras_mtsa.ops import allowed_keys
 
 # A finite "minus infinity": offsets start here, so exp(LOW - LOW) = 1 and never NaN.
 _LOW = -1e30
@@ -143,15 +146,6 @@ def _set_block(buffer, index, update):
     return ops.slice_update(buffer, start, ops.expand_dims(update, 0))
 
 
-def _masked_max(x, mask, axis):
-    maximum = ops.max(ops.where(mask, x, _LOW), axis=axis, keepdims=True)
-    return ops.where(ops.any(mask, axis=axis, keepdims=True), maximum, ops.zeros_like(maximum))
-
-
-def _masked_exp(x, mask):
-    return ops.where(mask, ops.exp(ops.where(mask, x, ops.zeros_like(x))), ops.zeros_like(x))
-
-
 class _Tiles:
     """The tile loops of one group of heads sharing a positional mask kind."""
 
@@ -188,14 +182,13 @@ class _Tiles:
     def tile_mask(self, query_block, key_block):
         """(b or 1, 1 or h, block, block) boolean mask of one tile."""
         offsets = ops.arange(self.block_size, dtype="int32")
-        query = ops.expand_dims(query_block * self.block_size + offsets, 1)
-        key = ops.expand_dims(key_block * self.block_size + offsets, 0)
-        if self.kind == "forward":
-            allowed = key <= query if self.attend_to_self else key < query
-        elif self.kind == "backward":
-            allowed = key >= query if self.attend_to_self else key > query
-        else:
-            allowed = ops.ones_like(key == query) if self.attend_to_self else key != query
+        allowed = allowed_keys(
+            self.kind,
+            query_block * self.block_size + offsets,
+            key_block * self.block_size + offsets,
+            self.attend_to_self,
+        )
+
         def valid(block):
             return ops.slice(
                 self.key_valid, [0, block * self.block_size], [ops.shape(self.key_valid)[0], self.block_size]

@@ -35,18 +35,18 @@ def positional_mask(length, head_masks, attend_to_self=False):
     """
     head_masks = validate_head_masks(head_masks)
     positions = ops.arange(length, dtype="int32")
-    query = ops.expand_dims(positions, 1)
-    key = ops.expand_dims(positions, 0)
-    masks = []
-    for kind in head_masks:
-        if kind == "forward":
-            allowed = key <= query if attend_to_self else key < query
-        elif kind == "backward":
-            allowed = key >= query if attend_to_self else key > query
-        else:
-            allowed = ops.ones_like(key == query) if attend_to_self else key != query
-        masks.append(allowed)
-    return ops.stack(masks, axis=0)
+    return ops.stack([allowed_keys(kind, positions, positions, attend_to_self) for kind in head_masks], axis=0)
+
+
+def allowed_keys(kind, query_positions, key_positions, attend_to_self=False):
+    """(queries, keys) boolean mask of one mask kind for the given absolute positions (1-D int tensors)."""
+    query = ops.expand_dims(query_positions, 1)
+    key = ops.expand_dims(key_positions, 0)
+    if kind == "forward":
+        return key <= query if attend_to_self else key < query
+    if kind == "backward":
+        return key >= query if attend_to_self else key > query
+    return ops.ones_like(key == query) if attend_to_self else key != query
 
 
 def validate_head_masks(head_masks, num_heads=None):
