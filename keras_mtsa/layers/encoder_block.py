@@ -8,6 +8,7 @@ from keras.layers import LayerNormalization
 
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa.layers import _validation as check
+from keras_mtsa.layers._sublayers import clone_initializer
 from keras_mtsa.layers.mtsa import MTSA
 from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
 
@@ -100,9 +101,6 @@ class MTSAEncoderBlock(keras.layers.Layer):
         self.seed = seed
         self.jit_compile = jit_compile
 
-    def _initializer(self, initializer):
-        return initializer.__class__.from_config(initializer.get_config())
-
     def build(self, input_shape):
         input_shape = check.sequence_input_shape("MTSAEncoderBlock", input_shape)
         width = input_shape[-1]
@@ -122,8 +120,8 @@ class MTSAEncoderBlock(keras.layers.Layer):
             use_fusion_gate=self.use_fusion_gate,
             output_dim=width,
             dropout=self.attention_dropout,
-            kernel_initializer=self._initializer(self.kernel_initializer),
-            bias_initializer=self._initializer(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             seed=self.seed,
             jit_compile=self.jit_compile,
             dtype=self.dtype_policy,
@@ -131,19 +129,19 @@ class MTSAEncoderBlock(keras.layers.Layer):
         )
         self._attention.build(input_shape)
         dense_kwargs = dict(
-            bias_initializer=self._initializer(self.bias_initializer), dtype=self.dtype_policy
+            bias_initializer=clone_initializer(self.bias_initializer), dtype=self.dtype_policy
         )
         self._intermediate = Dense(
             self.intermediate_dim or 4 * width,
             activation=self.activation,
-            kernel_initializer=self._initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             name="intermediate",
             **dense_kwargs,
         )
         self._intermediate.build(input_shape)
         self._feedforward_output = Dense(
             width,
-            kernel_initializer=self._initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             name="feedforward_output",
             **dense_kwargs,
         )

@@ -12,6 +12,7 @@ from keras_mtsa import ops as mtsa_ops
 from keras_mtsa._xla import xla_compiled
 from keras_mtsa.blockwise import blockwise_self_attention
 from keras_mtsa.layers import _validation as check
+from keras_mtsa.layers._sublayers import dense_arguments
 
 TOKEN2TOKEN_ACTIVATIONS = ("exp", "sigmoid")
 
@@ -142,25 +143,7 @@ class MTSA(keras.layers.Layer):
         return self.num_heads * self.head_dim
 
     def _sublayer_kwargs(self, use_bias=True):
-        # Fresh initializer objects per sublayer: a seeded initializer shared between sublayers would
-        # give them identical weights.
-        kwargs = dict(
-            kernel_initializer=self.kernel_initializer.__class__.from_config(
-                self.kernel_initializer.get_config()
-            ),
-            kernel_regularizer=self.kernel_regularizer,
-            kernel_constraint=self.kernel_constraint,
-            dtype=self.dtype_policy,
-        )
-        if use_bias and self.use_bias:
-            kwargs.update(
-                bias_initializer=self.bias_initializer.__class__.from_config(
-                    self.bias_initializer.get_config()
-                ),
-                bias_regularizer=self.bias_regularizer,
-                bias_constraint=self.bias_constraint,
-            )
-        return kwargs
+        return dense_arguments(self, use_bias=use_bias and self.use_bias)
 
     def _per_head_dense(self, name, activation=None, use_bias=True):
         """A separate (head_dim x head_dim) projection per head on (batch, heads, length, head_dim)."""

@@ -9,6 +9,7 @@ from keras.layers import Dense
 
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa.layers import _validation as check
+from keras_mtsa.layers._sublayers import dense_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
@@ -62,19 +63,7 @@ class Source2TokenPooling(keras.layers.Layer):
 
     def _dense(self, units, activation, name):
         return Dense(
-            units,
-            activation=activation,
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer.__class__.from_config(
-                self.kernel_initializer.get_config()
-            ),
-            bias_initializer=self.bias_initializer.__class__.from_config(self.bias_initializer.get_config()),
-            kernel_regularizer=self.kernel_regularizer,
-            bias_regularizer=self.bias_regularizer,
-            kernel_constraint=self.kernel_constraint,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
-            name=name,
+            units, activation=activation, use_bias=self.use_bias, name=name, **dense_arguments(self, self.use_bias)
         )
 
     def build(self, input_shape):
