@@ -197,8 +197,11 @@ def train(args, pair=False):
         "dtype_policy": precision,
         "settings": vars(args),
     }
-    with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
-        json.dump(metrics, file, indent=2)
+    def write_metrics():
+        with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
+            json.dump(metrics, file, indent=2)
+
+    write_metrics()  # before the export, so a failed export loses no results
     plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
 
     if args.export_dir:
@@ -208,8 +211,7 @@ def train(args, pair=False):
         metrics["export_path"] = export_for_serving(
             model, preprocessor, args.export_dir, model_name=name, labels=class_names, pair=pair
         )
-        with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
-            json.dump(metrics, file, indent=2)
+        write_metrics()
     return metrics
 
 
