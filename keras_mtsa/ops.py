@@ -98,7 +98,7 @@ def tensorized_attention(
     back at the end. The row maximum of the allowed token2token logits and the column maximum of the
     source2token logits over the usable keys are subtracted before `exp`, so finite inputs never give inf
     or NaN, in the output or its gradients. Limit: if, for one (query, feature), every allowed key lies more
-    than about 71 (float32; the denominator is then below tiny / eps, see `_attention_ratio`) below those
+    than about 71 (float32; the denominator is then below tiny / eps, see `_safe_reciprocal`) below those
     two maxima combined, the denominator counts as underflowed and that output is 0; the
     blockwise mode keeps maxima per block and avoids most of this.
 
@@ -127,30 +127,120 @@ def tensorized_attention(
     # XLA's constant folding into minutes of compile time at lengths of a few hundred.
     mask = ops.ones((1, 1, 1, 1), dtype="bool") if mask is None else ops.cast(mask, "bool")
 
+    if token2token_dropout is not None:
+        token2token_dropout = ops.cast(token2token_dropout, compute_dtype)
+    if source2token_dropout is not None:
+        source2token_dropout = ops.cast(source2token_dropout, compute_dtype)
+
+    @ops.custom_gradient
+    def attend(t, s, v):
+        t_factor, s_factor = _attention_factors(t, s, mask)
+        numerator, denominator = _numerator_and_denominator(
+            t_factor, s_factor, v, token2token_dropout, source2token_dropout
+        )
+        reciprocal = _safe_reciprocal(denominator)
+        output = numerator * reciprocal
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return _attention_gradients(
+                ops.cast(upstream, compute_dtype),
+                t_factor,
+                s_factor,
+                v,
+                output,
+                reciprocal,
+                token2token_dropout,
+                source2token_dropout,
+            )
+
+        return output, grad
+
+    return ops.cast(attend(t, s, v), out_dtype)
+
+
+def _attention_factors(t, s, mask):
+    """The max-shifted, masked factors exp(t) (b, h, q, k) and exp(s) (b, h, k, d) of the attention."""
     # Maxima cancel between numerator and denominator, so they need no gradient.
     row_max = _masked_max(t, mask, axis=-1)  # (b, h, q, 1)
     t_factor = _masked_exp(t - row_max, mask)  # (b, h, q, k), 0 where not allowed
 
     # Keys some query may attend to, read off the data rather than the mask (see above). A key whose
     # factor underflowed for every query adds nothing anyway.
-    usable_key = ops.expand_dims(ops.max(ops.stop_gradient(t_factor), axis=-2) > 0, -1)  # (b, h, k, 1)
+    usable_key = ops.expand_dims(ops.max(t_factor, axis=-2) > 0, -1)  # (b, h, k, 1)
     col_max = _masked_max(s, usable_key, axis=-2)  # (b, h, 1, d)
     s_factor = _masked_exp(s - col_max, usable_key)  # (b, h, k, d)
+    return t_factor, s_factor
 
+
+def _numerator_and_denominator(t_factor, s_factor, value, token2token_dropout, source2token_dropout):
+    """N = (E_t * drop_t) @ (E_s * drop_s * v) and D = E_t @ E_s; the dropout masks may be None."""
     if token2token_dropout is None and source2token_dropout is None:
         # One matmul for numerator and denominator: E_t @ [E_s * v, E_s].
-        both = ops.einsum("bhqk,bhkd->bhqd", t_factor, ops.concatenate([s_factor * v, s_factor], -1))
+        both = ops.einsum("bhqk,bhkd->bhqd", t_factor, ops.concatenate([s_factor * value, s_factor], -1))
         numerator, denominator = ops.split(both, 2, axis=-1)
-    else:
-        denominator = ops.einsum("bhqk,bhkd->bhqd", t_factor, s_factor)
-        if token2token_dropout is not None:
-            t_factor = t_factor * ops.cast(token2token_dropout, compute_dtype)
-        if source2token_dropout is not None:
-            s_factor = s_factor * ops.cast(source2token_dropout, compute_dtype)
-        numerator = ops.einsum("bhqk,bhkd->bhqd", t_factor, s_factor * v)
+        return numerator, denominator
+    denominator = ops.einsum("bhqk,bhkd->bhqd", t_factor, s_factor)
+    numerator = ops.einsum(
+        "bhqk,bhkd->bhqd",
+        _maybe_scale(t_factor, token2token_dropout),
+        _maybe_scale(s_factor, source2token_dropout) * value,
+    )
+    return numerator, denominator
 
-    output = _attention_ratio(numerator, denominator)
-    return ops.cast(output, out_dtype)
+
+def _attention_gradients(
+    upstream, t_factor, s_factor, value, output, reciprocal, token2token_dropout, source2token_dropout
+):
+    """Gradients of out = N / D with respect to the logits t, s and the value v.
+
+    With A = g / D and B = -g * out / D (both (b, h, q, d), 0 where D underflowed): dN = A and dD = B, so
+    dE_t = drop_t * (A @ (E_s drop_s v)^T) + B @ E_s^T, dE_s = drop_s * v * (E_t drop_t)^T A + E_t^T B,
+    dv = E_s drop_s * (E_t drop_t)^T A, and since the factors are exp of the (max-shifted) logits,
+    dt = dE_t * E_t and ds = dE_s * E_s. Without dropout each pair is one matmul over [A, B]. Only E_t,
+    E_s and (b, h, q, d) tensors are kept from the forward pass, where autodiff would keep several
+    (b, h, q, k) intermediates of the masking and of the division.
+    """
+    a = upstream * reciprocal
+    b = -upstream * output * reciprocal
+    if token2token_dropout is None and source2token_dropout is None:
+        ab = ops.concatenate([a, b], axis=-1)
+        d_t_factor = ops.einsum("bhqd,bhkd->bhqk", ab, ops.concatenate([s_factor * value, s_factor], -1))
+        through_a, through_b = ops.split(ops.einsum("bhqk,bhqd->bhkd", t_factor, ab), 2, axis=-1)
+        d_value = s_factor * through_a
+        d_s_factor = value * through_a + through_b
+    else:
+        dropped_t = _maybe_scale(t_factor, token2token_dropout)
+        dropped_s = _maybe_scale(s_factor, source2token_dropout)
+        d_t_factor = _maybe_scale(
+            ops.einsum("bhqd,bhkd->bhqk", a, dropped_s * value), token2token_dropout
+        ) + ops.einsum("bhqd,bhkd->bhqk", b, s_factor)
+        through_a = ops.einsum("bhqk,bhqd->bhkd", dropped_t, a)
+        d_value = dropped_s * through_a
+        d_s_factor = _maybe_scale(value * through_a, source2token_dropout) + ops.einsum(
+            "bhqk,bhqd->bhkd", t_factor, b
+        )
+    return d_t_factor * t_factor, d_s_factor * s_factor, d_value
+
+
+def _maybe_scale(x, scale):
+    return x if scale is None else x * scale
+
+
+def _safe_reciprocal(denominator):
+    """1 / denominator, and 0 where the denominator counts as underflowed.
+
+    A denominator of the efficient form can be tiny but nonzero (the limit described in
+    `tensorized_attention`); below `tiny / eps` of the dtype (about 1e-31 = exp(-71) in float32) it counts
+    as underflowed: output 0 and no gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its
+    products with moderate gradients stay finite.
+    """
+    info = np.finfo(np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32)
+    usable = denominator > ops.cast(info.tiny / info.eps, denominator.dtype)
+    return ops.where(
+        usable, 1.0 / ops.where(usable, denominator, ops.ones_like(denominator)), ops.zeros_like(denominator)
+    )
 
 
 def attention_weights(token2token, source2token, mask=None):
@@ -232,33 +322,6 @@ def _masked_max(x, mask, axis):
 def _masked_exp(x, mask):
     """exp(x) where allowed, exactly 0 elsewhere; the inner `where` keeps gradients finite."""
     return ops.where(mask, ops.exp(ops.where(mask, x, ops.zeros_like(x))), ops.zeros_like(x))
-
-
-def _attention_ratio(numerator, denominator):
-    """numerator / denominator for `tensorized_attention`, with gradients that stay finite.
-
-    A denominator of the efficient form can be tiny but nonzero (the limit described there). Autodiff of a
-    plain division then overflows: the denominator's gradient involves 1 / D^2 (inf from D below ~1e-19 in
-    float32), and the inf meets the zeros of masked or underflowed factors as NaN. Here the gradient is
-    written with 1 / D only, d(N / D) = (dN - (N / D) dD) / D, and a denominator below
-    `tiny / eps` of the dtype (about 1e-31 = exp(-71) in float32) counts as underflowed: output 0, no
-    gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its products with moderate gradients
-    stay finite.
-    """
-    info = np.finfo(np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32)
-    usable = denominator > ops.cast(info.tiny / info.eps, denominator.dtype)
-    reciprocal = ops.stop_gradient(
-        ops.where(
-            usable,
-            1.0 / ops.where(usable, denominator, ops.ones_like(denominator)),
-            ops.zeros_like(denominator),
-        )
-    )
-    output = numerator * reciprocal
-    # Zero in value (denominator * reciprocal is 1 or 0, minus itself); its gradient is the -(N / D) dD / D
-    # term of the quotient rule.
-    scaled = denominator * reciprocal
-    return output - ops.stop_gradient(output) * (scaled - ops.stop_gradient(scaled))
 
 
 def _safe_divide(numerator, denominator):
