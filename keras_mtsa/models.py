@@ -74,6 +74,7 @@ def build_sentence_encoder(
     embedding_dim=300,
     encoder="mtsa",
     num_heads=2,
+    head_dim=None,
     num_blocks=0,
     token2token_activation="sigmoid",
     activation="relu",
@@ -83,14 +84,19 @@ def build_sentence_encoder(
     l2=0.0,
     name="sentence_encoder",
 ):
-    """Token ids (batch, max_length) -> sentence vectors (batch, embedding_dim), as a `keras.Model`.
+    """Token ids (batch, max_length) -> sentence vectors, as a `keras.Model`.
+
+    The sentence vectors have embedding_dim features, or num_heads * head_dim for the single MTSA layer
+    with an explicit `head_dim` (the authors' layout is 2 heads of the embedding width, i.e. 600 features
+    from 300-wide embeddings).
 
     Args:
         vocabulary_size: rows of the embedding table (id 0 is padding).
         max_length: the padded length of the inputs.
         embedding_dim: width of the embeddings and of the encoder output.
         encoder: `"mtsa"` or `"mha"` (Keras `MultiHeadAttention` with learned position embeddings).
-        num_heads: attention heads; each has embedding_dim // num_heads features.
+        num_heads: attention heads.
+        head_dim: features per head; defaults to embedding_dim // num_heads.
         num_blocks: 0 for the paper's single MTSA layer, else that many stacked `MTSAEncoderBlock`s.
         token2token_activation: MTSA's token2token factor ("sigmoid" as the authors' single-layer runs).
         activation: activation of the MTSA value projection and pooling MLP.
@@ -105,14 +111,17 @@ def build_sentence_encoder(
     max_length = check.positive_int("max_length", max_length)
     embedding_dim = check.positive_int("embedding_dim", embedding_dim)
     num_heads = check.positive_int("num_heads", num_heads)
-    if embedding_dim % num_heads:
-        raise ValueError(
-            f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads})."
-        )
+    if head_dim is None:
+        if embedding_dim % num_heads:
+            raise ValueError(
+                f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads}) "
+                "unless `head_dim` is given."
+            )
+        head_dim = embedding_dim // num_heads
+    head_dim = check.positive_int("head_dim", head_dim)
     if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
         raise ValueError(f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}")
     regularizer = keras.regularizers.L2(l2) if l2 else None
-    head_dim = embedding_dim // num_heads
 
     token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
     x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids

@@ -50,6 +50,9 @@ def build_argument_parser(pair=False):
     )
     parser.add_argument("--embedding-dim", type=int, default=300)
     parser.add_argument("--num-heads", type=int, default=2)
+    parser.add_argument(
+        "--head-dim", type=int, help="features per head; default: --embedding-dim / --num-heads"
+    )
     parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
     parser.add_argument("--encoder", default="mtsa", choices=ENCODERS)
     parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
@@ -58,6 +61,14 @@ def build_argument_parser(pair=False):
     parser.add_argument("--token-dropout", type=float, default=0.0, help="word dropout (ids -> [UNK])")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)")
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="if > 0: keep an exponential moving average of the weights with this momentum (e.g. 0.99) and "
+        "copy it into the model at the end of every epoch, so dev selection and export use the average",
+    )
     parser.add_argument("--patience", type=int, default=4, help="early stopping on dev accuracy")
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--tpu", help="TPU name or address for --strategy tpu")
@@ -115,6 +126,7 @@ def train(args, pair=False):
             embedding_dim=args.embedding_dim,
             encoder=args.encoder,
             num_heads=args.num_heads,
+            head_dim=args.head_dim,
             num_blocks=args.num_blocks,
             token2token_activation=args.token2token,
             activation=args.activation,
@@ -123,8 +135,8 @@ def train(args, pair=False):
             l2=args.l2,
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(args.learning_rate),
-            loss="sparse_categorical_crossentropy",
+            optimizer=_optimizer(args, steps_per_epoch=_steps(len(train_data), args.batch_size, drop_remainder)),
+            loss=_loss(args, len(train_data.label_names)),
             metrics=["accuracy"],
         )
 
@@ -215,6 +227,32 @@ def train(args, pair=False):
     return metrics
 
 
+def _optimizer(args, steps_per_epoch):
+    import keras
+
+    if not args.ema:
+        return keras.optimizers.Adam(args.learning_rate)
+    # Overwriting once per epoch makes the validation (and so the best checkpoint) see the averaged weights.
+    return keras.optimizers.Adam(
+        args.learning_rate,
+        use_ema=True,
+        ema_momentum=args.ema,
+        ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch,
+    )
+
+
+def _steps(examples, batch_size, drop_remainder):
+    return max(1, examples // batch_size if drop_remainder else -(-examples // batch_size))
+
+
+def _loss(args, num_classes):
+    if not args.label_smoothing:
+        return "sparse_categorical_crossentropy"
+    from keras_mtsa.losses import SparseCategoricalCrossentropyWithSmoothing
+
+    return SparseCategoricalCrossentropyWithSmoothing(num_classes, label_smoothing=args.label_smoothing)
+
+
 def _validate(args):
     names = ("epochs", "batch_size", "max_length", "vocabulary_size", "min_count", "embedding_dim", "num_heads")
     for name in names:
@@ -223,11 +261,13 @@ def _validate(args):
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras
         raise SystemExit(f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}")
-    if args.embedding_dim % args.num_heads:
+    if args.head_dim is not None and args.head_dim < 1:
+        raise SystemExit(f"--head-dim must be a positive integer, got {args.head_dim}")
+    if args.head_dim is None and args.embedding_dim % args.num_heads:
         raise SystemExit(
             f"--embedding-dim ({args.embedding_dim}) must be divisible by --num-heads ({args.num_heads})"
         )
-    for name in ("dropout", "token_dropout"):
+    for name in ("dropout", "token_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
     for name in ("train", "test", "dev"):

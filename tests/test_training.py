@@ -418,6 +418,21 @@ def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
         main(corpus + ["--strategy", "tpu", "--epochs", "1"])
 
 
+def test_head_dim_label_smoothing_and_weight_averaging_train_and_reload(corpus):
+    import keras
+
+    argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
+    assert main(argv + ["--verbose", "0"]) == 0
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
+    # 2 heads of 12 features (not embedding_dim / num_heads = 8) reach the pooling.
+    assert model.get_layer("sentence_encoder").output.shape == (None, 24)
+    assert model.loss.label_smoothing == 0.1
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    metrics = json.load(open(os.path.join(output_dir, "metrics.json")))
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -428,6 +443,9 @@ def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
         (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
         (["--token-dropout", "-0.1"], "--token-dropout must be in [0, 1)"),
         (["--min-count", "0"], "--min-count must be a positive integer"),
+        (["--head-dim", "0"], "--head-dim must be a positive integer"),
+        (["--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1)"),
+        (["--ema", "-0.5"], "--ema must be in [0, 1)"),
         (["--embedding-dim", "30", "--num-heads", "4"], "--embedding-dim (30) must be divisible by --num-heads (4)"),
         (["--test", "/nonexistent/test.txt"], "--test: no such file"),
         (["--class-names", "one,two,three"], "--class-names gives 3 names but the data has 2 labels"),
