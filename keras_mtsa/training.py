@@ -48,6 +48,12 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
     )
+    parser.add_argument(
+        "--subwords",
+        action="store_true",
+        help="WordPiece subwords learned from the training text (tensorflow-text's learner) instead of words: "
+        "--vocabulary-size is its target size and --min-count the lowest count of a word or piece",
+    )
     parser.add_argument("--embedding-dim", type=int, default=300)
     parser.add_argument("--num-heads", type=int, default=2)
     parser.add_argument(
@@ -102,7 +108,12 @@ def train(args, pair=False):
     texts = train_data.premises + train_data.hypotheses if pair else train_data.texts
     vocabulary_file = os.path.join(args.output_dir, "vocabulary.txt")
     preprocessor = TextPreprocessor.from_texts(
-        texts, vocabulary_file, args.max_length, max_size=args.vocabulary_size, min_count=args.min_count
+        texts,
+        vocabulary_file,
+        args.max_length,
+        max_size=args.vocabulary_size,
+        min_count=args.min_count,
+        subwords=args.subwords,
     )
     make_dataset = make_pair_dataset if pair else make_classification_dataset
     drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes

@@ -335,6 +335,96 @@ def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tm
         assert op in preprocessing.__doc__
 
 
+# WordPiece subwords
+
+SUBWORD_VOCABULARY = ["[PAD]", "[UNK]", "the", "film", "play", "##ing", "##ed", "##s", "!", "is"]
+
+
+@pytest.fixture(scope="module")
+def subword_preprocessor(tmp_path_factory):
+    path = tmp_path_factory.mktemp("subwords") / "vocab.txt"
+    write_vocabulary(SUBWORD_VOCABULARY, path)
+    return TextPreprocessor(path, MAX_LENGTH, subwords=True)
+
+
+def test_subwords_split_unseen_words_into_known_pieces_and_unsplittable_ones_into_unk(subword_preprocessor):
+    ids = subword_preprocessor(tf.constant(["The film is PLAYING !", "replayed plays"])).numpy().tolist()
+
+    index = SUBWORD_VOCABULARY.index
+    assert ids[0] == padded([index("the"), index("film"), index("is"), index("play"), index("##ing"), index("!")])
+    # "replayed" has no known prefix: one [UNK] for the whole word, not one per character.
+    assert ids[1] == padded([UNK_ID, index("play"), index("##s")])
+    assert token_strings(subword_preprocessor, "the playing film") == ["the", "play", "##ing", "film"]
+
+
+def test_subword_pieces_count_against_max_length(subword_preprocessor):
+    ids = subword_preprocessor(tf.constant(["played " * 10])).numpy()
+
+    assert ids.shape == (1, MAX_LENGTH)
+    assert ids[0].tolist() == [SUBWORD_VOCABULARY.index("play"), SUBWORD_VOCABULARY.index("##ed")] * 4
+
+
+def test_subwords_survive_the_config_round_trip(subword_preprocessor):
+    clone = TextPreprocessor(**subword_preprocessor.config())
+
+    assert clone.subwords is True
+    texts = tf.constant(["the films played"])
+    np.testing.assert_array_equal(clone(texts).numpy(), subword_preprocessor(texts).numpy())
+
+
+def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_path):
+    texts = ["playing played plays player", "the player plays", "walking walked walks"] * 20 + ["jumping"]
+
+    tokens = preprocessing.build_wordpiece_vocabulary(texts, max_size=200, min_count=2)
+
+    assert tokens[:2] == ["[PAD]", "[UNK]"]
+    assert len(tokens) == len(set(tokens)) <= 200
+    assert {"the", "plays", "player"} <= set(tokens)
+    assert any(token.startswith("##") for token in tokens)
+    built = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", 6, max_size=200, min_count=2, subwords=True)
+    assert read_vocabulary(tmp_path / "vocab.txt") == tokens
+    # "jumping" (seen once, below min_count) is spelled with learned pieces rather than one [UNK].
+    pieces = token_strings(built, "jumping")
+    assert len(pieces) > 1 and "[UNK]" not in pieces and "".join(p.removeprefix("##") for p in pieces) == "jumping"
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [({"max_size": 2}, "max_size must be an int > 2"), ({"min_count": 0}, "min_count must be an int >= 1")],
+)
+def test_wordpiece_vocabulary_arguments_are_validated(kwargs, expected):
+    with pytest.raises(ValueError, match=expected):
+        preprocessing.build_wordpiece_vocabulary(CORPUS, **kwargs)
+
+
+def test_subwords_must_be_a_boolean(vocabulary_file):
+    with pytest.raises(ValueError, match="subwords must be True or False"):
+        TextPreprocessor(vocabulary_file, MAX_LENGTH, subwords="yes")
+
+
+def test_subword_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path):
+    path = tmp_path / "vocab.txt"
+    write_vocabulary(SUBWORD_VOCABULARY, path)
+    module = TextPreprocessor(path, MAX_LENGTH, subwords=True)
+    texts = [b"The film is PLAYING !", b"\xff replayed", b""]
+    expected = module(tf.constant(texts)).numpy().tolist()
+    tf.saved_model.save(module, str(tmp_path / "export"))
+
+    completed = subprocess.run(
+        [sys.executable, "-c", LOADER_SCRIPT, str(tmp_path / "export"), json.dumps([t.decode("latin-1") for t in texts])],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["ids"] == expected
+    assert set(result["tf_text_ops"]) == TF_TEXT_OPS | {"WordpieceTokenizeWithOffsets"}
+    assert "WordpieceTokenizeWithOffsets" in preprocessing.__doc__
+
+
 # tf.data pipelines
 
 

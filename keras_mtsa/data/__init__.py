@@ -7,6 +7,7 @@ from keras_mtsa.data.preprocessing import RESERVED_TOKENS
 from keras_mtsa.data.preprocessing import UNK_ID
 from keras_mtsa.data.preprocessing import TextPreprocessor
 from keras_mtsa.data.preprocessing import build_vocabulary
+from keras_mtsa.data.preprocessing import build_wordpiece_vocabulary
 from keras_mtsa.data.preprocessing import compute_max_length
 from keras_mtsa.data.preprocessing import read_vocabulary
 from keras_mtsa.data.preprocessing import tokenize
@@ -33,6 +34,7 @@ __all__ = [
     "TextPairData",
     "TextPreprocessor",
     "build_vocabulary",
+    "build_wordpiece_vocabulary",
     "compute_max_length",
     "make_classification_dataset",
     "make_pair_dataset",

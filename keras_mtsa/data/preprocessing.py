@@ -13,8 +13,11 @@ three can never disagree about what a token is.
 4. replace control characters with spaces;
 5. split on whitespace, then split each piece where its Unicode script
    changes, which separates punctuation, emoji and mixed scripts from words;
-6. look tokens up in the vocabulary (unknown tokens get ``UNK_ID``) and pad
-   or truncate to ``max_length`` with ``PAD_ID``.
+6. look tokens up in the vocabulary (unknown tokens get ``UNK_ID``) or, with
+   ``subwords=True``, split each token into WordPiece subwords (a learned
+   vocabulary of whole words and ``##``-prefixed word pieces, so rare and
+   unseen words keep their known parts), then pad or truncate to
+   ``max_length`` with ``PAD_ID``.
 
 Ops in the graph: besides core TensorFlow ops (Substr, UnicodeTranscode,
 StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, HashTableV2,
@@ -27,6 +30,7 @@ knows after ``import tensorflow_text``:
 * ``CaseFoldUTF8`` (only with ``lower_case=True``)
 * ``TFText>WhitespaceTokenizeWithOffsetsV2``
 * ``UnicodeScriptTokenizeWithOffsets``
+* ``WordpieceTokenizeWithOffsets`` (only with ``subwords=True``)
 """
 
 from __future__ import annotations
@@ -141,6 +145,56 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True):
     return list(RESERVED_TOKENS) + words[: max_size - len(RESERVED_TOKENS)]
 
 
+SUBWORD_PREFIX = "##"
+
+
+def build_wordpiece_vocabulary(texts, *, max_size=8000, min_count=2, lower_case=True):
+    """Learns a WordPiece vocabulary from texts, over the graph tokenizer's tokens.
+
+    Uses tensorflow-text's ``bert_vocab_from_dataset`` learner: whole words
+    and ``##``-prefixed continuation pieces, chosen so that the training text
+    needs few pieces per word.
+
+    Args:
+        texts: Iterable of ``str``.
+        max_size: Target vocabulary size, reserved tokens included (the learner
+            may return fewer on a small corpus).
+        min_count: The learner's lowest count for a word or piece.
+        lower_case: Whether to case-fold; must match the `TextPreprocessor`.
+
+    Returns:
+        List of tokens: ``"[PAD]"`` (id 0), ``"[UNK]"`` (id 1), then the
+        learned words and pieces.
+
+    Raises:
+        ValueError: ``max_size`` < 3 or ``min_count`` < 1.
+    """
+    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+
+    if not isinstance(max_size, int) or max_size <= len(RESERVED_TOKENS):
+        raise ValueError(f"max_size must be an int > {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}.")
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
+    # The learner splits on whitespace and punctuation itself; feeding it our tokens joined by spaces makes
+    # its words the preprocessor's tokens.
+    joined = [
+        tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        for tokens in _tokenize_in_batches(texts, lower_case)
+    ]
+    if not joined:
+        return list(RESERVED_TOKENS)
+    dataset = tf.data.Dataset.from_tensor_slices(tf.concat(joined, axis=0)).batch(_BATCH_SIZE)
+    learned = bert_vocab_from_dataset.bert_vocab_from_dataset(
+        dataset,
+        vocab_size=max_size,
+        reserved_tokens=list(RESERVED_TOKENS),
+        bert_tokenizer_params={"lower_case": False},  # already normalized and case-folded above
+        learn_params={"lower_thresh": min_count},
+    )
+    words = [token for token in learned if token not in RESERVED_TOKENS and token.strip() == token and token]
+    return list(RESERVED_TOKENS) + list(dict.fromkeys(words))[: max_size - len(RESERVED_TOKENS)]
+
+
 def compute_max_length(texts, *, percentile=99.0, lower_case=True):
     """Suggests a ``max_length``: the given percentile of token counts.
 
@@ -221,9 +275,12 @@ class TextPreprocessor(tf.Module):
         max_length: Length of every output row.
         lower_case: Whether input is case-folded.
         max_input_bytes: Bytes of each input string that are looked at.
+        subwords: Whether tokens are split into WordPiece subwords.
     """
 
-    def __init__(self, vocabulary_file, max_length, *, lower_case=True, max_input_bytes=None, name=None):
+    def __init__(
+        self, vocabulary_file, max_length, *, lower_case=True, max_input_bytes=None, subwords=False, name=None
+    ):
         """Creates the preprocessor.
 
         Args:
@@ -233,9 +290,15 @@ class TextPreprocessor(tf.Module):
             lower_case: Whether to case-fold; must match the vocabulary.
             max_input_bytes: Positive int; longer inputs are cut to this many
                 bytes before anything else. Defaults to ``64 * max_length``.
+            subwords: Whether to split tokens into WordPiece subwords with the
+                vocabulary (one from `build_wordpiece_vocabulary`): a token
+                becomes its longest known prefix, then ``##``-prefixed pieces;
+                a token with no such split becomes ``"[UNK]"``.
             name: Module name.
         """
         super().__init__(name=name)
+        if not isinstance(subwords, bool):
+            raise ValueError(f"subwords must be True or False, got {subwords!r}.")
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}.")
         if max_input_bytes is None:
@@ -263,6 +326,11 @@ class TextPreprocessor(tf.Module):
             value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
         )
         self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
+        self.subwords = subwords
+        if subwords:
+            options = dict(suffix_indicator=SUBWORD_PREFIX, max_bytes_per_word=100, unknown_token=UNK_TOKEN)
+            self._subword_ids = tf_text.WordpieceTokenizer(self._table, token_out_type=tf.int64, **options)
+            self._subword_strings = tf_text.WordpieceTokenizer(self._table, token_out_type=tf.string, **options)
 
     @classmethod
     def from_texts(
@@ -275,6 +343,7 @@ class TextPreprocessor(tf.Module):
         min_count=1,
         lower_case=True,
         max_input_bytes=None,
+        subwords=False,
         name=None,
     ):
         """Builds a vocabulary from ``texts``, writes it, and creates a preprocessor.
@@ -287,14 +356,24 @@ class TextPreprocessor(tf.Module):
             min_count: See `build_vocabulary`.
             lower_case: Used for both the vocabulary and the preprocessor.
             max_input_bytes: See `__init__`.
+            subwords: Learn a WordPiece vocabulary (`build_wordpiece_vocabulary`,
+                ``max_size`` its target size) instead of a word vocabulary.
             name: Module name.
 
         Returns:
             A `TextPreprocessor`.
         """
-        tokens = build_vocabulary(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
+        build = build_wordpiece_vocabulary if subwords else build_vocabulary
+        tokens = build(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
         write_vocabulary(tokens, vocabulary_file)
-        return cls(vocabulary_file, max_length, lower_case=lower_case, max_input_bytes=max_input_bytes, name=name)
+        return cls(
+            vocabulary_file,
+            max_length,
+            lower_case=lower_case,
+            max_input_bytes=max_input_bytes,
+            subwords=subwords,
+            name=name,
+        )
 
     def config(self):
         """Returns the constructor arguments, so ``TextPreprocessor(**config)`` recreates it."""
@@ -303,13 +382,17 @@ class TextPreprocessor(tf.Module):
             "max_length": self.max_length,
             "lower_case": self.lower_case,
             "max_input_bytes": self.max_input_bytes,
+            "subwords": self.subwords,
             "name": self.name,
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
-        """Returns the string tokens of each text, as a ``[batch, (tokens)]`` RaggedTensor."""
-        return tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
+        """Returns the string tokens (or subwords) of each text, as a ``[batch, (tokens)]`` RaggedTensor."""
+        tokens = tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
+        if self.subwords:
+            tokens = self._subword_strings.tokenize(tokens).merge_dims(1, 2)
+        return tokens
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, texts):
@@ -323,6 +406,9 @@ class TextPreprocessor(tf.Module):
             the first ``max_length`` tokens, then ``PAD_ID``.
         """
         tokens = tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
-        ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        if self.subwords:
+            ids = self._subword_ids.tokenize(tokens).merge_dims(1, 2)
+        else:
+            ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
         ids = tf.cast(ids, tf.int32)
         return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
