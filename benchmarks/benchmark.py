@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the package installed or on PYTHONPATH):
 
-    python benchmarks/benchmark.py --quick            # smoke run: lengths 128 and 512, 3 repeats
+    python benchmarks/benchmark.py --quick            # < 1 min: training step at 256 and 512, 3 repeats
     python benchmarks/benchmark.py                    # full: lengths 64 .. 4096, 5 repeats
     KERAS_BACKEND=jax python benchmarks/benchmark.py --quick    # JAX backend (no TensorFlow import)
     python benchmarks/benchmark.py --lengths 256,1024 --models mtsa,mha --repeats 10
@@ -51,7 +51,8 @@ from _memory import MIB  # noqa: E402
 
 MODELS = ("mtsa", "mha", "explicit")
 FULL_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
-QUICK_LENGTHS = (128, 512)
+QUICK_LENGTHS = (256, 512)
+PHASES = ("fwd", "train")
 
 # Rough peak-memory models (bytes), used only to avoid starting what cannot fit. In units of one
 # (b, h, n, n) float32 tensor A, or of the explicit form's (b, h, n, n, d) tensor T. Calibrated on the
@@ -77,7 +78,9 @@ TARGETS = (
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="lengths 128,512, 3 repeats, short phases, explicit form only at 128")
+                        help="lengths 256,512, training step only, 3 repeats, short phases, explicit form only "
+                             "at 256 (the targets' settings, in under a minute on an idle 2-core CPU)")
+    parser.add_argument("--phases", help="comma-separated subset of fwd,train (default both; --quick: train)")
     parser.add_argument("--lengths", help="comma-separated sequence lengths (default: 64..4096, powers of 2)")
     parser.add_argument("--models", default=",".join(MODELS), help="subset of mtsa,mha,explicit")
     parser.add_argument("--batch", type=int, default=16)
@@ -124,6 +127,13 @@ def parse_args(argv=None):
         args.lengths = None  # from the records
     else:
         args.lengths = QUICK_LENGTHS if args.quick else FULL_LENGTHS
+    if args.phases:
+        args.phases = tuple(p for p in args.phases.split(",") if p)
+        for phase in args.phases:
+            if phase not in PHASES:
+                parser.error(f"unknown phase {phase!r} in --phases: choose from {PHASES}")
+    else:
+        args.phases = ("train",) if args.quick else PHASES
     args.models = tuple(m for m in args.models.split(",") if m)
     for model in args.models:
         if model not in MODELS:
@@ -696,7 +706,7 @@ def main(argv=None):
                     results.status[(model, n)] = "skipped (--quick)"
                     log(f"{model}-n{n}: skipped in --quick (its n*n*d tensor is {tensor / GIB:.1f} GiB)")
                     continue
-            for phase in ("fwd", "train"):
+            for phase in args.phases:
                 name = f"{model}-n{n}-{phase}"
                 if (model, phase) in failed or (phase == "train" and (model, "fwd") in failed):
                     outcome, at = failed.get((model, phase)) or failed[(model, "fwd")]
@@ -717,9 +727,10 @@ def main(argv=None):
                 # an earlier phase left allocated. The mtsa core timings ride along after the forward.
                 phases = [phase]
                 extra = []
-                if model == "mtsa" and phase == "fwd" and not args.no_core:
+                first = phase == args.phases[0]
+                if model == "mtsa" and first and not args.no_core:
                     phases += ["core_fwd", "core_train"]
-                if model == "explicit" and phase == "fwd" and not args.no_check:
+                if model == "explicit" and first and not args.no_check:
                     extra.append("--check-explicit")
                 if model == "mtsa" and phase == "train" and args.nested_jit_check and n == min(args.lengths):
                     extra.append("--nested-jit-check")
