@@ -304,6 +304,20 @@ LOADER_SCRIPT = textwrap.dedent(
 )
 
 
+def load_in_fresh_process(export_dir, texts, cwd):
+    """Runs LOADER_SCRIPT on the export in a new Python process; returns its JSON result."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LOADER_SCRIPT, export_dir, json.dumps([text.decode("latin-1") for text in texts])],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path, vocabulary_file):
     vocabulary_copy = tmp_path / "vocab_to_delete.txt"
     shutil.copy(vocabulary_file, vocabulary_copy)
@@ -316,16 +330,7 @@ def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tm
     moved = shutil.move(str(tmp_path / "export"), str(tmp_path / "moved"))
 
     assert os.listdir(os.path.join(moved, "assets")) == ["vocab_to_delete.txt"]
-    completed = subprocess.run(
-        [sys.executable, "-c", LOADER_SCRIPT, moved, json.dumps([text.decode("latin-1") for text in texts])],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = load_in_fresh_process(moved, texts, cwd=tmp_path)
     assert result["ids"] == expected
     assert result["shape"] == [len(texts), MAX_LENGTH]
     assert result["asset_path"] == os.path.join(moved, "assets", "vocab_to_delete.txt")
@@ -410,16 +415,7 @@ def test_subword_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf
     expected = module(tf.constant(texts)).numpy().tolist()
     tf.saved_model.save(module, str(tmp_path / "export"))
 
-    completed = subprocess.run(
-        [sys.executable, "-c", LOADER_SCRIPT, str(tmp_path / "export"), json.dumps([t.decode("latin-1") for t in texts])],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = load_in_fresh_process(str(tmp_path / "export"), texts, cwd=tmp_path)
     assert result["ids"] == expected
     assert set(result["tf_text_ops"]) == TF_TEXT_OPS | {"WordpieceTokenizeWithOffsets"}
     assert "WordpieceTokenizeWithOffsets" in preprocessing.__doc__
