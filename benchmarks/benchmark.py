@@ -106,10 +106,10 @@ def parse_args(argv=None):
                         help="TensorFlow only: 'off' builds MTSA(jit_compile=False), compiled as part of the "
                              "benchmark's XLA function; 'default' keeps the layer's inner "
                              "tf.function(jit_compile=True) (see the nested-jit note in the output)")
-    parser.add_argument("--xla-constant-folding", choices=("auto", "on", "off"), default="auto",
-                        help="XLA's constant_folding pass for every model: 'auto' = off on TensorFlow (there the "
-                             "layer's positional mask is a compile-time constant and XLA folds (b, h, n, n)-sized "
-                             "reductions of it: minutes of compile time from n=512), on elsewhere")
+    parser.add_argument("--xla-constant-folding", choices=("on", "off"), default="on",
+                        help="XLA's constant_folding pass for every model ('off' disables it; before the layer kept "
+                             "its positional mask broadcastable, folding reductions of that constant took minutes "
+                             "of compile time from n=512 on TensorFlow)")
     parser.add_argument("--nested-jit-check", action="store_true",
                         help="TensorFlow: at the smallest length, also time a default MTSA (inner jit) train "
                              "step on a new input to detect per-input recompilation")
@@ -591,15 +591,10 @@ def main(argv=None):
         print(f"[{time.monotonic() - started:6.0f}s] {message}", file=sys.stderr, flush=True)
 
     folding = args.xla_constant_folding
-    if folding == "auto":
-        folding = "off" if backend == "tensorflow" else "on"
     extra_env = {"XLA_FLAGS": "--xla_disable_hlo_passes=constant_folding"} if folding == "off" else {}
     if folding == "off":
         notes.append("XLA's constant_folding pass is disabled (XLA_FLAGS=--xla_disable_hlo_passes=constant_folding) "
-                     "for every model and the matmul: on TensorFlow the MTSA layer's positional mask is a "
-                     "compile-time constant and XLA folds (b, h, n, n)-sized reductions of it through its HLO "
-                     "evaluator (about 2 minutes of compile at n=512, 4x per doubling); --xla-constant-folding on "
-                     "measures it as is")
+                     "for every model and the matmul (--xla-constant-folding off)")
 
     def run(name, worker_args):
         records, outcome, peak_seen, wall = run_worker(
