@@ -23,10 +23,11 @@ test: test-tensorflow test-jax
 test-tensorflow: $(STAMP)
 	$(PY) -m pytest tests -q
 
-# The layer and ops tests again on Keras's JAX backend.
+# The layer, ops and loss tests again on Keras's JAX backend.
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_ops.py tests/test_mtsa.py \
-		tests/test_source2token_pooling.py tests/test_encoder_block.py tests/test_blockwise.py
+		tests/test_source2token_pooling.py tests/test_encoder_block.py tests/test_blockwise.py \
+		tests/test_losses.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
