@@ -174,7 +174,7 @@ def train(args, pair=False):
             save_weights_only=True,
             initial_value_threshold=previous_best,
         ),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+        resumable_early_stopping(args.patience, _read_history(history_file)),
         keras.callbacks.CSVLogger(history_file, append=True),
         keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs")),
     ]
@@ -236,6 +236,31 @@ def train(args, pair=False):
         )
         write_metrics()
     return metrics
+
+
+def resumable_early_stopping(patience, history):
+    """Early stopping on dev accuracy that, on a resume, goes on counting from the run before the crash.
+
+    Keras's `EarlyStopping` starts from scratch in every `fit`, so a run resumed by `BackupAndRestore` would
+    otherwise get `patience` more epochs than an uninterrupted one.
+
+    Args:
+        patience: epochs without a strictly better dev accuracy before stopping.
+        history: the epochs already run, as read from history.csv (empty for a fresh run).
+    """
+    import keras
+
+    scores = [row["val_accuracy"] for row in history if "val_accuracy" in row]
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if scores:
+                best_epoch = scores.index(max(scores))  # the first maximum: ties are no improvement
+                self.best, self.best_epoch = scores[best_epoch], best_epoch
+                self.wait = len(scores) - 1 - best_epoch
+
+    return ResumableEarlyStopping(monitor="val_accuracy", mode="max", patience=patience)
 
 
 def _optimizer(args, steps_per_epoch):

@@ -28,6 +28,7 @@ from keras_mtsa.data import TextPreprocessor
 from keras_mtsa.data import make_classification_dataset
 from keras_mtsa.data import read_labeled_lines
 from keras_mtsa.training import main
+from keras_mtsa.training import resumable_early_stopping
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_CLASSIFIER = os.path.join(REPO, "examples", "train_classifier.py")
@@ -411,6 +412,29 @@ def corpus(tmp_path):
     train, dev, test = _demo_corpus(tmp_path, sizes=(40, 8, 8))
     return ["--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
             "--output-dir", str(tmp_path / "run")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "scores, epochs_until_stop",
+    [
+        ([], 3),  # a fresh run: patience 2 after its first epoch
+        ([0.5, 0.7, 0.6], 1),  # one epoch without improvement already: one more allowed
+        ([0.5, 0.7, 0.7], 1),  # a tie is no improvement
+        ([0.5, 0.6, 0.7], 2),
+    ],
+)
+def test_early_stopping_patience_goes_on_across_a_resume(scores, epochs_until_stop):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    history = [{"epoch": float(epoch), "val_accuracy": score} for epoch, score in enumerate(scores)]
+    callback = resumable_early_stopping(2, history)
+    model.stop_training = False  # as `fit` sets it
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(len(scores), len(scores) + 5):
+        callback.on_epoch_end(epoch, {"val_accuracy": 0.1})  # never better than before the crash
+        if model.stop_training:
+            break
+    assert epoch - len(scores) + 1 == epochs_until_stop
 
 
 def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
