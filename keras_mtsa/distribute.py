@@ -56,6 +56,22 @@ def get_strategy(name="auto", tpu_address=None):
     return strategy
 
 
+def worker_role(strategy):
+    """`None` for the chief (or a single-process strategy), else the worker's name, e.g. `"worker-1"`.
+
+    Under `MultiWorkerMirroredStrategy` without a "chief" task, worker 0 is the chief (TF's convention).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None or task_type == "chief":
+        return None
+    task_id = getattr(resolver, "task_id", 0) or 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if task_type == "worker" and task_id == 0 and not has_chief:
+        return None
+    return f"{task_type}-{task_id}"
+
+
 def _reduce_leaf_by_leaf(strategy):
     """Makes `strategy.reduce` accept what Keras 3's `Model.fit` passes to it under multiple workers.
 

@@ -95,11 +95,18 @@ def train(args, pair=False):
     from keras_mtsa.data import make_pair_dataset
     from keras_mtsa.distribute import get_strategy
     from keras_mtsa.distribute import is_tpu
+    from keras_mtsa.distribute import worker_role
 
     _validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     strategy = get_strategy(args.strategy, args.tpu)
+    role = worker_role(strategy)
+    if role is not None:
+        # Only the chief writes to --output-dir (and exports); each other worker keeps its checkpoints, backup
+        # and logs in a folder of its own below it, so that no two processes write the same file.
+        args.output_dir = os.path.join(args.output_dir, role)
+        os.makedirs(args.output_dir, exist_ok=True)
     precision = args.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
     keras.config.set_dtype_policy(precision)
 
@@ -217,6 +224,7 @@ def train(args, pair=False):
         "parameters": int(model.count_params()),
         "strategy": type(strategy).__name__,
         "replicas": int(strategy.num_replicas_in_sync),
+        "worker": role or "chief",
         "dtype_policy": precision,
         "settings": vars(args),
     }
@@ -227,7 +235,7 @@ def train(args, pair=False):
     write_metrics()  # before the export, so a failed export loses no results
     plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
 
-    if args.export_dir:
+    if args.export_dir and role is None:
         from keras_mtsa.export import export_for_serving
 
         name = args.model_name or _default_model_name(args.train)

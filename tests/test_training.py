@@ -126,6 +126,7 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     assert metrics["label_names"] == sorted(metrics["label_names"])
     assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}  # dev carved from train
     assert metrics["strategy"] == "_DefaultDistributionStrategy" and metrics["replicas"] == 1
+    assert metrics["worker"] == "chief"
     assert metrics["settings"]["format"] == "trec"
 
 
@@ -261,7 +262,7 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         command = [
             sys.executable, TRAIN_CLASSIFIER, "--train", train, "--dev", dev, "--test", test,
-            "--format", "labeled-lines", "--output-dir", str(tmp_path / f"worker{index}"),
+            "--format", "labeled-lines", "--output-dir", str(tmp_path / "run"),
             "--strategy", "multi-worker", "--epochs", "1", "--dropout", "0", "--verbose", "2", *TINY,
         ]  # fmt: skip
         log = open(tmp_path / f"worker{index}.log", "w+")
@@ -289,13 +290,16 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path):
     for index, process in enumerate(processes):
         assert process.returncode == 0, f"worker {index} exited {process.returncode}:\n{outputs[index]}"
 
-    metrics = [_read_metrics(tmp_path / f"worker{index}") for index in range(2)]
+    # One --output-dir for both: the chief (worker 0) writes there, worker 1 in a folder of its own below it.
+    directories = [tmp_path / "run", tmp_path / "run" / "worker-1"]
+    metrics = [_read_metrics(directory) for directory in directories]
+    assert [worker["worker"] for worker in metrics] == ["chief", "worker-1"]
     for worker in metrics:
         # tf.distribute.MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy.
         assert worker["strategy"] == "CollectiveAllReduceStrategy" and worker["replicas"] == 2
         assert worker["epochs_run"] == 1
     assert metrics[0]["dev_accuracy"] == metrics[1]["dev_accuracy"]
-    weights = [_load_h5(tmp_path / f"worker{index}" / "best.weights.h5") for index in range(2)]
+    weights = [_load_h5(directory / "best.weights.h5") for directory in directories]
     assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 10
     for name in weights[0]:
         np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-6, err_msg=name)
