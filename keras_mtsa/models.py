@@ -72,6 +72,7 @@ def build_sentence_encoder(
     vocabulary_size,
     max_length,
     embedding_dim=300,
+    embedding_scale=0.05,
     encoder="mtsa",
     num_heads=2,
     head_dim=None,
@@ -94,6 +95,8 @@ def build_sentence_encoder(
         vocabulary_size: rows of the embedding table (id 0 is padding).
         max_length: the padded length of the inputs.
         embedding_dim: width of the embeddings and of the encoder output.
+        embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is Keras's
+            default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
         encoder: `"mtsa"` or `"mha"` (Keras `MultiHeadAttention` with learned position embeddings).
         num_heads: attention heads.
         head_dim: features per head; defaults to embedding_dim // num_heads.
@@ -125,7 +128,12 @@ def build_sentence_encoder(
 
     token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
     x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids
-    x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(x)
+    if isinstance(embedding_scale, bool) or not isinstance(embedding_scale, (int, float)) or embedding_scale <= 0:
+        raise ValueError(f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}")
+    initializer = keras.initializers.RandomUniform(-embedding_scale, embedding_scale)
+    x = layers.Embedding(
+        vocabulary_size, embedding_dim, embeddings_initializer=initializer, mask_zero=True, name="embedding"
+    )(x)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
     if encoder == "mha":
         x = PositionEmbedding(max_length, name="position_embedding")(x)

@@ -18,6 +18,7 @@ from keras_mtsa.models import ENCODERS
 CLASSIFICATION_FORMATS = ("labeled-lines", "trec", "tsv", "csv")
 PAIR_FORMATS = ("sick", "snli")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("adam", "adadelta")
 
 
 def build_argument_parser(pair=False):
@@ -55,6 +56,9 @@ def build_argument_parser(pair=False):
         "--vocabulary-size is its target size and --min-count the lowest count of a word or piece",
     )
     parser.add_argument("--embedding-dim", type=int, default=300)
+    parser.add_argument(
+        "--embedding-scale", type=float, default=0.05, help="embeddings start uniform in [-scale, scale]"
+    )
     parser.add_argument("--num-heads", type=int, default=2)
     parser.add_argument(
         "--head-dim", type=int, help="features per head; default: --embedding-dim / --num-heads"
@@ -65,6 +69,12 @@ def build_argument_parser(pair=False):
     parser.add_argument("--activation", default="relu" if not pair else "elu")
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--token-dropout", type=float, default=0.0, help="word dropout (ids -> [UNK])")
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=OPTIMIZERS,
+        help="adam, or adadelta (rho 0.95, epsilon 1e-6: the MTSA authors' TREC runs, with --learning-rate 0.5)",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--l2", type=float, default=0.0)
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)")
@@ -142,6 +152,7 @@ def train(args, pair=False):
             vocabulary_size=preprocessor.vocabulary_size,
             max_length=args.max_length,
             embedding_dim=args.embedding_dim,
+            embedding_scale=args.embedding_scale,
             encoder=args.encoder,
             num_heads=args.num_heads,
             head_dim=args.head_dim,
@@ -274,15 +285,16 @@ def resumable_early_stopping(patience, history):
 def _optimizer(args, steps_per_epoch):
     import keras
 
-    if not args.ema:
-        return keras.optimizers.Adam(args.learning_rate)
-    # Overwriting once per epoch makes the validation (and so the best checkpoint) see the averaged weights.
-    return keras.optimizers.Adam(
-        args.learning_rate,
-        use_ema=True,
-        ema_momentum=args.ema,
-        ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch,
-    )
+    options = {}
+    if args.ema:
+        # Overwriting once per epoch makes the validation (and so the best checkpoint) see the averaged
+        # weights.
+        options = dict(
+            use_ema=True, ema_momentum=args.ema, ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch
+        )
+    if args.optimizer == "adadelta":
+        return keras.optimizers.Adadelta(args.learning_rate, rho=0.95, epsilon=1e-6, **options)
+    return keras.optimizers.Adam(args.learning_rate, **options)
 
 
 def _steps(examples, batch_size, drop_remainder):
@@ -305,6 +317,9 @@ def _validate(args):
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras
         raise SystemExit(f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}")
+    for name in ("learning_rate", "embedding_scale"):
+        if not getattr(args, name) > 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.head_dim is not None and args.head_dim < 1:
         raise SystemExit(f"--head-dim must be a positive integer, got {args.head_dim}")
     if args.head_dim is None and args.embedding_dim % args.num_heads:

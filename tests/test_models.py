@@ -145,6 +145,8 @@ def test_probabilities_stay_float32_under_mixed_precision(batch):
         (dict(num_blocks=-1), "num_blocks"),
         (dict(max_length=0), "max_length"),
         (dict(vocabulary_size=0), "vocabulary_size"),
+        (dict(head_dim=0), "head_dim"),
+        (dict(embedding_scale=0), "embedding_scale"),
     ],
 )
 @pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])
@@ -158,6 +160,15 @@ def test_bad_encoder_arguments(build, kwargs, message):
 def test_bad_num_classes(build, num_classes):
     with pytest.raises(ValueError, match="num_classes"):
         build(num_classes, **SIZES)
+
+
+def test_head_dim_sets_the_sentence_vector_width_and_embedding_scale_the_initial_range():
+    encoder = models.build_sentence_encoder(
+        vocabulary_size=50, max_length=6, embedding_dim=8, num_heads=2, head_dim=5, embedding_scale=0.25
+    )
+    assert encoder.output.shape == (None, 10)  # 2 heads x 5 features, not the embedding width
+    table = keras.ops.convert_to_numpy(encoder.get_layer("embedding").embeddings)
+    assert 0.2 < np.abs(table).max() <= 0.25
 
 
 def test_token_dropout_replaces_real_tokens_by_unknown_only_while_training():

@@ -446,10 +446,9 @@ def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
         main(corpus + ["--strategy", "tpu", "--epochs", "1"])
 
 
-def test_head_dim_label_smoothing_and_weight_averaging_train_and_reload(corpus):
-    import keras
-
+def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
+    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25"]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
@@ -457,6 +456,8 @@ def test_head_dim_label_smoothing_and_weight_averaging_train_and_reload(corpus):
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
     assert model.loss.label_smoothing == 0.1
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    assert isinstance(model.optimizer, keras.optimizers.Adadelta)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.5)
     metrics = json.load(open(os.path.join(output_dir, "metrics.json")))
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
@@ -474,6 +475,8 @@ def test_head_dim_label_smoothing_and_weight_averaging_train_and_reload(corpus):
         (["--head-dim", "0"], "--head-dim must be a positive integer"),
         (["--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1)"),
         (["--ema", "-0.5"], "--ema must be in [0, 1)"),
+        (["--embedding-scale", "0"], "--embedding-scale must be positive"),
+        (["--learning-rate", "0"], "--learning-rate must be positive"),
         (["--embedding-dim", "30", "--num-heads", "4"], "--embedding-dim (30) must be divisible by --num-heads (4)"),
         (["--test", "/nonexistent/test.txt"], "--test: no such file"),
         (["--class-names", "one,two,three"], "--class-names gives 3 names but the data has 2 labels"),
