@@ -194,10 +194,9 @@ def train(args, pair=False):
                 os.remove(stale)
     # On a resume, the checkpoint to beat is the best dev accuracy before the crash: a fresh
     # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
-    previous_best = None
-    if os.path.exists(best_weights):
-        scores = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
-        previous_best = max(scores, default=None)
+    # Dev accuracies of the epochs before a crash (none for a fresh run): they also carry early stopping on.
+    scores_before = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
+    previous_best = max(scores_before, default=None) if os.path.exists(best_weights) else None
     callbacks = [
         # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
         keras.callbacks.BackupAndRestore(backup_dir),
@@ -208,7 +207,7 @@ def train(args, pair=False):
             save_weights_only=True,
             initial_value_threshold=previous_best,
         ),
-        resumable_early_stopping(args.patience, _read_history(history_file)),
+        resumable_early_stopping(args.patience, scores_before),
         keras.callbacks.CSVLogger(history_file, append=True),
         keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs")),
     ]
@@ -273,7 +272,7 @@ def train(args, pair=False):
     return metrics
 
 
-def resumable_early_stopping(patience, history):
+def resumable_early_stopping(patience, scores):
     """Early stopping on dev accuracy that, on a resume, goes on counting from the run before the crash.
 
     Keras's `EarlyStopping` starts from scratch in every `fit`, so a run resumed by `BackupAndRestore` would
@@ -281,11 +280,9 @@ def resumable_early_stopping(patience, history):
 
     Args:
         patience: epochs without a strictly better dev accuracy before stopping.
-        history: the epochs already run, as read from history.csv (empty for a fresh run).
+        scores: dev accuracies of the epochs already run, in order (empty for a fresh run).
     """
     import keras
-
-    scores = [row["val_accuracy"] for row in history if "val_accuracy" in row]
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         def on_train_begin(self, logs=None):

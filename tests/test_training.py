@@ -429,8 +429,7 @@ def corpus(tmp_path):
 )
 def test_early_stopping_patience_goes_on_across_a_resume(scores, epochs_until_stop):
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    history = [{"epoch": float(epoch), "val_accuracy": score} for epoch, score in enumerate(scores)]
-    callback = resumable_early_stopping(2, history)
+    callback = resumable_early_stopping(2, scores)
     model.stop_training = False  # as `fit` sets it
     callback.set_model(model)
     callback.on_train_begin()

@@ -328,9 +328,14 @@ class TextPreprocessor(tf.Module):
         self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
         self.subwords = subwords
         if subwords:
-            options = dict(suffix_indicator=SUBWORD_PREFIX, max_bytes_per_word=100, unknown_token=UNK_TOKEN)
-            self._subword_ids = tf_text.WordpieceTokenizer(self._table, token_out_type=tf.int64, **options)
-            self._subword_strings = tf_text.WordpieceTokenizer(self._table, token_out_type=tf.string, **options)
+            # String pieces (unknown words as "[UNK]"), looked up in the same table as whole words are.
+            self._wordpiece = tf_text.WordpieceTokenizer(
+                self._table,
+                suffix_indicator=SUBWORD_PREFIX,
+                max_bytes_per_word=100,
+                token_out_type=tf.string,
+                unknown_token=UNK_TOKEN,
+            )
 
     @classmethod
     def from_texts(
@@ -389,9 +394,12 @@ class TextPreprocessor(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
         """Returns the string tokens (or subwords) of each text, as a ``[batch, (tokens)]`` RaggedTensor."""
+        return self._tokens(texts)
+
+    def _tokens(self, texts):
         tokens = tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
         if self.subwords:
-            tokens = self._subword_strings.tokenize(tokens).merge_dims(1, 2)
+            tokens = self._wordpiece.tokenize(tokens).merge_dims(1, 2)
         return tokens
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -405,10 +413,6 @@ class TextPreprocessor(tf.Module):
             ``tf.int32`` tensor of static shape ``[batch, max_length]``: ids of
             the first ``max_length`` tokens, then ``PAD_ID``.
         """
-        tokens = tokenize(texts, lower_case=self.lower_case, max_input_bytes=self.max_input_bytes)
-        if self.subwords:
-            ids = self._subword_ids.tokenize(tokens).merge_dims(1, 2)
-        else:
-            ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        ids = tf.ragged.map_flat_values(self._table.lookup, self._tokens(texts))
         ids = tf.cast(ids, tf.int32)
         return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
