@@ -47,7 +47,12 @@ def build_argument_parser(pair=False):
     # measured best on TREC; the pair model keeps Adam, batch 32 and 12 epochs, measured on SICK.
     parser.add_argument("--epochs", type=int, default=12 if pair else 25)
     parser.add_argument("--batch-size", type=int, default=32 if pair else 50, help="global batch size")
-    parser.add_argument("--max-length", type=int, default=64, help="tokens per sentence after padding")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="tokens per sentence after padding; default: the longest training text's, rounded up to a "
+        "multiple of 8, at most 256 (it decides the compute per step: every sentence is padded to it)",
+    )
     parser.add_argument("--vocabulary-size", type=int, default=30000)
     parser.add_argument(
         "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
@@ -148,6 +153,9 @@ def train(args, pair=False):
         min_count=args.min_count,
         subwords=args.subwords,
     )
+    if args.max_length is None:
+        args.max_length = preprocessor.max_length
+        print(f"--max-length {args.max_length} (fitted to the longest training text)")
     make_dataset = make_pair_dataset if pair else make_classification_dataset
     drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes
     train_ds = make_dataset(
@@ -326,6 +334,8 @@ def _validate(args):
     names = ("epochs", "batch_size", "max_length", "vocabulary_size", "min_count", "embedding_dim", "num_heads")
     for name in names:
         value = getattr(args, name)
+        if name == "max_length" and value is None:  # fitted to the training texts
+            continue
         if value is None or value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras

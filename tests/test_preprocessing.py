@@ -270,6 +270,40 @@ def test_compute_max_length_is_a_percentile_of_token_counts():
         preprocessing.compute_max_length(texts, percentile=0)
 
 
+@pytest.mark.parametrize(
+    "longest, expected",
+    [(0, 8), (1, 8), (8, 8), (9, 16), (37, 40), (250, 256), (257, 256), (10_000, 256)],
+)
+def test_fitting_max_length_covers_the_longest_text_in_multiples_of_8_up_to_256(longest, expected):
+    assert preprocessing.fitting_max_length(longest) == expected
+
+
+@pytest.mark.parametrize("longest", [-1, 2.5, True, "9"])
+def test_fitting_max_length_rejects_what_is_not_a_token_count(longest):
+    with pytest.raises(ValueError, match="longest must be a non-negative int"):
+        preprocessing.fitting_max_length(longest)
+
+
+def test_from_texts_without_max_length_fits_it_to_the_longest_text(tmp_path):
+    texts = ["a b", "a b c d e f g h i j"]  # 10 tokens
+
+    fitted = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", None)
+
+    assert fitted.max_length == 16
+    assert fitted(tf.constant(texts)).shape == (2, 16)
+
+
+def test_from_texts_without_max_length_counts_subwords_not_words(tmp_path, monkeypatch):
+    # A fixed WordPiece vocabulary: "playing" is two pieces, so 5 words make 10 pieces.
+    monkeypatch.setattr(preprocessing, "build_wordpiece_vocabulary", lambda texts, **options: SUBWORD_VOCABULARY)
+    texts = ["playing " * 5, "the film"]
+
+    subwords = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", None, subwords=True)
+
+    assert subwords.max_length == 16  # 10 pieces; the 5 words alone would fit in 8
+    assert subwords(tf.constant(texts)).numpy()[0].tolist().count(PAD_ID) == 6
+
+
 # SavedModel export
 
 LOADER_SCRIPT = textwrap.dedent(

@@ -25,8 +25,12 @@ from conftest import SHARED_DATA
 from keras_mtsa import _xla
 from keras_mtsa import models
 from keras_mtsa.data import TextPreprocessor
+from keras_mtsa.data import fitting_max_length
 from keras_mtsa.data import make_classification_dataset
+from keras_mtsa.data import read_dataset
 from keras_mtsa.data import read_labeled_lines
+from keras_mtsa.data import split_dev
+from keras_mtsa.data import tokenize
 from keras_mtsa.training import main
 from keras_mtsa.training import resumable_early_stopping
 
@@ -134,12 +138,17 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     train, test = _sick_slice(tmp_path)
     output_dir = tmp_path / "run"
     argv = ["--train", train, "--test", test, "--format", "sick", "--output-dir", str(output_dir)]
-    assert main(argv + ["--epochs", "1", *SMALL], pair=True) == 0
+    without_max_length = [arg for arg in SMALL if arg not in ("--max-length", "24")]
+    assert main(argv + ["--epochs", "1", *without_max_length], pair=True) == 0
 
     metrics = _assert_run_outputs(output_dir, epochs=1)
     assert metrics["label_names"] == ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
     assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}
     assert metrics["settings"]["format"] == "sick"
+    # No --max-length: fitted to the longest training sentence (premise or hypothesis), in multiples of 8.
+    train_data, _ = split_dev(read_dataset(train, "sick"), fraction=0.1, seed=1)
+    tokens = tokenize(train_data.premises + train_data.hypotheses)
+    assert metrics["settings"]["max_length"] == fitting_max_length(int(max(tokens.row_lengths())))
 
 
 # 2. MirroredStrategy over the two logical CPUs of conftest.py.

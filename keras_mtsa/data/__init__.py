@@ -9,6 +9,7 @@ from keras_mtsa.data.preprocessing import TextPreprocessor
 from keras_mtsa.data.preprocessing import build_vocabulary
 from keras_mtsa.data.preprocessing import build_wordpiece_vocabulary
 from keras_mtsa.data.preprocessing import compute_max_length
+from keras_mtsa.data.preprocessing import fitting_max_length
 from keras_mtsa.data.preprocessing import read_vocabulary
 from keras_mtsa.data.preprocessing import tokenize
 from keras_mtsa.data.preprocessing import write_vocabulary
@@ -36,6 +37,7 @@ __all__ = [
     "build_vocabulary",
     "build_wordpiece_vocabulary",
     "compute_max_length",
+    "fitting_max_length",
     "make_classification_dataset",
     "make_pair_dataset",
     "read_dataset",

@@ -51,6 +51,8 @@ UNK_ID = 1
 
 _BATCH_SIZE = 1024
 _DEFAULT_BYTES_PER_TOKEN = 64
+AUTO_MAX_LENGTH_MULTIPLE = 8
+AUTO_MAX_LENGTH_LIMIT = 256
 
 # Tokenizer choice: UnicodeScriptTokenizer alone splits punctuation from words
 # (right for SST/TREC text and for raw serving input like "great!"), but it
@@ -215,6 +217,27 @@ def compute_max_length(texts, *, percentile=99.0, lower_case=True):
     return max(1, int(np.ceil(np.percentile(np.concatenate(lengths), percentile))))
 
 
+def fitting_max_length(longest, *, multiple=AUTO_MAX_LENGTH_MULTIPLE, limit=AUTO_MAX_LENGTH_LIMIT):
+    """A ``max_length`` that truncates no text of ``longest`` tokens, unless that exceeds ``limit``.
+
+    Rounded up to a multiple of ``multiple``, so that nearby corpora share compiled shapes; at most ``limit``,
+    so that one outlier cannot make every batch long (attention costs grow with the square of the length).
+    """
+    if isinstance(longest, bool) or not isinstance(longest, (int, np.integer)) or longest < 0:
+        raise ValueError(f"longest must be a non-negative int, got {longest!r}.")
+    rounded = max(multiple, -(-int(longest) // multiple) * multiple)
+    return min(rounded, limit)
+
+
+def _longest(preprocessor, texts):
+    """The most tokens (or subwords) `preprocessor` makes of any of ``texts``."""
+    longest = 0
+    for start in range(0, len(texts), _BATCH_SIZE):
+        counts = preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE])).row_lengths()
+        longest = max(longest, int(counts.numpy().max(initial=0)))
+    return longest
+
+
 def write_vocabulary(tokens, path):
     """Writes tokens one per line (UTF-8), in id order.
 
@@ -356,7 +379,8 @@ class TextPreprocessor(tf.Module):
         Args:
             texts: Iterable of training texts.
             vocabulary_file: Path to write the vocabulary to.
-            max_length: See `__init__`.
+            max_length: See `__init__`; ``None`` fits it to the texts (`fitting_max_length` of the
+                longest one, counted in the preprocessor's own tokens or subwords).
             max_size: See `build_vocabulary`.
             min_count: See `build_vocabulary`.
             lower_case: Used for both the vocabulary and the preprocessor.
@@ -368,17 +392,16 @@ class TextPreprocessor(tf.Module):
         Returns:
             A `TextPreprocessor`.
         """
+        texts = list(texts)
         build = build_wordpiece_vocabulary if subwords else build_vocabulary
         tokens = build(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
         write_vocabulary(tokens, vocabulary_file)
-        return cls(
-            vocabulary_file,
-            max_length,
-            lower_case=lower_case,
-            max_input_bytes=max_input_bytes,
-            subwords=subwords,
-            name=name,
-        )
+        options = dict(lower_case=lower_case, max_input_bytes=max_input_bytes, subwords=subwords, name=name)
+        if max_length is None:
+            # Tokenizing does not depend on max_length, so a provisional preprocessor can count the tokens.
+            provisional = cls(vocabulary_file, AUTO_MAX_LENGTH_LIMIT, **options)
+            max_length = fitting_max_length(_longest(provisional, texts))
+        return cls(vocabulary_file, max_length, **options)
 
     def config(self):
         """Returns the constructor arguments, so ``TextPreprocessor(**config)`` recreates it."""
