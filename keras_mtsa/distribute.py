@@ -2,8 +2,10 @@
 
 import json
 import os
+import socket
 
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+TPU_CONNECT_TIMEOUT_SECONDS = 20
 
 
 def get_strategy(name="auto", tpu_address=None):
@@ -26,7 +28,7 @@ def get_strategy(name="auto", tpu_address=None):
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
     if name == "auto":
-        tpu = _try_tpu_strategy(tpu_address)
+        tpu, _ = _try_tpu_strategy(tpu_address)
         if tpu is not None:
             return tpu
         if len(tf.config.list_logical_devices("GPU")) > 1:
@@ -47,10 +49,10 @@ def get_strategy(name="auto", tpu_address=None):
             )
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, with its own message
         return _reduce_leaf_by_leaf(tf.distribute.MultiWorkerMirroredStrategy())
-    strategy = _try_tpu_strategy(tpu_address)
+    strategy, why_not = _try_tpu_strategy(tpu_address)
     if strategy is None:
         raise ValueError(
-            "`strategy='tpu'` but no TPU cluster could be resolved (TPUClusterResolver found none). "
+            f"`strategy='tpu'` but no TPU could be used: {why_not}. "
             "Run on a TPU VM or pass the TPU name/address, or use --strategy auto."
         )
     return strategy
@@ -103,15 +105,53 @@ def _reduce_leaf_by_leaf(strategy):
 
 
 def _try_tpu_strategy(tpu_address):
+    """`(TPUStrategy, None)`, or `(None, why)` where no TPU can be used."""
     import tensorflow as tf
 
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+    except (ValueError, OSError) as error:  # OSError: a TPU name looked up off Google Cloud (URLError)
+        return None, f"TPUClusterResolver found none ({error})"
+    master = resolver.master()
+    if master.startswith("grpc://"):
+        # TF's TPU initialization retries an address where no gRPC server answers for many minutes (a
+        # closed port, a silent host, an HTTP/1 server); fail fast instead.
+        why_not = _unreachable(master[len("grpc://") :], TPU_CONNECT_TIMEOUT_SECONDS)
+        if why_not:
+            return None, f"cannot connect to {master} ({why_not})"
+    try:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
-        return None
-    return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        return None, f"TPU initialization failed ({error})"
+    return tf.distribute.TPUStrategy(resolver), None
+
+
+# What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame. A gRPC server
+# answers with a SETTINGS frame of its own (frame type 4 in the 9-byte frame header).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4
+
+
+def _unreachable(host_and_port, timeout):
+    """`None` if a gRPC (HTTP/2) server answers at "host:port" within `timeout` seconds, else the reason."""
+    host, _, port = host_and_port.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:
+            connection.sendall(_HTTP2_PREFACE)
+            reply = b""
+            while len(reply) < 9:
+                chunk = connection.recv(9 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
+    except ValueError:
+        return f"{host_and_port!r} is not host:port"
+    except OSError as error:  # refused, no route, DNS failure, or timed out
+        return str(error) or type(error).__name__
+    if len(reply) < 9 or reply[3] != _HTTP2_SETTINGS:
+        return "it does not answer as a gRPC server"
+    return None
 
 
 def is_tpu(strategy):

@@ -6,6 +6,8 @@ Real-data slices come from `<repo>/../shared/data` (skipped when absent); the ot
 synthetic corpus of `examples/demo_corpus.py`. Models are tiny: embedding_dim 16-32, max_length 16-24.
 """
 
+import concurrent.futures
+import contextlib
 import csv
 import glob
 import json
@@ -14,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -23,6 +26,7 @@ import keras
 
 from conftest import SHARED_DATA
 from keras_mtsa import _xla
+from keras_mtsa import distribute
 from keras_mtsa import models
 from keras_mtsa.data import TextPreprocessor
 from keras_mtsa.data import fitting_max_length
@@ -452,6 +456,76 @@ def test_early_stopping_patience_goes_on_across_a_resume(scores, epochs_until_st
 def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
     with pytest.raises(ValueError, match=r"strategy='tpu'.*no TPU"):
         main(corpus + ["--strategy", "tpu", "--epochs", "1"])
+
+
+def test_an_unreachable_tpu_address_fails_fast_and_names_the_address(corpus):
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"grpc://127.0.0.1:{port}"
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=rf"no TPU could be used: cannot connect to {address}"):
+        main(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
+    assert time.monotonic() - started < 30  # TF's own TPU initialization would retry for minutes
+
+
+@contextlib.contextmanager
+def _local_server(reply):
+    """A TCP server on 127.0.0.1 that answers every connection with `reply` (None: never answers)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    connections = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # closed
+                return
+            connections.append(connection)
+            if reply is not None:
+                connection.recv(1024)
+                connection.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"grpc://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for connection in connections:
+            connection.close()
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "it does not answer as a gRPC server"),
+        (None, "timed out"),
+    ],
+    ids=["an HTTP/1 server", "a silent server"],
+)
+def test_a_tpu_address_where_no_grpc_server_answers_fails_fast(corpus, monkeypatch, reply, message):
+    monkeypatch.setattr(distribute, "TPU_CONNECT_TIMEOUT_SECONDS", 1)
+
+    with _local_server(reply) as address:
+        started = time.monotonic()
+        with pytest.raises(ValueError, match=rf"cannot connect to {address} \({message}\)"):
+            main(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
+    assert time.monotonic() - started < 30
+
+
+def test_the_tpu_address_check_accepts_a_grpc_server():
+    import grpc
+
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        assert distribute._unreachable(f"127.0.0.1:{port}", timeout=5) is None
+    finally:
+        server.stop(None)
 
 
 def test_model_and_optimizer_options_train_and_reload(corpus):
