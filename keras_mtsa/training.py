@@ -58,6 +58,9 @@ def build_argument_parser(pair=False):
         "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
     )
     parser.add_argument(
+        "--keep-case", action="store_true", help="do not case-fold the text (vocabulary, model and export)"
+    )
+    parser.add_argument(
         "--subwords",
         action="store_true",
         help="WordPiece subwords learned from the training text (tensorflow-text's learner) instead of words: "
@@ -152,6 +155,7 @@ def train(args, pair=False):
         max_size=args.vocabulary_size,
         min_count=args.min_count,
         subwords=args.subwords,
+        lower_case=not args.keep_case,
     )
     if args.max_length is None:
         args.max_length = preprocessor.max_length

@@ -530,9 +530,12 @@ def test_the_tpu_address_check_accepts_a_grpc_server():
 
 def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
-    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25"]
+    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--keep-case"]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
+    preprocessor = TextPreprocessor(**json.load(open(os.path.join(output_dir, "preprocessor.json"))))
+    assert preprocessor.lower_case is False
+    assert preprocessor.tokenize(["The Film"]).to_list() == [[b"The", b"Film"]]
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     # 2 heads of 12 features (not embedding_dim / num_heads = 8) reach the pooling.
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
