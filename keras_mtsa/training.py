@@ -86,7 +86,13 @@ def build_argument_parser(pair=False):
     parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
     parser.add_argument("--activation", default="relu" if not pair else "elu")
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--token-dropout", type=float, default=0.0, help="word dropout (ids -> [UNK])")
+    parser.add_argument(
+        "--token-dropout",
+        type=float,
+        default=0.0 if pair else 0.2,
+        help="word dropout: the probability that a training token becomes [UNK], which so learns to stand "
+        "for unseen words. Default: 0.2 for sentences (TREC 0.896 against 0.888 without, 3 seeds), 0 for pairs",
+    )
     parser.add_argument(
         "--optimizer",
         default="adadelta",

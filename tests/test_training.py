@@ -142,6 +142,7 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     assert metrics["worker"] == "chief"
     assert metrics["settings"]["format"] == "trec"
     assert _read_preprocessor(output_dir).lower_case is False  # sentences keep their case by default
+    assert metrics["settings"]["token_dropout"] == 0.2  # word dropout by default for sentences
 
 
 def test_pair_classifier_job_on_a_sick_slice(tmp_path):
@@ -160,6 +161,7 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     tokens = tokenize(train_data.premises + train_data.hypotheses)
     assert metrics["settings"]["max_length"] == fitting_max_length(int(max(tokens.row_lengths())))
     assert _read_preprocessor(output_dir).lower_case is True  # pairs are case-folded by default
+    assert metrics["settings"]["token_dropout"] == 0.0  # and have no word dropout by default
 
 
 # 2. MirroredStrategy over the two logical CPUs of conftest.py.
