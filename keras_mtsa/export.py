@@ -89,6 +89,7 @@ def export_for_serving(
                 value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
             ),
             default_value="",
+            experimental_is_anonymous=True,  # owned by this export alone, never found by name
         )
         ids_spec = tf.TensorSpec([None, preprocessor.max_length], tf.int32)
         text_spec = tf.TensorSpec([None], tf.string)

@@ -20,7 +20,7 @@ three can never disagree about what a token is.
    ``max_length`` with ``PAD_ID``.
 
 Ops in the graph: besides core TensorFlow ops (Substr, UnicodeTranscode,
-StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, HashTableV2,
+StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, AnonymousHashTable,
 InitializeTableFromTextFileV2, LookupTableFindV2, ragged ops), the exported
 functions use these tensorflow-text ops (op types as they appear in the saved
 graph), which a serving binary must link, and which plain TensorFlow only
@@ -348,7 +348,9 @@ class TextPreprocessor(tf.Module):
             value_dtype=tf.int64,
             value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
         )
-        self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
+        # Anonymous: a named table would be named after the Asset's repr (its memory address), so a new
+        # preprocessor at a freed one's address would silently reuse the old table and vocabulary.
+        self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID, experimental_is_anonymous=True)
         self.subwords = subwords
         if subwords:
             # String pieces (unknown words as "[UNK]"), looked up in the same table as whole words are.
