@@ -118,6 +118,14 @@ def build_argument_parser(pair=False):
         help="early stopping on dev accuracy (by default all 25 epochs run: on TREC the dev accuracy still "
         "rose after 9 flat epochs)",
     )
+    parser.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="after the dev split has chosen the number of epochs, train a fresh model on train + dev for "
+        "that many epochs and keep it (about twice the training time); the selection run stays in "
+        "<output-dir>/selection/",
+    )
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--tpu", help="TPU name or address for --strategy tpu")
     parser.add_argument("--mixed-precision", default=None, choices=PRECISIONS)
@@ -131,10 +139,7 @@ def train(args, pair=False):
     """Runs the whole job; returns the metrics dict also written to `<output_dir>/metrics.json`."""
     import keras
 
-    from keras_mtsa import models
-    from keras_mtsa.data import TextPreprocessor
-    from keras_mtsa.data import make_classification_dataset
-    from keras_mtsa.data import make_pair_dataset
+    from keras_mtsa.data import join_splits
     from keras_mtsa.distribute import get_strategy
     from keras_mtsa.distribute import is_tpu
     from keras_mtsa.distribute import worker_role
@@ -153,115 +158,57 @@ def train(args, pair=False):
         os.makedirs(args.output_dir, exist_ok=True)
     precision = args.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
     keras.config.set_dtype_policy(precision)
+    job = _Job(args, pair, strategy)
 
     train_data, dev_data, test_data = _read_splits(args, pair)
     class_names = _class_names(args, train_data.label_names)
-    texts = train_data.premises + train_data.hypotheses if pair else train_data.texts
-    vocabulary_file = os.path.join(args.output_dir, "vocabulary.txt")
-    preprocessor = TextPreprocessor.from_texts(
-        texts,
-        vocabulary_file,
-        args.max_length,
-        max_size=args.vocabulary_size,
-        min_count=args.min_count,
-        subwords=args.subwords,
-        lower_case=not args.keep_case,
-    )
-    if args.max_length is None:
-        args.max_length = preprocessor.max_length
-        print(f"--max-length {args.max_length} (fitted to the longest training text)")
-    make_dataset = make_pair_dataset if pair else make_classification_dataset
-    drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes
-    train_ds = make_dataset(
-        train_data,
-        preprocessor,
-        batch_size=args.batch_size,
-        shuffle=True,
-        seed=args.seed,
-        drop_remainder=drop_remainder,
-    )
-    dev_ds = make_dataset(dev_data, preprocessor, batch_size=args.batch_size, drop_remainder=drop_remainder)
-    test_ds = make_dataset(test_data, preprocessor, batch_size=args.batch_size)
-
-    build = models.build_pair_classifier if pair else models.build_sentence_classifier
-    with strategy.scope():
-        model = build(
-            len(train_data.label_names),
-            vocabulary_size=preprocessor.vocabulary_size,
-            max_length=args.max_length,
-            embedding_dim=args.embedding_dim,
-            embedding_scale=args.embedding_scale,
-            encoder=args.encoder,
-            num_heads=args.num_heads,
-            head_dim=args.head_dim,
-            num_blocks=args.num_blocks,
-            token2token_activation=args.token2token,
-            activation=args.activation,
-            dropout=args.dropout,
-            token_dropout=args.token_dropout,
-            l2=args.l2,
+    # With --refit, the dev-selected run lives in selection/ and the refit model in --output-dir.
+    selection_dir = os.path.join(args.output_dir, "selection") if args.refit else args.output_dir
+    selection_file = os.path.join(selection_dir, "selection.json")
+    if args.refit and os.path.exists(selection_file):
+        # A rerun after a crash during the refit: the selection finished before it.
+        with open(selection_file) as file:
+            selection = json.load(file)
+        args.max_length = selection["max_length"]  # as fitted to the training texts before the crash
+        selection_seconds = 0.0
+        print(f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs.")
+    else:
+        model, preprocessor, history, selection_seconds = job.fit_selecting_on_dev(
+            train_data, dev_data, selection_dir
         )
-        model.compile(
-            optimizer=_optimizer(args, steps_per_epoch=_steps(len(train_data), args.batch_size, drop_remainder)),
-            loss=_loss(args, len(train_data.label_names)),
-            metrics=["accuracy"],
-        )
+        dev_dataset = job.dataset(dev_data, preprocessor, drop_remainder=job.drop_remainder)
+        _, dev_accuracy = model.evaluate(dev_dataset, verbose=0)
+        selection = {
+            "dev_accuracy": float(dev_accuracy),
+            "best_epoch": _best_epoch(history),
+            "epochs_run": len(history),
+            "max_length": args.max_length,
+        }
+        plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
+        if args.refit:
+            _, test_accuracy = model.evaluate(job.dataset(test_data, preprocessor), verbose=0)
+            selection["test_accuracy_before_refit"] = float(test_accuracy)
+            with open(selection_file, "w") as file:
+                json.dump(selection, file, indent=2)
+    refit = None
+    if args.refit:
+        all_data = join_splits(train_data, dev_data)
+        model, preprocessor, refit_seconds = job.refit(all_data, selection["best_epoch"], args.output_dir)
+        refit = {"epochs": selection["best_epoch"], "examples": len(all_data), "train_seconds": refit_seconds}
 
-    best_weights = os.path.join(args.output_dir, "best.weights.h5")
-    history_file = os.path.join(args.output_dir, "history.csv")
-    backup_dir = os.path.join(args.output_dir, "backup")
-    if not os.path.exists(backup_dir):  # a fresh run, not a resume: forget an older run's results
-        for stale in (best_weights, history_file):
-            if os.path.exists(stale):
-                os.remove(stale)
-    # On a resume, the checkpoint to beat is the best dev accuracy before the crash: a fresh
-    # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
-    # Dev accuracies of the epochs before a crash (none for a fresh run): they also carry early stopping on.
-    scores_before = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
-    previous_best = max(scores_before, default=None) if os.path.exists(best_weights) else None
-    callbacks = [
-        # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
-        keras.callbacks.BackupAndRestore(backup_dir),
-        keras.callbacks.ModelCheckpoint(
-            best_weights,
-            monitor="val_accuracy",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=previous_best,
-        ),
-        resumable_early_stopping(args.patience, scores_before),
-        keras.callbacks.CSVLogger(history_file, append=True),
-        keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs")),
-    ]
-    started = time.time()
-    model.fit(
-        train_ds,
-        validation_data=dev_ds,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it cannot)
-        callbacks=callbacks,
-        verbose=args.verbose,
-    )
-    train_seconds = time.time() - started
-    if os.path.exists(best_weights):
-        model.load_weights(best_weights)  # the epoch with the best dev accuracy
-
-    # The selected model and its preprocessing settings, e.g. for examples/plot_attention.py.
+    # The final model and its preprocessing settings, e.g. for examples/plot_attention.py.
     model.save(os.path.join(args.output_dir, "model.keras"))
     with open(os.path.join(args.output_dir, "preprocessor.json"), "w") as file:
         json.dump(preprocessor.config(), file, indent=2)
-
-    dev_loss, dev_accuracy = model.evaluate(dev_ds, verbose=0)
-    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
-    history = _read_history(history_file)
+    test_loss, test_accuracy = model.evaluate(job.dataset(test_data, preprocessor), verbose=0)
     metrics = {
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
-        "dev_accuracy": float(dev_accuracy),
-        "best_epoch": _best_epoch(history),
-        "epochs_run": len(history),
-        "train_seconds_this_run": round(train_seconds, 1),
+        # Of the dev-selected model: a refit model has trained on dev, so its own dev accuracy says nothing.
+        "dev_accuracy": selection["dev_accuracy"],
+        "best_epoch": selection["best_epoch"],
+        "epochs_run": selection["epochs_run"],
+        "train_seconds_this_run": round(selection_seconds, 1),
         "examples": {"train": len(train_data), "dev": len(dev_data), "test": len(test_data)},
         "skipped_malformed": {
             "train": train_data.skipped, "dev": dev_data.skipped, "test": test_data.skipped
@@ -276,12 +223,17 @@ def train(args, pair=False):
         "dtype_policy": precision,
         "settings": vars(args),
     }
+    if refit:
+        refit["test_accuracy_before_refit"] = selection["test_accuracy_before_refit"]
+        metrics["refit"] = refit
+
     def write_metrics():
         with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
             json.dump(metrics, file, indent=2)
 
     write_metrics()  # before the export, so a failed export loses no results
-    plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
+    if args.refit:
+        os.remove(selection_file)  # the job is done: running the command again starts a new one
 
     if args.export_dir and role is None:
         from keras_mtsa.export import export_for_serving
@@ -292,6 +244,175 @@ def train(args, pair=False):
         )
         write_metrics()
     return metrics
+
+
+class _Job:
+    """Builds the preprocessing, datasets and model of one run of the job, and fits them."""
+
+    def __init__(self, args, pair, strategy):
+        from keras_mtsa.distribute import is_tpu
+
+        self.args = args
+        self.pair = pair
+        self.strategy = strategy
+        self.drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes
+
+    def preprocessor(self, data, directory):
+        """Learns the vocabulary of `data`'s texts into `directory` and returns the preprocessor."""
+        from keras_mtsa.data import TextPreprocessor
+
+        args = self.args
+        texts = data.premises + data.hypotheses if self.pair else data.texts
+        preprocessor = TextPreprocessor.from_texts(
+            texts,
+            os.path.join(directory, "vocabulary.txt"),
+            args.max_length,
+            max_size=args.vocabulary_size,
+            min_count=args.min_count,
+            subwords=args.subwords,
+            lower_case=not args.keep_case,
+        )
+        if args.max_length is None:
+            # Fitted once, to the training texts of the first run: a refit keeps the same length.
+            args.max_length = preprocessor.max_length
+            print(f"--max-length {args.max_length} (fitted to the longest training text)")
+        return preprocessor
+
+    def dataset(self, data, preprocessor, shuffle=False, drop_remainder=False):
+        from keras_mtsa.data import make_classification_dataset
+        from keras_mtsa.data import make_pair_dataset
+
+        make_dataset = make_pair_dataset if self.pair else make_classification_dataset
+        return make_dataset(
+            data,
+            preprocessor,
+            batch_size=self.args.batch_size,
+            shuffle=shuffle,
+            seed=self.args.seed if shuffle else None,
+            drop_remainder=drop_remainder,
+        )
+
+    def training_dataset(self, data, preprocessor):
+        return self.dataset(data, preprocessor, shuffle=True, drop_remainder=self.drop_remainder)
+
+    def model(self, num_classes, preprocessor, num_examples):
+        """A freshly initialized, compiled model (the same initial weights for the same --seed)."""
+        import keras
+
+        from keras_mtsa import models
+
+        args = self.args
+        keras.utils.set_random_seed(args.seed)
+        build = models.build_pair_classifier if self.pair else models.build_sentence_classifier
+        with self.strategy.scope():
+            model = build(
+                num_classes,
+                vocabulary_size=preprocessor.vocabulary_size,
+                max_length=args.max_length,
+                embedding_dim=args.embedding_dim,
+                embedding_scale=args.embedding_scale,
+                encoder=args.encoder,
+                num_heads=args.num_heads,
+                head_dim=args.head_dim,
+                num_blocks=args.num_blocks,
+                token2token_activation=args.token2token,
+                activation=args.activation,
+                dropout=args.dropout,
+                token_dropout=args.token_dropout,
+                l2=args.l2,
+            )
+            steps_per_epoch = _steps(num_examples, args.batch_size, self.drop_remainder)
+            model.compile(
+                optimizer=_optimizer(args, steps_per_epoch=steps_per_epoch),
+                loss=_loss(args, num_classes),
+                metrics=["accuracy"],
+            )
+        return model
+
+    def fit_selecting_on_dev(self, train_data, dev_data, directory):
+        """Trains on `train_data` and keeps the epoch with the best dev accuracy; resumes after a crash.
+
+        Returns:
+            `(model, preprocessor, history, seconds)`: the model holds the best epoch's weights.
+        """
+        import keras
+
+        args = self.args
+        os.makedirs(directory, exist_ok=True)
+        preprocessor = self.preprocessor(train_data, directory)
+        model = self.model(len(train_data.label_names), preprocessor, len(train_data))
+        best_weights = os.path.join(directory, "best.weights.h5")
+        history_file = os.path.join(directory, "history.csv")
+        backup_dir = os.path.join(directory, "backup")
+        if not os.path.exists(backup_dir):  # a fresh run, not a resume: forget an older run's results
+            for stale in (best_weights, history_file):
+                if os.path.exists(stale):
+                    os.remove(stale)
+        # On a resume, the checkpoint to beat is the best dev accuracy before the crash: a fresh
+        # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
+        # Dev accuracies of the epochs before a crash (none for a fresh run): they also carry early stopping on.
+        scores_before = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
+        previous_best = max(scores_before, default=None) if os.path.exists(best_weights) else None
+        callbacks = [
+            # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
+            keras.callbacks.BackupAndRestore(backup_dir),
+            keras.callbacks.ModelCheckpoint(
+                best_weights,
+                monitor="val_accuracy",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=previous_best,
+            ),
+            resumable_early_stopping(args.patience, scores_before),
+            keras.callbacks.CSVLogger(history_file, append=True),
+            keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
+        ]
+        started = time.time()
+        model.fit(
+            self.training_dataset(train_data, preprocessor),
+            validation_data=self.dataset(dev_data, preprocessor, drop_remainder=self.drop_remainder),
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it cannot)
+            callbacks=callbacks,
+            verbose=args.verbose,
+        )
+        seconds = time.time() - started
+        if os.path.exists(best_weights):
+            model.load_weights(best_weights)  # the epoch with the best dev accuracy
+        return model, preprocessor, _read_history(history_file), seconds
+
+    def refit(self, data, epochs, directory):
+        """Trains a fresh model on `data` (train and dev) for the dev-selected number of epochs.
+
+        The vocabulary is learned again, from all of `data`. A crash resumes from the backup.
+
+        Returns:
+            `(model, preprocessor, seconds)`.
+        """
+        import keras
+
+        args = self.args
+        preprocessor = self.preprocessor(data, directory)
+        model = self.model(len(data.label_names), preprocessor, len(data))
+        history_file = os.path.join(directory, "refit_history.csv")
+        backup_dir = os.path.join(directory, "refit_backup")
+        if not os.path.exists(backup_dir) and os.path.exists(history_file):
+            os.remove(history_file)
+        started = time.time()
+        model.fit(
+            self.training_dataset(data, preprocessor),
+            epochs=epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            shuffle=False,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(backup_dir),
+                keras.callbacks.CSVLogger(history_file, append=True),
+                keras.callbacks.TensorBoard(os.path.join(directory, "logs", "refit")),
+            ],
+            verbose=args.verbose,
+        )
+        return model, preprocessor, round(time.time() - started, 1)
 
 
 def resumable_early_stopping(patience, scores):

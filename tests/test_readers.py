@@ -9,6 +9,7 @@ from keras_mtsa.data import readers
 from keras_mtsa.data.readers import DataFormatError
 from keras_mtsa.data.readers import TextClassificationData
 from keras_mtsa.data.readers import TextPairData
+from keras_mtsa.data.readers import join_splits
 from keras_mtsa.data.readers import read_dataset
 from keras_mtsa.data.readers import split_dev
 
@@ -403,7 +404,7 @@ def test_invalid_arguments_are_named(write, kwargs, expected):
         read_dataset(write("x.txt", b"0 a\n"), "labeled-lines", **kwargs)
 
 
-# data classes and split_dev
+# data classes, split_dev and join_splits
 
 
 def test_data_classes_reject_inconsistent_examples():
@@ -464,6 +465,38 @@ def test_split_dev_keeps_pairs_aligned():
 def test_split_dev_rejects_fractions_that_leave_a_part_empty(fraction):
     with pytest.raises(ValueError, match="fraction"):
         split_dev(make_classification([5, 5]), fraction=fraction)
+
+
+def test_join_splits_appends_the_second_part_and_sums_the_counters():
+    data = make_classification([8, 2])
+    train, dev = split_dev(data, fraction=0.2, seed=1)
+
+    joined = join_splits(train, dev)
+
+    assert joined.texts == train.texts + dev.texts and joined.labels == train.labels + dev.labels
+    assert sorted(zip(joined.texts, joined.labels)) == sorted(zip(data.texts, data.labels))
+    assert (joined.label_names, joined.skipped) == (data.label_names, 3)
+
+
+def test_join_splits_keeps_pairs_aligned_and_sums_dropped():
+    first = TextPairData(premises=["p0"], hypotheses=["h0"], labels=[0], label_names=["e", "c"], dropped=2)
+    second = TextPairData(premises=["p1"], hypotheses=["h1"], labels=[1], label_names=["e", "c"], dropped=1)
+
+    joined = join_splits(first, second)
+
+    assert (joined.premises, joined.hypotheses) == (["p0", "p1"], ["h0", "h1"])
+    assert (joined.labels, joined.dropped) == ([0, 1], 3)
+
+
+def test_join_splits_rejects_other_label_names_or_another_type():
+    data = make_classification([2, 2])
+    renamed = TextClassificationData(["a"], [0], ["x", "y"])
+    pairs = TextPairData(premises=["a"], hypotheses=["b"], labels=[0], label_names=["0", "1"])
+
+    with pytest.raises(ValueError, match="different label names"):
+        join_splits(data, renamed)
+    with pytest.raises(ValueError, match="Cannot join TextClassificationData and TextPairData"):
+        join_splits(data, pairs)
 
 
 # Real datasets in ../shared/data (skipped when absent).

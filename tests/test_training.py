@@ -430,6 +430,77 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
 
 
+def _refit_argv(tmp_path, epochs=3):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(96, 30, 32))
+    with open(dev, "a", encoding="utf-8") as file:
+        file.write("1 zyzzyva is great\n0 zyzzyva is awful\n")  # a word seen twice, both times in dev
+    output_dir = tmp_path / "run"
+    argv = [
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
+        str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05", "--refit", "--verbose", "0", *TINY,
+    ]  # fmt: skip
+    return argv, output_dir
+
+
+def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(tmp_path):
+    argv, output_dir = _refit_argv(tmp_path)
+
+    assert main(argv) == 0
+
+    selection_dir = output_dir / "selection"
+    metrics = _read_metrics(output_dir)
+    best_epoch = metrics["best_epoch"]
+    assert [int(row["epoch"]) for row in _read_history(selection_dir)] == [0, 1, 2]  # the dev-selected run
+    assert (selection_dir / "best.weights.h5").stat().st_size > 0
+    assert metrics["refit"]["epochs"] == best_epoch and metrics["refit"]["examples"] == 96 + 32
+    with open(output_dir / "refit_history.csv", newline="") as file:
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(best_epoch))
+    assert 0.0 <= metrics["refit"]["test_accuracy_before_refit"] <= 1.0
+    # The refit learns its vocabulary from train and dev; the selection run saw only train.
+    assert "zyzzyva" in (output_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    assert "zyzzyva" not in (selection_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    assert _read_preprocessor(output_dir).vocabulary_size == metrics["vocabulary_size"]
+    model = keras.models.load_model(output_dir / "model.keras")
+    assert model.get_layer("sentence_encoder").get_layer("embedding").input_dim == metrics["vocabulary_size"]
+    leftovers = ("selection/selection.json", "selection/backup", "refit_backup")
+    assert not [name for name in leftovers if (output_dir / name).exists()], "a finished job leaves no state"
+
+
+def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, monkeypatch):
+    argv, output_dir = _refit_argv(tmp_path)
+    tensorboard = keras.callbacks.TensorBoard
+
+    class CrashAfterFirstRefitEpoch(tensorboard):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if self.log_dir.endswith("refit"):  # after BackupAndRestore has saved epoch 0
+                raise _SimulatedCrash
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashAfterFirstRefitEpoch)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+    assert (output_dir / "selection" / "selection.json").exists() and (output_dir / "refit_backup").is_dir()
+    selection_history = (output_dir / "selection" / "history.csv").read_bytes()
+
+    trained = []  # (log dir, epoch) of every epoch the rerun trains
+
+    class Recording(tensorboard):
+        def on_epoch_begin(self, epoch, logs=None):
+            trained.append((os.path.basename(self.log_dir), epoch))
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", Recording)
+    assert main(argv) == 0
+
+    metrics = _read_metrics(output_dir)
+    assert trained == [("refit", epoch) for epoch in range(1, metrics["best_epoch"])], "only the rest of the refit"
+    assert (output_dir / "selection" / "history.csv").read_bytes() == selection_history
+    assert metrics["refit"]["epochs"] == metrics["best_epoch"]
+    with open(output_dir / "refit_history.csv", newline="") as file:
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(metrics["best_epoch"]))
+    assert not (output_dir / "selection" / "selection.json").exists()
+
+
 # 5. Errors for a missing TPU and bad command lines.
 
 

@@ -17,6 +17,7 @@ from keras_mtsa.data.readers import FORMATS
 from keras_mtsa.data.readers import DataFormatError
 from keras_mtsa.data.readers import TextClassificationData
 from keras_mtsa.data.readers import TextPairData
+from keras_mtsa.data.readers import join_splits
 from keras_mtsa.data.readers import read_dataset
 from keras_mtsa.data.readers import read_delimited
 from keras_mtsa.data.readers import read_labeled_lines
@@ -38,6 +39,7 @@ __all__ = [
     "build_wordpiece_vocabulary",
     "compute_max_length",
     "fitting_max_length",
+    "join_splits",
     "make_classification_dataset",
     "make_pair_dataset",
     "read_dataset",

@@ -643,6 +643,32 @@ def split_dev(data, fraction=0.1, seed=0):
     return _subset(data, train_indices), _subset(data, sorted(dev), **counters)
 
 
+def join_splits(first, second):
+    """The examples of ``first`` followed by those of ``second``, e.g. train and dev for a final refit.
+
+    Args:
+        first: `TextClassificationData` or `TextPairData`.
+        second: Data of the same type with the same ``label_names`` (the same label ids).
+
+    Returns:
+        Data of the same type; its read-time counters (``skipped``, ``dropped``) are the sums.
+
+    Raises:
+        ValueError: the types or the label names differ.
+    """
+    if type(first) is not type(second):
+        raise ValueError(f"Cannot join {type(first).__name__} and {type(second).__name__}.")
+    if list(first.label_names) != list(second.label_names):
+        raise ValueError(
+            f"Cannot join splits with different label names: {first.label_names} and {second.label_names}."
+        )
+    changes = {name: getattr(first, name) + getattr(second, name) for name in first._example_fields}
+    for field in dataclasses.fields(first):
+        if field.name in ("skipped", "dropped"):
+            changes[field.name] = getattr(first, field.name) + getattr(second, field.name)
+    return dataclasses.replace(first, label_names=list(first.label_names), **changes)
+
+
 def _stratified_counts(by_label, dev_size, total):
     """Splits ``dev_size`` over labels in proportion to their sizes (largest remainder)."""
     shares = {label: dev_size * len(indices) / total for label, indices in sorted(by_label.items())}
