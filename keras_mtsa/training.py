@@ -1,9 +1,10 @@
 """The training job behind `examples/train_classifier.py` and `examples/train_pair_classifier.py`.
 
 One function, `train(args)`, reads a dataset, learns a vocabulary, builds the tf-text preprocessing and a
-functional model under a `tf.distribute` strategy, trains with dev-based model selection, resumes from a
-backup after a crash, evaluates on the test file, writes `metrics.json`, TensorBoard logs and a learning
-curve plot, and optionally exports a SavedModel for TF Serving.
+functional model under a `tf.distribute` strategy, trains with dev-based model selection (optionally
+followed by a refit on train + dev for the chosen number of epochs), resumes from a backup after a crash,
+evaluates on the test file, writes `metrics.json`, TensorBoard logs and a learning curve plot, and
+optionally exports a SavedModel for TF Serving.
 """
 
 import argparse
