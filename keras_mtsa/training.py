@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import time
 
 from keras_mtsa.distribute import STRATEGIES
@@ -158,10 +159,7 @@ def train(args, pair=False):
     _validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    if args.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    _set_op_determinism(args.deterministic)
     strategy = get_strategy(args.strategy, args.tpu)
     role = worker_role(strategy)
     if role is not None:
@@ -178,6 +176,12 @@ def train(args, pair=False):
     # With --refit, the dev-selected run lives in selection/ and the refit model in --output-dir.
     selection_dir = os.path.join(args.output_dir, "selection") if args.refit else args.output_dir
     selection_file = os.path.join(selection_dir, "selection.json")
+    # What a run that stopped before its end leaves behind, with or without --refit.
+    unfinished = [
+        os.path.join(args.output_dir, *parts)
+        for parts in (("backup",), ("selection", "backup"), ("selection", "selection.json"), ("refit_backup",))
+    ]
+    _claim_output_dir(args, unfinished)
     if args.refit and os.path.exists(selection_file):
         # A rerun after a crash during the refit: the selection finished before it.
         with open(selection_file) as file:
@@ -201,8 +205,7 @@ def train(args, pair=False):
         if args.refit:
             _, test_accuracy = model.evaluate(job.dataset(test_data, preprocessor), verbose=0)
             selection["test_accuracy_before_refit"] = float(test_accuracy)
-            with open(selection_file, "w") as file:
-                json.dump(selection, file, indent=2)
+            _write_json(selection_file, selection)
     refit = None
     if args.refit:
         all_data = join_splits(train_data, dev_data)
@@ -240,13 +243,8 @@ def train(args, pair=False):
         refit["test_accuracy_before_refit"] = selection["test_accuracy_before_refit"]
         metrics["refit"] = refit
 
-    def write_metrics():
-        with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
-            json.dump(metrics, file, indent=2)
-
-    write_metrics()  # before the export, so a failed export loses no results
-    if args.refit:
-        os.remove(selection_file)  # the job is done: running the command again starts a new one
+    metrics_file = os.path.join(args.output_dir, "metrics.json")
+    _write_json(metrics_file, metrics)  # before the export, so a failed export loses no results
 
     if args.export_dir and role is None:
         from keras_mtsa.export import export_for_serving
@@ -255,7 +253,14 @@ def train(args, pair=False):
         metrics["export_path"] = export_for_serving(
             model, preprocessor, args.export_dir, model_name=name, labels=class_names, pair=pair
         )
-        write_metrics()
+        _write_json(metrics_file, metrics)
+    # The job is done: running the command again starts a new one. Until here a crash (in the evaluation,
+    # the save or the export) resumes after the last trained epoch instead of training again.
+    for path in unfinished:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
     return metrics
 
 
@@ -368,7 +373,9 @@ class _Job:
         previous_best = max(scores_before, default=None) if os.path.exists(best_weights) else None
         callbacks = [
             # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
-            keras.callbacks.BackupAndRestore(backup_dir),
+            # Kept after the last epoch (train() removes it when the job is done), so that a crash after
+            # training resumes with nothing left to train.
+            keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(
                 best_weights,
                 monitor="val_accuracy",
@@ -419,13 +426,69 @@ class _Job:
             steps_per_epoch=args.steps_per_epoch,
             shuffle=False,
             callbacks=[
-                keras.callbacks.BackupAndRestore(backup_dir),
+                keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
                 keras.callbacks.CSVLogger(history_file, append=True),
                 keras.callbacks.TensorBoard(os.path.join(directory, "logs", "refit")),
             ],
             verbose=args.verbose,
         )
         return model, preprocessor, round(time.time() - started, 1)
+
+
+# Options that say where and how a run executes, not what it computes: a crashed run may resume with others.
+_RESUMABLE_WITH_OTHER = frozenset(
+    {"output_dir", "export_dir", "model_name", "strategy", "tpu", "verbose", "deterministic"}
+)
+_RUN_SETTINGS_FILE = "run_settings.json"
+
+
+def _claim_output_dir(args, unfinished):
+    """Records this run's settings in --output-dir; refuses to resume an unfinished run made with others.
+
+    Args:
+        args: the parsed command line, before train() fits --max-length.
+        unfinished: paths whose existence means an earlier run stopped before its end (backups, markers).
+
+    Raises:
+        SystemExit: `unfinished` state exists and was made with other settings, which it would silently mix
+            with this command's (restoring another model's weights, or skipping the selection).
+    """
+    settings = {key: value for key, value in vars(args).items() if key not in _RESUMABLE_WITH_OTHER}
+    path = os.path.join(args.output_dir, _RUN_SETTINGS_FILE)
+    if any(os.path.exists(item) for item in unfinished) and os.path.exists(path):
+        with open(path) as file:
+            before = json.load(file)
+        changed = sorted(key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key))
+        if changed:
+            differences = ", ".join(
+                f"--{key.replace('_', '-')} {before.get(key)!r} there, {settings.get(key)!r} now" for key in changed
+            )
+            raise SystemExit(
+                f"--output-dir {args.output_dir} holds an unfinished run with other settings ({differences}): "
+                "rerun that command to resume it, or give another --output-dir (or delete this one) to start anew"
+            )
+    _write_json(path, settings)
+
+
+def _set_op_determinism(enabled):
+    """Turns TensorFlow's deterministic kernels on or off (a process-wide setting)."""
+    import tensorflow as tf
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # Off explicitly: an earlier run in this process may have turned it on. No public alias exists.
+        from tensorflow.python.framework import config
+
+        config.disable_op_determinism()
+
+
+def _write_json(path, value):
+    """Writes `value` as JSON to `path` atomically, so a crash never leaves a half-written file behind."""
+    partial = path + ".partial"
+    with open(partial, "w") as file:
+        json.dump(value, file, indent=2)
+    os.replace(partial, path)
 
 
 def resumable_early_stopping(patience, scores):

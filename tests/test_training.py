@@ -430,6 +430,83 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
 
 
+
+def _crash_before_epoch(monkeypatch, crash_epoch):
+    """Makes the next run raise `_SimulatedCrash` when it reaches epoch `crash_epoch` (after earlier backups)."""
+    tensorboard = keras.callbacks.TensorBoard
+
+    class CrashBeforeEpoch(tensorboard):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == crash_epoch:
+                raise _SimulatedCrash
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeEpoch)
+    return tensorboard
+
+
+def _record_trained_epochs(monkeypatch, tensorboard):
+    trained = []
+
+    class Recording(tensorboard):
+        def on_epoch_begin(self, epoch, logs=None):
+            trained.append(epoch)
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", Recording)
+    return trained
+
+
+def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
+    output_dir = tmp_path / "run"
+    argv = [
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
+        str(output_dir), "--epochs", "3", "--learning-rate", "0.05", "--verbose", "0", *TINY,
+    ]  # fmt: skip
+    tensorboard = _crash_before_epoch(monkeypatch, 1)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+
+    # Its backup holds another model's weights (another seed; another width would not even load).
+    with pytest.raises(SystemExit, match=r"--output-dir .* holds an unfinished run with other settings "
+                       r"\(--seed 1 there, 2 now\): rerun that command"):  # fmt: skip
+        main(argv + ["--seed", "2"])
+    with pytest.raises(SystemExit, match=r"--refit False there, True now"):
+        main(argv + ["--refit"])
+
+    trained = _record_trained_epochs(monkeypatch, tensorboard)
+    assert main(argv + ["--verbose", "2", "--no-deterministic"]) == 0  # how it runs may change
+    assert trained == [1, 2], "the same settings resume the run"
+    assert main(argv + ["--seed", "2"]) == 0, "a finished run does not hold its output directory"
+    assert _read_metrics(output_dir)["settings"]["seed"] == 2
+
+
+def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, monkeypatch):
+    train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
+    output_dir = tmp_path / "run"
+    argv = [
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
+        str(output_dir), "--epochs", "2", "--learning-rate", "0.05", "--verbose", "0", *TINY,
+    ]  # fmt: skip
+    save = keras.Model.save
+
+    def crash_on_save(self, *args, **kwargs):  # the first step after training: model.keras
+        raise _SimulatedCrash
+
+    monkeypatch.setattr(keras.Model, "save", crash_on_save)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+    assert not (output_dir / "metrics.json").exists() and (output_dir / "backup").is_dir()
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    trained = _record_trained_epochs(monkeypatch, keras.callbacks.TensorBoard)
+    assert main(argv) == 0
+    assert trained == [], "the rerun trained again"
+    assert [int(row["epoch"]) for row in _read_history(output_dir)] == [0, 1]
+    assert _read_metrics(output_dir)["epochs_run"] == 2
+    assert not (output_dir / "backup").exists(), "a finished job leaves no backup"
+
 def _refit_argv(tmp_path, epochs=3):
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 30, 32))
     with open(dev, "a", encoding="utf-8") as file:
@@ -625,18 +702,15 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("flag, expected_calls", [([], 1), (["--no-deterministic"], 0)])
-def test_deterministic_kernels_are_on_unless_turned_off(corpus, monkeypatch, flag, expected_calls):
+def test_deterministic_kernels_are_on_unless_turned_off(corpus):
     # On full TREC, four runs of one seed with them gave identical histories; three without, three others.
-    import tensorflow as tf
+    from tensorflow.python.framework import config
 
-    calls = []
-    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: calls.append(True))
-
-    assert main(corpus + ["--epochs", "1", "--verbose", "0", *TINY, *flag]) == 0
-
-    assert len(calls) == expected_calls
-    assert _read_metrics(corpus[corpus.index("--output-dir") + 1])["settings"]["deterministic"] == (not flag)
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    for flag, expected in (([], True), (["--no-deterministic"], False)):  # the setting is process-wide
+        assert main(corpus + ["--epochs", "1", "--verbose", "0", *TINY, *flag]) == 0
+        assert config.is_op_determinism_enabled() == expected
+        assert _read_metrics(output_dir)["settings"]["deterministic"] == expected
 
 
 @pytest.mark.parametrize(
