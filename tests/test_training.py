@@ -457,13 +457,19 @@ def _record_trained_epochs(monkeypatch, tensorboard):
     return trained
 
 
-def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
+def _small_run_argv(tmp_path, epochs):
+    """A command line training a tiny model on the demo corpus, and its output directory."""
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
     output_dir = tmp_path / "run"
     argv = [
         "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
-        str(output_dir), "--epochs", "3", "--learning-rate", "0.05", "--verbose", "0", *TINY,
+        str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05", "--verbose", "0", *TINY,
     ]  # fmt: skip
+    return argv, output_dir
+
+
+def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
+    argv, output_dir = _small_run_argv(tmp_path, epochs=3)
     tensorboard = _crash_before_epoch(monkeypatch, 1)
     with pytest.raises(_SimulatedCrash):
         main(argv)
@@ -483,12 +489,7 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
 
 
 def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, monkeypatch):
-    train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
-    output_dir = tmp_path / "run"
-    argv = [
-        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
-        str(output_dir), "--epochs", "2", "--learning-rate", "0.05", "--verbose", "0", *TINY,
-    ]  # fmt: skip
+    argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     save = keras.Model.save
 
     def crash_on_save(self, *args, **kwargs):  # the first step after training: model.keras
