@@ -224,7 +224,8 @@ def train(args, pair=False):
         "dev_accuracy": selection["dev_accuracy"],
         "best_epoch": selection["best_epoch"],
         "epochs_run": selection["epochs_run"],
-        "train_seconds_this_run": round(selection_seconds, 1),
+        # Fitting time of this process (selection and refit): a resumed run counts only what it trained.
+        "train_seconds_this_run": round(selection_seconds + (refit["train_seconds"] if refit else 0.0), 1),
         "examples": {"train": len(train_data), "dev": len(dev_data), "test": len(test_data)},
         "skipped_malformed": {
             "train": train_data.skipped, "dev": dev_data.skipped, "test": test_data.skipped

@@ -534,6 +534,7 @@ def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(t
     with open(output_dir / "refit_history.csv", newline="") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(best_epoch))
     assert 0.0 <= metrics["refit"]["test_accuracy_before_refit"] <= 1.0
+    assert metrics["train_seconds_this_run"] > metrics["refit"]["train_seconds"] > 0, "selection + refit"
     # The refit learns its vocabulary from train and dev; the selection run saw only train.
     assert "zyzzyva" in (output_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
     assert "zyzzyva" not in (selection_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
