@@ -547,6 +547,10 @@ def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(t
 
 def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, monkeypatch):
     argv, output_dir = _refit_argv(tmp_path)
+    del argv[argv.index("--max-length") : argv.index("--max-length") + 2]  # fitted to the training texts
+    dev = argv[argv.index("--dev") + 1]
+    with open(dev, "a", encoding="utf-8") as file:
+        file.write("1 " + "the plot is great " * 10 + "\n")  # longer than every training text
     tensorboard = keras.callbacks.TensorBoard
 
     class CrashAfterFirstRefitEpoch(tensorboard):
@@ -560,6 +564,8 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
         main(argv)
     assert (output_dir / "selection" / "selection.json").exists() and (output_dir / "refit_backup").is_dir()
     selection_history = (output_dir / "selection" / "history.csv").read_bytes()
+    fitted_length = json.loads((output_dir / "selection" / "selection.json").read_text())["max_length"]
+    assert fitted_length < 40, "the long dev text did not set the length"
 
     trained = []  # (log dir, epoch) of every epoch the rerun trains
 
@@ -578,6 +584,8 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
     with open(output_dir / "refit_history.csv", newline="") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(metrics["best_epoch"]))
     assert not (output_dir / "selection" / "selection.json").exists()
+    # The resumed refit pads to the length the crashed run used, as its backed-up model did.
+    assert json.loads((output_dir / "preprocessor.json").read_text())["max_length"] == fitted_length
 
 
 # 5. Errors for a missing TPU and bad command lines.
