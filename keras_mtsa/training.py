@@ -24,6 +24,13 @@ OPTIMIZERS = ("adam", "adadelta")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "adadelta": 1.0}
 
 
+# Names of the files and folders in --output-dir that carry a run across a crash.
+_BACKUP_DIR = "backup"  # BackupAndRestore of the dev-selected run
+_REFIT_BACKUP_DIR = "refit_backup"  # BackupAndRestore of the --refit run
+_SELECTION_DIR = "selection"  # with --refit: the dev-selected run
+_SELECTION_FILE = "selection.json"  # with --refit: marks a finished selection
+
+
 def build_argument_parser(pair=False):
     """Command-line arguments of the training scripts (`pair=True` for the sentence-pair model)."""
     kind = "sentence-pair" if pair else "sentence"
@@ -174,12 +181,17 @@ def train(args, pair=False):
     train_data, dev_data, test_data = _read_splits(args, pair)
     class_names = _class_names(args, train_data.label_names)
     # With --refit, the dev-selected run lives in selection/ and the refit model in --output-dir.
-    selection_dir = os.path.join(args.output_dir, "selection") if args.refit else args.output_dir
-    selection_file = os.path.join(selection_dir, "selection.json")
+    selection_dir = os.path.join(args.output_dir, _SELECTION_DIR) if args.refit else args.output_dir
+    selection_file = os.path.join(selection_dir, _SELECTION_FILE)
     # What a run that stopped before its end leaves behind, with or without --refit.
     unfinished = [
         os.path.join(args.output_dir, *parts)
-        for parts in (("backup",), ("selection", "backup"), ("selection", "selection.json"), ("refit_backup",))
+        for parts in (
+            (_BACKUP_DIR,),
+            (_SELECTION_DIR, _BACKUP_DIR),
+            (_SELECTION_DIR, _SELECTION_FILE),
+            (_REFIT_BACKUP_DIR,),
+        )
     ]
     _claim_output_dir(args, unfinished)
     if args.refit and os.path.exists(selection_file):
@@ -214,8 +226,7 @@ def train(args, pair=False):
 
     # The final model and its preprocessing settings, e.g. for examples/plot_attention.py.
     model.save(os.path.join(args.output_dir, "model.keras"))
-    with open(os.path.join(args.output_dir, "preprocessor.json"), "w") as file:
-        json.dump(preprocessor.config(), file, indent=2)
+    _write_json(os.path.join(args.output_dir, "preprocessor.json"), preprocessor.config())
     test_loss, test_accuracy = model.evaluate(job.dataset(test_data, preprocessor), verbose=0)
     metrics = {
         "test_accuracy": float(test_accuracy),
@@ -362,7 +373,7 @@ class _Job:
         model = self.model(len(train_data.label_names), preprocessor, len(train_data))
         best_weights = os.path.join(directory, "best.weights.h5")
         history_file = os.path.join(directory, "history.csv")
-        backup_dir = os.path.join(directory, "backup")
+        backup_dir = os.path.join(directory, _BACKUP_DIR)
         if not os.path.exists(backup_dir):  # a fresh run, not a resume: forget an older run's results
             for stale in (best_weights, history_file):
                 if os.path.exists(stale):
@@ -417,7 +428,7 @@ class _Job:
         preprocessor = self.preprocessor(data, directory)
         model = self.model(len(data.label_names), preprocessor, len(data))
         history_file = os.path.join(directory, "refit_history.csv")
-        backup_dir = os.path.join(directory, "refit_backup")
+        backup_dir = os.path.join(directory, _REFIT_BACKUP_DIR)
         if not os.path.exists(backup_dir) and os.path.exists(history_file):
             os.remove(history_file)
         started = time.time()

@@ -389,6 +389,20 @@ class _SimulatedCrash(Exception):
     pass
 
 
+def _crash_before_epoch(monkeypatch, crash_epoch):
+    """Makes the next run raise `_SimulatedCrash` when it reaches epoch `crash_epoch` (after earlier backups)."""
+    tensorboard = keras.callbacks.TensorBoard
+
+    class CrashBeforeEpoch(tensorboard):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == crash_epoch:
+                raise _SimulatedCrash
+            super().on_epoch_begin(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeEpoch)
+    return tensorboard
+
+
 def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monkeypatch):
     """After a resume, `best.weights.h5` is replaced only by an epoch better than every earlier one."""
     train, dev, test = _demo_corpus(tmp_path, sizes=(160, 64, 32))
@@ -399,15 +413,7 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
         "--learning-rate", "0.01", "--verbose", "0", *TINY,
     ]  # fmt: skip
     best_weights = output_dir / "best.weights.h5"
-    tensorboard = keras.callbacks.TensorBoard
-
-    class CrashBeforeThirdEpoch(tensorboard):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise _SimulatedCrash
-            super().on_epoch_begin(epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeThirdEpoch)
+    tensorboard = _crash_before_epoch(monkeypatch, 2)
     with pytest.raises(_SimulatedCrash):
         main(argv)
     assert len(_read_history(output_dir)) == 2 and (output_dir / "backup").is_dir()
@@ -428,21 +434,6 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     metrics = _read_metrics(output_dir)
     assert metrics["best_epoch"] in (1, 2)
     assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
-
-
-
-def _crash_before_epoch(monkeypatch, crash_epoch):
-    """Makes the next run raise `_SimulatedCrash` when it reaches epoch `crash_epoch` (after earlier backups)."""
-    tensorboard = keras.callbacks.TensorBoard
-
-    class CrashBeforeEpoch(tensorboard):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == crash_epoch:
-                raise _SimulatedCrash
-            super().on_epoch_begin(epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeEpoch)
-    return tensorboard
 
 
 def _record_trained_epochs(monkeypatch, tensorboard):
@@ -507,6 +498,7 @@ def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, mo
     assert [int(row["epoch"]) for row in _read_history(output_dir)] == [0, 1]
     assert _read_metrics(output_dir)["epochs_run"] == 2
     assert not (output_dir / "backup").exists(), "a finished job leaves no backup"
+
 
 def _refit_argv(tmp_path, epochs=3):
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 30, 32))
