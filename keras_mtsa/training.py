@@ -74,6 +74,13 @@ def build_argument_parser(pair=False):
         "--no-keep-case folds case. Default: kept for sentences, folded for pairs",
     )
     parser.add_argument(
+        "--case-fallback",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with --keep-case: a word missing from the vocabulary is looked up again case-folded "
+        "(\"Denver\" seen once and \"denver\" once become \"denver\")",
+    )
+    parser.add_argument(
         "--subwords",
         action="store_true",
         help="WordPiece subwords learned from the training text (tensorflow-text's learner) instead of words: "
@@ -95,6 +102,13 @@ def build_argument_parser(pair=False):
     parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
     parser.add_argument("--activation", default="relu" if not pair else "elu")
     parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.0,
+        help="attention dropout of MTSA (its token2token and source2token factors, as the authors' code) "
+        "or of MultiHeadAttention",
+    )
     parser.add_argument(
         "--token-dropout",
         type=float,
@@ -301,6 +315,7 @@ class _Job:
             min_count=args.min_count,
             subwords=args.subwords,
             lower_case=not args.keep_case,
+            case_fallback=args.case_fallback,
         )
         if args.max_length is None:
             # Fitted once, to the training texts of the first run: a refit keeps the same length.
@@ -348,6 +363,7 @@ class _Job:
                 token2token_activation=args.token2token,
                 activation=args.activation,
                 dropout=args.dropout,
+                attention_dropout=args.attention_dropout,
                 token_dropout=args.token_dropout,
                 l2=args.l2,
             )
@@ -572,9 +588,11 @@ def _validate(args):
         raise SystemExit(
             f"--embedding-dim ({args.embedding_dim}) must be divisible by --num-heads ({args.num_heads})"
         )
-    for name in ("dropout", "token_dropout", "label_smoothing", "ema"):
+    for name in ("dropout", "attention_dropout", "token_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    if args.case_fallback and (not args.keep_case or args.subwords):
+        raise SystemExit("--case-fallback needs --keep-case and no --subwords (it looks a cased word up again case-folded)")
     for name in ("train", "test", "dev"):
         path = getattr(args, name)
         if path and not os.path.isfile(path):

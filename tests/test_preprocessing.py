@@ -94,6 +94,55 @@ def test_vocabulary_never_contains_reserved_tokens_from_the_text():
     assert build_vocabulary(["[PAD] [UNK] [PAD]"]) == ["[PAD]", "[UNK]", "[", "]", "pad", "unk"]
 
 
+def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_that_together_are_frequent():
+    texts = ["Denver is far .", "denver is near .", "Paris is far .", "Paris is near .", "ROME is far .", "IS", "Is"]
+
+    vocabulary = build_vocabulary(texts, min_count=2, lower_case=False, case_fallback=True)
+
+    # "Denver" and "denver" once each: "denver" kept. "Paris" twice: kept as it is, and no "paris" (which
+    # training would never see). "ROME" once, no other casing: not kept. "IS" and "Is" fall back to "is",
+    # which keeps its own count and rank.
+    assert vocabulary == ["[PAD]", "[UNK]", ".", "is", "far", "Paris", "denver", "near"]
+    assert build_vocabulary(texts, min_count=2, lower_case=False) == ["[PAD]", "[UNK]", ".", "is", "far", "Paris", "near"]
+
+
+def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path):
+    write_vocabulary(["[PAD]", "[UNK]", "The", "the", "film"], tmp_path / "vocab.txt")
+    plain = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False)
+    fallback = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True)
+    texts = tf.constant(["The THE the Film FILM plot"])
+
+    assert plain(texts).numpy().tolist() == [padded([2, 1, 3, 1, 1, 1])]
+    # A token in the vocabulary keeps its own id ("The"); only missing ones fall back; unknown stays [UNK].
+    assert fallback(texts).numpy().tolist() == [padded([2, 3, 3, 4, 4, 1])]
+    assert TextPreprocessor(**fallback.config())(texts).numpy().tolist() == fallback(texts).numpy().tolist()
+
+
+def test_case_fallback_survives_saving_and_loading(tmp_path):
+    write_vocabulary(["[PAD]", "[UNK]", "the", "film"], tmp_path / "vocab.txt")
+    module = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True)
+    tf.saved_model.save(module, str(tmp_path / "export"))
+
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+
+    assert loaded(tf.constant(["The FILM"])).numpy().tolist() == [padded([2, 3])]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"lower_case": True, "case_fallback": True}, {"lower_case": False, "subwords": True, "case_fallback": True}],
+)
+def test_case_fallback_needs_cased_whole_words(tmp_path, kwargs):
+    write_vocabulary(SUBWORD_VOCABULARY, tmp_path / "vocab.txt")
+
+    with pytest.raises(ValueError, match="case_fallback=True needs lower_case=False and subwords=False"):
+        TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, **kwargs)
+    with pytest.raises(ValueError, match="case_fallback=True needs lower_case=False"):
+        build_vocabulary(CORPUS, lower_case=True, case_fallback=True)
+    with pytest.raises(ValueError, match="case_fallback must be True or False"):
+        TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback="yes")
+
+
 @pytest.mark.parametrize(
     "kwargs, expected",
     [({"max_size": 1}, "max_size must be an int >= 2"), ({"min_count": 0}, "min_count must be an int >= 1")],

@@ -689,6 +689,7 @@ def test_the_tpu_address_check_accepts_a_grpc_server():
 
 def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
+    argv += ["--attention-dropout", "0.3"]
     argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--no-keep-case"]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
@@ -696,12 +697,21 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     # 2 heads of 12 features (not embedding_dim / num_heads = 8) reach the pooling.
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
+    assert model.get_layer("sentence_encoder").get_layer("mtsa").dropout == 0.3
     assert model.loss.label_smoothing == 0.1
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
     assert isinstance(model.optimizer, keras.optimizers.Adadelta)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.5)
     metrics = json.load(open(os.path.join(output_dir, "metrics.json")))
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpus, tmp_path):
+    argv = corpus + ["--epochs", "1", "--verbose", "0", *TINY, "--case-fallback", "--export-dir", str(tmp_path / "e")]
+    assert main(argv) == 0
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    assert _read_preprocessor(output_dir).case_fallback is True
+    assert _read_metrics(output_dir)["settings"]["case_fallback"] is True
 
 
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
@@ -724,6 +734,8 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--steps-per-epoch", "-1"], "--steps-per-epoch must be a positive integer"),
         (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
         (["--token-dropout", "-0.1"], "--token-dropout must be in [0, 1)"),
+        (["--attention-dropout", "1.0"], "--attention-dropout must be in [0, 1)"),
+        (["--case-fallback", "--no-keep-case"], "--case-fallback needs --keep-case and no --subwords"),
         (["--min-count", "0"], "--min-count must be a positive integer"),
         (["--head-dim", "0"], "--head-dim must be a positive integer"),
         (["--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1)"),

@@ -27,7 +27,7 @@ graph), which a serving binary must link, and which plain TensorFlow only
 knows after ``import tensorflow_text``:
 
 * ``NormalizeUTF8``
-* ``CaseFoldUTF8`` (only with ``lower_case=True``)
+* ``CaseFoldUTF8`` (only with ``lower_case=True`` or ``case_fallback=True``)
 * ``TFText>WhitespaceTokenizeWithOffsetsV2``
 * ``UnicodeScriptTokenizeWithOffsets``
 * ``WordpieceTokenizeWithOffsets`` (only with ``subwords=True``)
@@ -115,7 +115,7 @@ def _tokenize_in_batches(texts, lower_case):
         yield tokenize(tf.constant(batch, dtype=tf.string), lower_case=lower_case)
 
 
-def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True):
+def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, case_fallback=False):
     """Builds a vocabulary from texts using the graph tokenizer.
 
     Args:
@@ -123,6 +123,10 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True):
         max_size: Maximum vocabulary size, reserved tokens included.
         min_count: Minimum number of occurrences for a token to be kept.
         lower_case: Whether to case-fold; must match the `TextPreprocessor`.
+        case_fallback: With ``lower_case=False``: also keep the case-folded form of rare tokens whose
+            occurrences in all their casings reach ``min_count`` ("Denver" once and "denver" once keep
+            "denver"), for a `TextPreprocessor` with ``case_fallback=True``. Only occurrences that are
+            not kept as they are count, so every kept token is one that training sees.
 
     Returns:
         List of tokens: ``"[PAD]"`` (id 0), ``"[UNK]"`` (id 1), then tokens by
@@ -135,16 +139,38 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True):
         raise ValueError(f"max_size must be an int >= {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}.")
     if not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
+    _check_case_fallback(case_fallback, lower_case)
     counts = collections.Counter()
+    folded = {}
     for tokens in _tokenize_in_batches(texts, lower_case):
         unique, _, batch_counts = tf.unique_with_counts(tokens.flat_values)
         counts.update(dict(zip(unique.numpy().tolist(), batch_counts.numpy().tolist(), strict=True)))
-    kept = sorted(
-        ((token.decode("utf-8"), count) for token, count in counts.items() if count >= min_count),
-        key=lambda item: (-item[1], item[0]),
-    )
+        if case_fallback:
+            folded.update(zip(unique.numpy().tolist(), tf_text.case_fold_utf8(unique).numpy().tolist(), strict=True))
+    kept = {token: count for token, count in counts.items() if count >= min_count}
+    if case_fallback:
+        # Only the occurrences that will fall back count for a folded form, so that every kept token is one
+        # that training sees at least min_count times ("Paris" kept twice does not add an untrained "paris").
+        fallback_counts = collections.Counter()
+        for token, count in counts.items():
+            if token not in kept:
+                fallback_counts[folded[token]] += count
+        for token, count in fallback_counts.items():
+            if count >= min_count and token not in kept:  # a kept token keeps its own count (and rank)
+                kept[token] = count
+    kept = sorted(((token.decode("utf-8"), count) for token, count in kept.items()), key=lambda item: (-item[1], item[0]))
     words = [token for token, _ in kept if token not in RESERVED_TOKENS]
     return list(RESERVED_TOKENS) + words[: max_size - len(RESERVED_TOKENS)]
+
+
+def _check_case_fallback(case_fallback, lower_case, subwords=False):
+    if not isinstance(case_fallback, bool):
+        raise ValueError(f"case_fallback must be True or False, got {case_fallback!r}.")
+    if case_fallback and (lower_case or subwords):
+        raise ValueError(
+            "case_fallback=True needs lower_case=False and subwords=False (it looks a cased word up again "
+            f"case-folded), got lower_case={lower_case!r}, subwords={subwords!r}."
+        )
 
 
 SUBWORD_PREFIX = "##"
@@ -299,10 +325,19 @@ class TextPreprocessor(tf.Module):
         lower_case: Whether input is case-folded.
         max_input_bytes: Bytes of each input string that are looked at.
         subwords: Whether tokens are split into WordPiece subwords.
+        case_fallback: Whether a cased token missing from the vocabulary is looked up again case-folded.
     """
 
     def __init__(
-        self, vocabulary_file, max_length, *, lower_case=True, max_input_bytes=None, subwords=False, name=None
+        self,
+        vocabulary_file,
+        max_length,
+        *,
+        lower_case=True,
+        max_input_bytes=None,
+        subwords=False,
+        case_fallback=False,
+        name=None,
     ):
         """Creates the preprocessor.
 
@@ -317,11 +352,15 @@ class TextPreprocessor(tf.Module):
                 vocabulary (one from `build_wordpiece_vocabulary`): a token
                 becomes its longest known prefix, then ``##``-prefixed pieces;
                 a token with no such split becomes ``"[UNK]"``.
+            case_fallback: With ``lower_case=False``: a token missing from the vocabulary ("Denver") is
+                looked up again case-folded ("denver") before it becomes ``"[UNK]"`` (a vocabulary from
+                `build_vocabulary` with ``case_fallback=True`` holds such folded forms).
             name: Module name.
         """
         super().__init__(name=name)
         if not isinstance(subwords, bool):
             raise ValueError(f"subwords must be True or False, got {subwords!r}.")
+        _check_case_fallback(case_fallback, lower_case, subwords)
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}.")
         if max_input_bytes is None:
@@ -352,6 +391,7 @@ class TextPreprocessor(tf.Module):
         # preprocessor at a freed one's address would silently reuse the old table and vocabulary.
         self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID, experimental_is_anonymous=True)
         self.subwords = subwords
+        self.case_fallback = case_fallback
         if subwords:
             # String pieces (unknown words as "[UNK]"), looked up in the same table as whole words are.
             self._wordpiece = tf_text.WordpieceTokenizer(
@@ -374,6 +414,7 @@ class TextPreprocessor(tf.Module):
         lower_case=True,
         max_input_bytes=None,
         subwords=False,
+        case_fallback=False,
         name=None,
     ):
         """Builds a vocabulary from ``texts``, writes it, and creates a preprocessor.
@@ -389,16 +430,28 @@ class TextPreprocessor(tf.Module):
             max_input_bytes: See `__init__`.
             subwords: Learn a WordPiece vocabulary (`build_wordpiece_vocabulary`,
                 ``max_size`` its target size) instead of a word vocabulary.
+            case_fallback: See `__init__` and `build_vocabulary`.
             name: Module name.
 
         Returns:
             A `TextPreprocessor`.
         """
         texts = list(texts)
-        build = build_wordpiece_vocabulary if subwords else build_vocabulary
-        tokens = build(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
+        _check_case_fallback(case_fallback, lower_case, subwords)
+        if subwords:
+            tokens = build_wordpiece_vocabulary(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
+        else:
+            tokens = build_vocabulary(
+                texts, max_size=max_size, min_count=min_count, lower_case=lower_case, case_fallback=case_fallback
+            )
         write_vocabulary(tokens, vocabulary_file)
-        options = dict(lower_case=lower_case, max_input_bytes=max_input_bytes, subwords=subwords, name=name)
+        options = dict(
+            lower_case=lower_case,
+            max_input_bytes=max_input_bytes,
+            subwords=subwords,
+            case_fallback=case_fallback,
+            name=name,
+        )
         if max_length is None:
             # Tokenizing does not depend on max_length, so a provisional preprocessor can count the tokens.
             provisional = cls(vocabulary_file, AUTO_MAX_LENGTH_LIMIT, **options)
@@ -413,6 +466,7 @@ class TextPreprocessor(tf.Module):
             "lower_case": self.lower_case,
             "max_input_bytes": self.max_input_bytes,
             "subwords": self.subwords,
+            "case_fallback": self.case_fallback,
             "name": self.name,
         }
 
@@ -438,6 +492,13 @@ class TextPreprocessor(tf.Module):
             ``tf.int32`` tensor of static shape ``[batch, max_length]``: ids of
             the first ``max_length`` tokens, then ``PAD_ID``.
         """
-        ids = tf.ragged.map_flat_values(self._table.lookup, self._tokens(texts))
+        ids = tf.ragged.map_flat_values(self._lookup, self._tokens(texts))
         ids = tf.cast(ids, tf.int32)
         return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+
+    def _lookup(self, tokens):
+        ids = self._table.lookup(tokens)
+        if self.case_fallback:
+            folded_ids = self._table.lookup(tf_text.case_fold_utf8(tokens))
+            ids = tf.where(ids == UNK_ID, folded_ids, ids)
+        return ids
