@@ -4,7 +4,9 @@ and SICK, each with the training script's default settings, and prints a markdow
     python examples/reproduce_results.py [--data ../shared/data] [--seeds 1 2 3] [--only trec]
 
 Each run is a separate process (`examples/train_classifier.py` / `train_pair_classifier.py`) writing to
-runs/results/<name>/; the table reports test accuracy (mean over seeds, and each seed) and wall time.
+runs/results/<name>/; the table reports test accuracy (mean over seeds, and each seed) and wall time. When
+both TREC encoders ran, it also prints their difference seed by seed (same seed: same dev split, same data
+order), with its mean and standard error, which says more than two means whose seed spread is larger.
 """
 
 import argparse
@@ -39,6 +41,28 @@ def experiments(data):
     }
 
 
+def paired_comparison(first, second):
+    """Seed-by-seed differences first - second (lists in seed order) and a one-line summary of them."""
+    if len(first) != len(second) or not first:
+        raise ValueError(f"need two equally long, non-empty lists, got {len(first)} and {len(second)} values")
+    # Rounded, so that equal accuracies stored as slightly different floats count as a tie.
+    differences = [round(a - b, 6) for a, b in zip(first, second)]
+    mean = statistics.mean(differences)
+    spread = (
+        f"standard error {statistics.stdev(differences) / len(differences) ** 0.5:.4f}"
+        if len(differences) > 1
+        else "one seed, no standard error"
+    )
+    ahead = sum(difference > 0 for difference in differences)
+    behind = sum(difference < 0 for difference in differences)
+    summary = (
+        f"{', '.join(f'{d:+.3f}' for d in differences)}; mean {mean:+.4f} ({spread}, "
+        f"{len(differences)} seed{'s' if len(differences) > 1 else ''}; "
+        f"ahead on {ahead}, behind on {behind})"
+    )
+    return differences, summary
+
+
 def run(name, script, arguments, seed, output_root):
     output_dir = os.path.join(output_root, f"{name}-seed{seed}")
     command = [sys.executable, os.path.join(ROOT, "examples", script), *arguments,
@@ -59,11 +83,12 @@ def main(argv=None):
     parser.add_argument("--output-root", default=os.path.join(ROOT, "runs", "results"))
     args = parser.parse_args(argv)
     table = ["| experiment | test accuracy (mean) | per seed | minutes per run |", "|---|---|---|---|"]
+    accuracies_of = {}
     for name, (title, script, arguments) in experiments(args.data).items():
         if args.only and name not in args.only:
             continue
         results = [run(name, script, arguments, seed, args.output_root) for seed in args.seeds]
-        accuracies = [accuracy for accuracy, _ in results]
+        accuracies = accuracies_of[name] = [accuracy for accuracy, _ in results]
         minutes = statistics.mean(seconds for _, seconds in results) / 60
         table.append(
             f"| {title} | {statistics.mean(accuracies):.3f} | "
@@ -71,6 +96,9 @@ def main(argv=None):
         )
         print("\n".join(table), flush=True)
     print("\n".join(table))
+    if "trec" in accuracies_of and "trec-mha" in accuracies_of:
+        _, summary = paired_comparison(accuracies_of["trec"], accuracies_of["trec-mha"])
+        print(f"TREC test accuracy, MTSA minus MultiHeadAttention, seed by seed: {summary}")
     return 0
 
 
