@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras
 
@@ -712,6 +713,11 @@ def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpu
     output_dir = corpus[corpus.index("--output-dir") + 1]
     assert _read_preprocessor(output_dir).case_fallback is True
     assert _read_metrics(output_dir)["settings"]["case_fallback"] is True
+    [export] = glob.glob(str(tmp_path / "e" / "*" / "1"))
+    served = tf.saved_model.load(export).signatures["serving_default"]
+    probabilities = served(text=tf.constant(["the acting is great", "THE Acting IS GREAT"]))["probabilities"]
+    # Capitals never seen in training fall back to the lower-case words in the export too.
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
 
 
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
