@@ -144,9 +144,10 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
     folded = {}
     for tokens in _tokenize_in_batches(texts, lower_case):
         unique, _, batch_counts = tf.unique_with_counts(tokens.flat_values)
-        counts.update(dict(zip(unique.numpy().tolist(), batch_counts.numpy().tolist(), strict=True)))
+        unique_tokens = unique.numpy().tolist()
+        counts.update(dict(zip(unique_tokens, batch_counts.numpy().tolist(), strict=True)))
         if case_fallback:
-            folded.update(zip(unique.numpy().tolist(), tf_text.case_fold_utf8(unique).numpy().tolist(), strict=True))
+            folded.update(zip(unique_tokens, tf_text.case_fold_utf8(unique).numpy().tolist(), strict=True))
     kept = {token: count for token, count in counts.items() if count >= min_count}
     if case_fallback:
         # Only the occurrences that will fall back count for a folded form, so that every kept token is one
@@ -158,7 +159,9 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
         for token, count in fallback_counts.items():
             if count >= min_count and token not in kept:  # a kept token keeps its own count (and rank)
                 kept[token] = count
-    kept = sorted(((token.decode("utf-8"), count) for token, count in kept.items()), key=lambda item: (-item[1], item[0]))
+    kept = sorted(
+        ((token.decode("utf-8"), count) for token, count in kept.items()), key=lambda item: (-item[1], item[0])
+    )
     words = [token for token, _ in kept if token not in RESERVED_TOKENS]
     return list(RESERVED_TOKENS) + words[: max_size - len(RESERVED_TOKENS)]
 
