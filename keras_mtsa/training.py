@@ -9,6 +9,7 @@ optionally exports a SavedModel for TF Serving.
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -468,6 +469,24 @@ _RESUMABLE_WITH_OTHER = frozenset(
     {"output_dir", "export_dir", "model_name", "strategy", "tpu", "verbose", "deterministic"}
 )
 _RUN_SETTINGS_FILE = "run_settings.json"
+_DATA_DIGESTS = "data_sha256"  # in the run settings file: the SHA-256 of the training data files
+
+
+def _data_digests(args):
+    """The SHA-256 of the files a backup learned from (--train, --dev if given), by flag; missing ones left out.
+
+    Not --test: it is read once, after training, so a resumed run may evaluate on a newer file.
+    """
+    digests = {}
+    for flag in ("train", "dev"):
+        path = getattr(args, flag, None)
+        if path and os.path.isfile(path):
+            digest = hashlib.sha256()
+            with open(path, "rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+            digests[flag] = digest.hexdigest()
+    return digests
 
 
 def _claim_output_dir(args, unfinished):
@@ -479,13 +498,16 @@ def _claim_output_dir(args, unfinished):
 
     Raises:
         SystemExit: `unfinished` state exists and was made with other settings, which it would silently mix
-            with this command's (restoring another model's weights, or skipping the selection).
+            with this command's (restoring another model's weights, or skipping the selection), or from a
+            --train or --dev file whose content has changed since.
     """
     settings = {key: value for key, value in vars(args).items() if key not in _RESUMABLE_WITH_OTHER}
+    digests = _data_digests(args)
     path = os.path.join(args.output_dir, _RUN_SETTINGS_FILE)
     if any(os.path.exists(item) for item in unfinished) and os.path.exists(path):
         with open(path) as file:
             before = json.load(file)
+        digests_before = before.pop(_DATA_DIGESTS, {})
         changed = sorted(key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key))
         if changed:
             differences = ", ".join(
@@ -495,7 +517,16 @@ def _claim_output_dir(args, unfinished):
                 f"--output-dir {args.output_dir} holds an unfinished run with other settings ({differences}): "
                 "rerun that command to resume it, or give another --output-dir (or delete this one) to start anew"
             )
-    _write_json(path, settings)
+        # The same paths, but a file rewritten since: the backup learned from other examples or labels.
+        rewritten = [flag for flag in digests if flag in digests_before and digests[flag] != digests_before[flag]]
+        if rewritten:
+            files = ", ".join(f"--{flag} {getattr(args, flag)}" for flag in rewritten)
+            raise SystemExit(
+                f"--output-dir {args.output_dir} holds an unfinished run made from other data ({files} changed "
+                "since): restore the file to resume it, or give another --output-dir (or delete this one) to "
+                "start anew"
+            )
+    _write_json(path, {**settings, _DATA_DIGESTS: digests})
 
 
 def _set_op_determinism(enabled):

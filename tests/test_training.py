@@ -480,6 +480,26 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
     assert _read_metrics(output_dir)["settings"]["seed"] == 2
 
 
+def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(tmp_path, monkeypatch):
+    argv, output_dir = _small_run_argv(tmp_path, epochs=2)
+    train = argv[argv.index("--train") + 1]
+    tensorboard = _crash_before_epoch(monkeypatch, 1)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+
+    with open(train, "rb") as file:
+        original = file.read()
+    _write_lines(train, [original.split(b"\n", 1)[1]])  # the same path, one example fewer
+    with pytest.raises(SystemExit, match=rf"--output-dir {output_dir} holds an unfinished run made from other "
+                       rf"data \(--train {train} changed since\): restore the file"):  # fmt: skip
+        main(argv)
+
+    _write_lines(train, [original])
+    trained = _record_trained_epochs(monkeypatch, tensorboard)
+    assert main(argv) == 0
+    assert trained == [1], "the restored file resumes the run"
+
+
 def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, monkeypatch):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     save = keras.Model.save
