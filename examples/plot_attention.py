@@ -31,7 +31,7 @@ def attention_for(model, preprocessor, text):
     mtsa = next((layer for layer in layers if isinstance(layer, keras_mtsa.MTSA)), None)
     embedding = next((layer for layer in layers if isinstance(layer, keras.layers.Embedding)), None)
     if mtsa is None or embedding is None:
-        raise SystemExit("the model has no MTSA layer fed by an Embedding (is it an --encoder mha run?)")
+        raise SystemExit("the model has no MTSA layer fed by an Embedding (is it an --encoder mha or cnn run?)")
     ids = preprocessor(tf.constant([text]))
     tokens = [t.decode("utf-8", "replace") for t in preprocessor.tokenize(tf.constant([text]))[0].numpy()]
     tokens = tokens[: preprocessor.max_length]

@@ -3,8 +3,9 @@
 Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so every downstream layer
 sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2 heads, one
 forward and one backward, sigmoid token2token, fusion gate, then multi-dim source2token pooling), stacked
-`MTSAEncoderBlock`s with `num_blocks > 0`, or Keras `MultiHeadAttention` (`encoder="mha"`) as a baseline
-with the same width and pipeline.
+`MTSAEncoderBlock`s with `num_blocks > 0`, or one of two baselines with the same pipeline: Keras
+`MultiHeadAttention` of the same width (`encoder="mha"`), or Kim's (2014) convolutional sentence encoder
+(`encoder="cnn"`).
 """
 
 import keras
@@ -16,7 +17,10 @@ from keras_mtsa.layers import MTSAEncoderBlock
 from keras_mtsa.layers import Source2TokenPooling
 from keras_mtsa.layers import _validation as check
 
-ENCODERS = ("mtsa", "mha")
+ENCODERS = ("mtsa", "mha", "cnn")
+# Kim (2014): filter windows of 3, 4 and 5 tokens, 100 feature maps each, max-over-time pooling.
+CNN_WINDOWS = (3, 4, 5)
+CNN_FILTERS = 100
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
@@ -67,6 +71,27 @@ class TokenDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class ZeroPadding(layers.Layer):
+    """Zeroes the padded positions and drops the mask, for layers that take no mask (`Conv1D`).
+
+    Kim's (2014) CNN pads sentences with zero vectors: this makes the embedding row of the padding id
+    irrelevant, as the mask makes it for the attention encoders.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return inputs
+        return inputs * ops.cast(mask, inputs.dtype)[..., None]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
 def build_sentence_encoder(
     *,
     vocabulary_size,
@@ -89,7 +114,7 @@ def build_sentence_encoder(
 
     The sentence vectors have embedding_dim features, or num_heads * head_dim for the single MTSA layer
     with an explicit `head_dim` (the authors' layout is 2 heads of the embedding width, i.e. 600 features
-    from 300-wide embeddings).
+    from 300-wide embeddings), or 300 for the CNN (3 windows x 100 feature maps, as Kim's).
 
     Args:
         vocabulary_size: rows of the embedding table (id 0 is padding).
@@ -97,7 +122,9 @@ def build_sentence_encoder(
         embedding_dim: width of the embeddings and of the encoder output.
         embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is Keras's
             default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
-        encoder: `"mtsa"` or `"mha"` (Keras `MultiHeadAttention` with learned position embeddings).
+        encoder: `"mtsa"`, `"mha"` (Keras `MultiHeadAttention` with learned position embeddings) or
+            `"cnn"` (Kim's CNN: ReLU convolutions over 3, 4 and 5 tokens, 100 maps each, max-pooled over
+            the zero-padded sentence; the attention arguments do not apply to it).
         num_heads: attention heads.
         head_dim: features per head; defaults to embedding_dim // num_heads.
         num_blocks: 0 for the paper's single MTSA layer, else that many stacked `MTSAEncoderBlock`s.
@@ -114,16 +141,27 @@ def build_sentence_encoder(
     max_length = check.positive_int("max_length", max_length)
     embedding_dim = check.positive_int("embedding_dim", embedding_dim)
     num_heads = check.positive_int("num_heads", num_heads)
-    if head_dim is None:
+    if encoder == "cnn":
+        if head_dim is not None:  # rather than silently ignored
+            raise ValueError(f"`head_dim` does not apply to encoder='cnn'. Received: head_dim={head_dim!r}")
+    elif head_dim is None:
         if embedding_dim % num_heads:
             raise ValueError(
                 f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads}) "
                 "unless `head_dim` is given."
             )
         head_dim = embedding_dim // num_heads
-    head_dim = check.positive_int("head_dim", head_dim)
+    else:
+        head_dim = check.positive_int("head_dim", head_dim)
     if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
         raise ValueError(f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}")
+    if num_blocks and encoder != "mtsa":
+        raise ValueError(f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}")
+    if encoder == "cnn" and max_length < max(CNN_WINDOWS):
+        raise ValueError(
+            f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "
+            f"Received: max_length={max_length}"
+        )
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
     token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
@@ -135,6 +173,17 @@ def build_sentence_encoder(
         vocabulary_size, embedding_dim, embeddings_initializer=initializer, mask_zero=True, name="embedding"
     )(x)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
+    if encoder == "cnn":
+        x = ZeroPadding(name="zero_padding")(x)
+        features = [
+            layers.GlobalMaxPooling1D(name=f"max_pooling_{window}")(
+                layers.Conv1D(
+                    CNN_FILTERS, window, activation="relu", kernel_regularizer=regularizer, name=f"conv_{window}"
+                )(x)
+            )
+            for window in CNN_WINDOWS
+        ]
+        return keras.Model(token_ids, layers.Concatenate(name="cnn_features")(features), name=name)
     if encoder == "mha":
         x = PositionEmbedding(max_length, name="position_embedding")(x)
         attended = layers.MultiHeadAttention(

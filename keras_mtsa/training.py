@@ -16,6 +16,7 @@ import shutil
 import time
 
 from keras_mtsa.distribute import STRATEGIES
+from keras_mtsa.models import CNN_WINDOWS
 from keras_mtsa.models import ENCODERS
 
 CLASSIFICATION_FORMATS = ("labeled-lines", "trec", "tsv", "csv")
@@ -99,7 +100,10 @@ def build_argument_parser(pair=False):
         "--head-dim", type=int, help="features per head; default: --embedding-dim / --num-heads"
     )
     parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
-    parser.add_argument("--encoder", default="mtsa", choices=ENCODERS)
+    parser.add_argument(
+        "--encoder", default="mtsa", choices=ENCODERS,
+        help="mtsa, or a baseline: mha (MultiHeadAttention, same width) or cnn (Kim's 2014 CNN)",
+    )
     parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
     parser.add_argument("--activation", default="relu" if not pair else "elu")
     parser.add_argument("--dropout", type=float, default=0.5)
@@ -615,7 +619,13 @@ def _validate(args):
             raise SystemExit(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.head_dim is not None and args.head_dim < 1:
         raise SystemExit(f"--head-dim must be a positive integer, got {args.head_dim}")
-    if args.head_dim is None and args.embedding_dim % args.num_heads:
+    if args.num_blocks and args.encoder != "mtsa":
+        raise SystemExit(f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}")
+    if args.encoder == "cnn" and args.head_dim is not None:
+        raise SystemExit("--head-dim does not apply to --encoder cnn (3 windows x 100 feature maps)")
+    if args.encoder == "cnn" and args.max_length is not None and args.max_length < max(CNN_WINDOWS):
+        raise SystemExit(f"--max-length must be at least {max(CNN_WINDOWS)} for --encoder cnn, got {args.max_length}")
+    if args.encoder != "cnn" and args.head_dim is None and args.embedding_dim % args.num_heads:
         raise SystemExit(
             f"--embedding-dim ({args.embedding_dim}) must be divisible by --num-heads ({args.num_heads})"
         )

@@ -19,6 +19,7 @@ SENTENCE_CONFIGS = {
     "mtsa": dict(encoder="mtsa", num_heads=2, num_blocks=0),
     "mtsa_blocks": dict(encoder="mtsa", num_heads=2, num_blocks=2),
     "mha": dict(encoder="mha", num_heads=2),
+    "cnn": dict(encoder="cnn"),
 }
 
 
@@ -95,7 +96,8 @@ def test_a_few_training_steps_reduce_the_loss(trained, name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_padding_is_masked(trained, name):
     """Whatever the padding id's embedding row holds, predictions do not change: every layer after the
-    embedding honours the padding mask (for the MHA baseline too: position embedding, attention, norm)."""
+    embedding honours the padding mask (for the MHA baseline too: position embedding, attention, norm; the
+    CNN sees zero vectors there, as Kim's)."""
     model, inputs, _ = trained[name]
     assert np.any(_flat_ids(inputs) == 0), "the batch must contain padding"
     embedding = model.get_layer("sentence_encoder").get_layer("embedding")
@@ -147,6 +149,10 @@ def test_probabilities_stay_float32_under_mixed_precision(batch):
         (dict(vocabulary_size=0), "vocabulary_size"),
         (dict(head_dim=0), "head_dim"),
         (dict(embedding_scale=0), "embedding_scale"),
+        (dict(encoder="mha", num_blocks=2), "num_blocks"),
+        (dict(encoder="cnn", num_blocks=1), "num_blocks"),
+        (dict(encoder="cnn", head_dim=8), "head_dim"),
+        (dict(encoder="cnn", max_length=4), "max_length"),
     ],
 )
 @pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])
