@@ -101,6 +101,12 @@ def build_argument_parser(pair=False):
     )
     parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
     parser.add_argument(
+        "--conv-window",
+        type=int,
+        default=0,
+        help="0: the paper's setup; N: a ReLU convolution over N tokens in front of MTSA (a hybrid, not the paper's)",
+    )
+    parser.add_argument(
         "--encoder", default="mtsa", choices=ENCODERS,
         help="mtsa, or a baseline: mha (MultiHeadAttention, same width) or cnn (Kim's 2014 CNN)",
     )
@@ -365,6 +371,7 @@ class _Job:
                 num_heads=args.num_heads,
                 head_dim=args.head_dim,
                 num_blocks=args.num_blocks,
+                conv_window=args.conv_window,
                 token2token_activation=args.token2token,
                 activation=args.activation,
                 dropout=args.dropout,
@@ -619,6 +626,10 @@ def _validate(args):
             raise SystemExit(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.head_dim is not None and args.head_dim < 1:
         raise SystemExit(f"--head-dim must be a positive integer, got {args.head_dim}")
+    if args.conv_window < 0:
+        raise SystemExit(f"--conv-window must be 0 or a positive integer, got {args.conv_window}")
+    if args.conv_window and args.encoder != "mtsa":
+        raise SystemExit(f"--conv-window feeds MTSA and needs --encoder mtsa, got --encoder {args.encoder}")
     if args.num_blocks and args.encoder != "mtsa":
         raise SystemExit(f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}")
     if args.encoder == "cnn" and args.head_dim is not None:

@@ -20,6 +20,7 @@ SENTENCE_CONFIGS = {
     "mtsa_blocks": dict(encoder="mtsa", num_heads=2, num_blocks=2),
     "mha": dict(encoder="mha", num_heads=2),
     "cnn": dict(encoder="cnn"),
+    "mtsa_conv": dict(encoder="mtsa", num_heads=2, conv_window=3),
 }
 
 
@@ -97,7 +98,7 @@ def test_a_few_training_steps_reduce_the_loss(trained, name):
 def test_padding_is_masked(trained, name):
     """Whatever the padding id's embedding row holds, predictions do not change: every layer after the
     embedding honours the padding mask (for the MHA baseline too: position embedding, attention, norm; the
-    CNN sees zero vectors there, as Kim's)."""
+    CNN and the convolution in front of MTSA see zero vectors there, as Kim's)."""
     model, inputs, _ = trained[name]
     assert np.any(_flat_ids(inputs) == 0), "the batch must contain padding"
     embedding = model.get_layer("sentence_encoder").get_layer("embedding")
@@ -153,6 +154,8 @@ def test_probabilities_stay_float32_under_mixed_precision(batch):
         (dict(encoder="cnn", num_blocks=1), "num_blocks"),
         (dict(encoder="cnn", head_dim=8), "head_dim"),
         (dict(encoder="cnn", max_length=4), "max_length"),
+        (dict(conv_window=-1), "conv_window"),
+        (dict(encoder="cnn", conv_window=3), "conv_window"),
     ],
 )
 @pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])

@@ -772,6 +772,8 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--encoder", "mha", "--num-blocks", "2"], "--num-blocks stacks MTSA blocks and needs --encoder mtsa"),
         (["--encoder", "cnn", "--head-dim", "8"], "--head-dim does not apply to --encoder cnn"),
         (["--encoder", "cnn", "--max-length", "4"], "--max-length must be at least 5 for --encoder cnn"),
+        (["--conv-window", "-1"], "--conv-window must be 0 or a positive integer"),
+        (["--encoder", "mha", "--conv-window", "3"], "--conv-window feeds MTSA and needs --encoder mtsa"),
         (["--test", "/nonexistent/test.txt"], "--test: no such file"),
         (["--class-names", "one,two,three"], "--class-names gives 3 names but the data has 2 labels"),
     ],
