@@ -71,6 +71,13 @@ class TokenDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}
 
 
+def _zero_padded(inputs, mask):
+    """`inputs` (batch, length, features) with the rows that `mask` marks as padding set to zero."""
+    if mask is None:
+        return inputs
+    return inputs * ops.cast(mask, inputs.dtype)[..., None]
+
+
 @keras.saving.register_keras_serializable(package="keras_mtsa")
 class ZeroPadding(layers.Layer):
     """Zeroes the padded positions and drops the mask, for layers that take no mask (`Conv1D`).
@@ -84,9 +91,7 @@ class ZeroPadding(layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
-        if mask is None:
-            return inputs
-        return inputs * ops.cast(mask, inputs.dtype)[..., None]
+        return _zero_padded(inputs, mask)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -120,9 +125,7 @@ class LocalConvolution(layers.Layer):
         self._convolution.build(input_shape)
 
     def call(self, inputs, mask=None):
-        if mask is not None:
-            inputs = inputs * ops.cast(mask, inputs.dtype)[..., None]
-        return self._convolution(inputs)
+        return self._convolution(_zero_padded(inputs, mask))
 
     def compute_mask(self, inputs, mask=None):
         return mask
