@@ -26,16 +26,30 @@ def xla_compiled(function):
 
     The wrapped function must take tensors and hashable Python values only (Python values become part of
     the trace key) and must not capture variables, so it can be shared by every layer instance and never
-    ends up tracked (or saved) as a layer attribute. Inside `xla_disabled()` the function is returned as is,
-    and so it is when the caller is already being compiled by XLA (`model.compile(jit_compile=True)`):
+    ends up tracked (or saved) as a layer attribute. The function is returned as is while a SavedModel is
+    traced (`model.export`, `tf.saved_model.save`; unless inside `xla_in_saved_models()`), and when the
+    caller is already being compiled by XLA (`model.compile(jit_compile=True)`):
     a nested must-compile function there is compiled again for every batch, with the outer step's values
     as constants.
     """
-    if keras.backend.backend() != "tensorflow" or getattr(_state, "disabled", False):
+    if keras.backend.backend() != "tensorflow":
         return function
-    if _inside_xla():
+    if _inside_xla() or (_saving() and not getattr(_state, "saved_models_xla", False)):
         return function
     return _compiled(function)
+
+
+def _saving():
+    """Whether a SavedModel is being traced (`tf.saved_model.save`, Keras `model.export`, ExportArchive).
+
+    An exported must-compile function is one TF Serving on CPU refuses to run unless it was started with
+    `--xla_cpu_compilation_enabled=true`, so SavedModels get the plain graph (TF has no public API for this).
+    """
+    try:
+        from tensorflow.python.saved_model import save_context
+    except ImportError:  # a TF without this internal: the export keeps its XLA core (the checker flags it)
+        return False
+    return save_context.in_save_context()
 
 
 def _inside_xla():
@@ -49,12 +63,12 @@ def _inside_xla():
 
 
 @contextlib.contextmanager
-def xla_disabled():
-    """Within this block (this thread), `xla_compiled` compiles nothing: e.g. while tracing an export for
-    servers that run XLA:CPU only on request (TF Serving's `--xla_cpu_compilation_enabled`)."""
-    previous = getattr(_state, "disabled", False)
-    _state.disabled = True
+def xla_in_saved_models():
+    """Within this block (this thread), SavedModels keep the XLA-compiled core: for servers that run XLA
+    (TF Serving on GPU, or on CPU with `--xla_cpu_compilation_enabled=true`)."""
+    previous = getattr(_state, "saved_models_xla", False)
+    _state.saved_models_xla = True
     try:
         yield
     finally:
-        _state.disabled = previous
+        _state.saved_models_xla = previous

@@ -8,16 +8,25 @@ Layout written by `export_for_serving`: `<export_dir>/<model_name>/<version>/` w
   `hypothesis_ids`), for clients that tokenize themselves;
 - the vocabulary and the label names as SavedModel assets (they move with the directory);
 - `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request does
-  not pay for graph building.
+  not pay for graph building;
+- `assets.extra/keras_mtsa.json`, what the export is (signatures, labels, max_length): the readiness
+  checker holds such exports to the text-classifier schema.
+
+The lookup tables are named (`keras_mtsa.data.tables`), so that TF Serving's session loader initializes
+the instance the signatures read.
 
 The SavedModel needs only `tensorflow` and `tensorflow_text` to load: no keras_mtsa, no Keras.
 """
 
 import contextlib
+import json
 import os
 import tempfile
 
-from keras_mtsa._xla import xla_disabled
+from keras_mtsa._xla import xla_in_saved_models
+from keras_mtsa.data.tables import text_file_table
+from keras_mtsa.serving.inspect_saved_model import DESCRIPTION_FILE
+from keras_mtsa.serving.inspect_saved_model import WARMUP_FILE
 
 WARMUP_TEXTS = (
     "what is the capital of france ?",
@@ -25,7 +34,6 @@ WARMUP_TEXTS = (
     "a moving , beautifully acted film",
     "😀 mixed scripts: текст 文本 text",
 )
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def export_for_serving(
@@ -80,16 +88,14 @@ def export_for_serving(
         labels_file = os.path.join(scratch, "labels.txt")
         with open(labels_file, "w", encoding="utf-8") as file:
             file.write("\n".join(labels) + "\n")
-        label_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                labels_file,
-                key_dtype=tf.int64,
-                key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-                value_dtype=tf.string,
-                value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            ),
+        label_table = text_file_table(
+            labels_file,
+            key_dtype=tf.int64,
+            key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            value_dtype=tf.string,
+            value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
             default_value="",
-            experimental_is_anonymous=True,  # owned by this export alone, never found by name
+            kind="labels",
         )
         ids_spec = tf.TensorSpec([None, preprocessor.max_length], tf.int32)
         text_spec = tf.TensorSpec([None], tf.string)
@@ -103,7 +109,7 @@ def export_for_serving(
         archive.track(model)
         archive.track(preprocessor)
         archive.track(label_table)
-        with contextlib.nullcontext() if jit_compile else xla_disabled():
+        with xla_in_saved_models() if jit_compile else contextlib.nullcontext():
             if pair:
 
                 def serve_text(premise, hypothesis):
@@ -129,7 +135,24 @@ def export_for_serving(
             archive.write_out(path, verbose=False)
     if warmup_texts:
         write_warmup_requests(path, model_name, list(warmup_texts), pair=pair)
+    _write_description(path, labels=labels, pair=pair, max_length=preprocessor.max_length)
     return path
+
+
+def _write_description(path, *, labels, pair, max_length):
+    """`assets.extra/keras_mtsa.json`: marks the directory as a keras-mtsa text classifier for the checker."""
+    import keras_mtsa
+
+    description = {
+        "schema": "keras-mtsa text classifier",
+        "keras_mtsa_version": keras_mtsa.__version__,
+        "inputs": ["premise", "hypothesis"] if pair else ["text"],
+        "labels": labels,
+        "max_length": max_length,
+    }
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, DESCRIPTION_FILE), "w", encoding="utf-8") as file:
+        json.dump(description, file, indent=2, ensure_ascii=False)
 
 
 def write_warmup_requests(path, model_name, texts, pair=False):

@@ -22,6 +22,8 @@ from keras_mtsa import models
 from keras_mtsa import serving
 from keras_mtsa.data import TextClassificationData
 from keras_mtsa.data import TextPreprocessor
+from keras_mtsa.data.preprocessing import read_vocabulary
+from keras_mtsa.data.preprocessing import write_vocabulary
 from keras_mtsa.data import make_classification_dataset
 from keras_mtsa.export import WARMUP_FILE
 from keras_mtsa.export import WARMUP_TEXTS
@@ -47,29 +49,6 @@ PROBE_TEXTS = [
     "😀 the film текст 文本 مرحبا is great 👍🏽!!!".encode(),
 ]
 
-# Runs in a fresh process: Keras and keras_mtsa cannot be imported there (their sys.modules entries are
-# None). `import tensorflow_text` itself subclasses tf.keras.layers.Layer, so its op libraries are loaded
-# directly, as a serving binary links them. Prints nothing useful; writes the outputs to an .npz file.
-RELOAD_SCRIPT = r"""
-import base64, glob, importlib.util, json, os, sys
-BLOCKED = ("keras", "keras_mtsa", "tf_keras")
-for name in BLOCKED:
-    sys.modules[name] = None
-import numpy as np
-import tensorflow as tf
-text_ops = importlib.util.find_spec("tensorflow_text").submodule_search_locations[0]
-for library in sorted(glob.glob(os.path.join(text_ops, "python", "ops", "*.so"))):
-    tf.load_op_library(library)
-path, texts_file, output_file = sys.argv[1:4]
-with open(texts_file) as file:
-    texts = [base64.b64decode(text) for text in json.load(file)]
-served = tf.saved_model.load(path).signatures["serving_default"]
-result = served(text=tf.constant(texts, tf.string))
-loaded = sorted(name for name, module in sys.modules.items()
-                if module is not None and name.split(".")[0] in BLOCKED)
-np.savez(output_file, probabilities=result["probabilities"].numpy(), label=result["label"].numpy(),
-         label_id=result["label_id"].numpy(), loaded=np.array(loaded, dtype=object))
-"""
 
 
 def _environment():
@@ -116,9 +95,10 @@ def _keras_probabilities(trained, texts):
 
 
 def _assert_valid(outputs, count):
-    probabilities = outputs["probabilities"].numpy()
-    label_id = outputs["label_id"].numpy()
-    label = [value.decode("utf-8") for value in outputs["label"].numpy()]
+    """A valid serving_default answer (tensors from tf.saved_model.load or arrays from the session road)."""
+    probabilities = np.asarray(outputs["probabilities"])
+    label_id = np.asarray(outputs["label_id"])
+    label = [value.decode("utf-8") for value in np.asarray(outputs["label"])]
     assert probabilities.shape == (count, len(LABELS)) and probabilities.dtype == np.float32
     assert label_id.shape == (count,) and label_id.dtype == np.int64
     assert len(label) == count
@@ -128,58 +108,103 @@ def _assert_valid(outputs, count):
     assert label == [LABELS[i] for i in label_id]
 
 
-# Clean processes, started together and awaited once: the reload without Keras, and the readiness check.
+# TF Serving's road: the TF C API's session loader in a clean process (no TensorFlow Python runtime), as
+# the checker drives it. Every request of the module goes in one process, awaited once.
+
+LARGE_BATCH = [f"{TRAIN_TEXTS[i % len(TRAIN_TEXTS)]} {i}" for i in range(1000)]
+HOSTILE = {
+    "empty": [b""],
+    "whitespace": [" \t\n\r\u3000 ".encode()],
+    "100k characters": [("the film is great " * 6000)[:100_000].encode()],
+    "invalid UTF-8": [b"\xff\xfe\xfd abc", b"abc \xc3"],  # invalid bytes; a cut 2-byte character
+    "emoji and mixed scripts": ["😀 the film текст 文本 مرحبا é́ 👍🏽 great!!!".encode(), "🎬🎬🎬".encode()],
+    "batch of 1": [b"the film is great"],
+    "batch of 1000": [text.encode() for text in LARGE_BATCH],
+    "batch of 0": [],
+}
+
+
+def _texts(texts):
+    array = np.empty(len(texts), dtype=object)
+    array[:] = texts
+    return array
 
 
 @pytest.fixture(scope="module")
-def fresh_processes(trained, exported, tmp_path_factory):
-    """Runs the reload script and `python -m keras_mtsa.serving check` on the export, concurrently.
+def on_session_road(trained, exported):
+    """{case: serving_default's answer} on the session road, plus the token_ids answer for PROBE_TEXTS.
 
     Meanwhile the vocabulary file the preprocessor was built from is moved away: the SavedModel must
     read its own copy in assets/.
     """
     _, preprocessor = trained
-    directory = tmp_path_factory.mktemp("fresh")
-    texts_file, output_file = directory / "texts.json", directory / "outputs.npz"
-    texts_file.write_text(json.dumps([base64.b64encode(text).decode() for text in PROBE_TEXTS]))
+    cases = {"probes": PROBE_TEXTS, **HOSTILE}
+    requests = [("serving_default", {"text": _texts(texts)}) for texts in cases.values()]
+    requests.append(("token_ids", {"token_ids": preprocessor(tf.constant(PROBE_TEXTS)).numpy()}))
     vocabulary = preprocessor.config()["vocabulary_file"]
     os.rename(vocabulary, vocabulary + ".moved")
     try:
-        reload = subprocess.Popen(
-            [sys.executable, "-c", RELOAD_SCRIPT, exported, str(texts_file), str(output_file)],
-            cwd=directory, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        check = subprocess.Popen(
-            [sys.executable, "-m", "keras_mtsa.serving", "check", exported],
-            cwd=directory, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        reload_output, _ = reload.communicate(timeout=300)
-        check_output, _ = check.communicate(timeout=300)
+        answers = serving.serve(exported, requests)
     finally:
         os.rename(vocabulary + ".moved", vocabulary)
-    outputs = dict(np.load(output_file, allow_pickle=True)) if reload.returncode == 0 else None
-    return {
-        "reload": (reload.returncode, reload_output, outputs),
-        "check": (check.returncode, check_output),
-    }
+    return {**dict(zip(cases, answers[:-1], strict=True)), "token_ids": answers[-1]}
 
 
-def test_reloaded_without_keras_gives_the_keras_probabilities(trained, fresh_processes):
-    returncode, output, outputs = fresh_processes["reload"]
-    assert returncode == 0, output[-3000:]
-    assert list(outputs["loaded"]) == [], "keras or keras_mtsa was imported to load or serve the model"
+@pytest.fixture(scope="module")
+def readiness_check(exported):
+    """`python -m keras_mtsa.serving check` on the export, from the command line in a clean environment."""
+    process = subprocess.run(
+        [sys.executable, "-m", "keras_mtsa.serving", "check", exported],
+        cwd=os.path.dirname(exported), env=_environment(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return process.returncode, process.stdout + process.stderr
+
+
+def test_session_road_gives_the_keras_probabilities(trained, on_session_road):
+    answer = on_session_road["probes"]
     expected = _keras_probabilities(trained, PROBE_TEXTS)
-    assert outputs["probabilities"].shape == expected.shape
-    np.testing.assert_allclose(outputs["probabilities"], expected, rtol=0, atol=1e-5)
-    assert [label.decode() for label in outputs["label"]] == [LABELS[i] for i in expected.argmax(-1)]
+    assert answer["probabilities"].shape == expected.shape
+    np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
+    assert [label.decode() for label in answer["label"]] == [LABELS[i] for i in expected.argmax(-1)]
+    _assert_valid(answer, len(PROBE_TEXTS))
 
 
-def test_readiness_check_passes_on_the_export(fresh_processes):
-    returncode, output = fresh_processes["check"]
+def test_session_road_token_ids_signature_matches_serving_default(on_session_road):
+    from_text, from_ids = on_session_road["probes"], on_session_road["token_ids"]
+    np.testing.assert_allclose(from_ids["probabilities"], from_text["probabilities"], atol=1e-6)
+    np.testing.assert_array_equal(from_ids["label"], from_text["label"])
+    np.testing.assert_array_equal(from_ids["label_id"], from_text["label_id"])
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_session_road_answers_hostile_requests_as_keras_does(trained, on_session_road, case):
+    answer = on_session_road[case]
+    _assert_valid(answer, len(HOSTILE[case]))
+    if HOSTILE[case]:
+        np.testing.assert_allclose(
+            answer["probabilities"], _keras_probabilities(trained, HOSTILE[case]), rtol=0, atol=1e-5
+        )
+
+
+def test_session_road_rows_are_independent_of_their_batch(on_session_road):
+    large, single = on_session_road["batch of 1000"], on_session_road["batch of 1"]
+    assert LARGE_BATCH[0] == "the film is great 0" and HOSTILE["batch of 1"] == [b"the film is great"]
+    # The same text gives the same probabilities wherever it sits: row 8 repeats row 0's sentence.
+    np.testing.assert_allclose(large["probabilities"][:1], large["probabilities"][8:9], atol=1e-6)
+    assert single["probabilities"].shape == (1, len(LABELS))
+
+
+def test_readiness_check_passes_on_the_export(readiness_check):
+    returncode, output = readiness_check
     assert returncode == 0, output[-3000:]
     assert "READY for TF Serving" in output
     assert "ERROR" not in output
-    assert "warm-up requests: 2" in output
+    assert "session road: loaded with TF_LoadSessionFromSavedModel" in output
+    assert "TensorFlow Python runtime imported: False" in output
+    assert "warm-up requests: 2 (replayed on the session road)" in output
+    assert "warm-up request 1" in output  # replayed as a request of its own
+    assert "concurrency: 8 threads x 25 requests on one session: 200 answered" in output
+    assert "largest difference from the request run alone: 0.0" in output
     assert "v1/models/reviews:predict" in output  # the REST request to try
     # The preprocessing's tf-text ops are reported as such (TF Serving must link them).
     assert "ops from tensorflow-text" in output and "NormalizeUTF8" in output
@@ -206,16 +231,6 @@ def test_layout_assets_and_signatures(trained, exported, export_dir, loaded):
     assert ids.structured_input_signature[1] == {
         "token_ids": tf.TensorSpec([None, MAX_LENGTH], tf.int32, name="token_ids")
     }
-
-
-def test_token_ids_signature_matches_serving_default(trained, loaded):
-    _, preprocessor = trained
-    texts = tf.constant(PROBE_TEXTS, tf.string)
-    from_text = loaded.signatures["serving_default"](text=texts)
-    from_ids = loaded.signatures["token_ids"](token_ids=preprocessor(texts))
-    np.testing.assert_allclose(from_ids["probabilities"].numpy(), from_text["probabilities"].numpy(), atol=1e-6)
-    np.testing.assert_array_equal(from_ids["label"].numpy(), from_text["label"].numpy())
-    np.testing.assert_array_equal(from_ids["label_id"].numpy(), from_text["label_id"].numpy())
 
 
 def test_warmup_requests_parse_and_serve(exported, loaded):
@@ -289,17 +304,18 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     assert set(token_ids) == {"premise_ids", "hypothesis_ids"}
     premises = ["a man is playing a guitar", "", "\xff"]
     hypotheses = ["a person plays music", "nobody is here", "😀"]
-    outputs = default(premise=tf.constant(premises), hypothesis=tf.constant(hypotheses))
     ids = {
         "premise": preprocessor(tf.constant(premises)),
         "hypothesis": preprocessor(tf.constant(hypotheses)),
     }
-    np.testing.assert_allclose(
-        outputs["probabilities"].numpy(), model(ids, training=False).numpy(), rtol=0, atol=1e-5
-    )
-    assert [label.decode() for label in outputs["label"].numpy()] == [
-        labels[i] for i in outputs["label_id"].numpy()
-    ]
+    expected = model(ids, training=False).numpy()
+    text_answer, ids_answer = serving.serve(path, [
+        ("serving_default", {"premise": _texts(premises), "hypothesis": _texts(hypotheses)}),
+        ("token_ids", {"premise_ids": ids["premise"].numpy(), "hypothesis_ids": ids["hypothesis"].numpy()}),
+    ])  # fmt: skip
+    for answer in (text_answer, ids_answer):  # on TF Serving's road
+        np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
+        assert [label.decode() for label in answer["label"]] == [labels[i] for i in expected.argmax(-1)]
     log = next(iter(tf.data.TFRecordDataset(os.path.join(path, WARMUP_FILE))))
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -307,108 +323,12 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     assert sorted(request.inputs) == ["hypothesis", "premise"]
 
 
-# Bad input at serving time, on the reloaded SavedModel.
-
-
-def _serve(loaded, texts):
-    return loaded.signatures["serving_default"](text=tf.constant(texts, tf.string))
-
-
-def test_empty_string(loaded):
-    _assert_valid(_serve(loaded, [""]), 1)
-
-
-def test_whitespace_only(loaded):
-    _assert_valid(_serve(loaded, [" \t\n\r\u3000 "]), 1)
-
-
-def test_a_100000_character_string(loaded):
-    text = ("the film is great " * 6000)[:100_000]
-    assert len(text) == 100_000
-    _assert_valid(_serve(loaded, [text]), 1)
-
-
-def test_invalid_utf8(loaded):
-    outputs = _serve(loaded, [b"\xff\xfe\xfd abc", b"abc \xc3"])  # invalid bytes; a cut 2-byte character
-    _assert_valid(outputs, 2)
-
-
-def test_mixed_scripts_and_emoji(loaded):
-    texts = ["😀 the film текст 文本 مرحبا é́ 👍🏽 great!!!", "🎬🎬🎬"]
-    _assert_valid(_serve(loaded, texts), 2)
-
-
-def test_a_batch_of_one(loaded, trained):
-    outputs = _serve(loaded, ["the film is great"])
-    _assert_valid(outputs, 1)
-    np.testing.assert_allclose(
-        outputs["probabilities"].numpy(), _keras_probabilities(trained, ["the film is great"]), atol=1e-5
-    )
-
-
-def test_a_batch_of_1000(loaded):
-    texts = [f"{TRAIN_TEXTS[i % len(TRAIN_TEXTS)]} {i}" for i in range(1000)]
-    outputs = _serve(loaded, texts)
-    _assert_valid(outputs, 1000)
-    # Each row is computed on its own: the same text gives the same probabilities wherever it sits.
-    single = _serve(loaded, texts[123:124])["probabilities"].numpy()
-    np.testing.assert_allclose(outputs["probabilities"].numpy()[123:124], single, atol=1e-6)
-
-
-def test_a_batch_of_zero_strings(loaded):
-    outputs = _serve(loaded, tf.constant([], tf.string))
-    assert outputs["probabilities"].shape == (0, len(LABELS))
-    assert outputs["label_id"].shape == (0,)
-    assert outputs["label"].shape == (0,)
-    _assert_valid(outputs, 0)
-
-
-# The readiness checker rejects what TF Serving could not serve.
-
-
-class _StringModel(tf.Module):
-    """Has serving_default's inputs and outputs; `python_op` puts a tf.py_function in the graph."""
-
-    def __init__(self, python_op):
-        super().__init__()
-        self.python_op = python_op
-        self.labels = tf.constant(["a", "b"])
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def serve(self, text):
-        if self.python_op:
-            lengths = tf.py_function(lambda t: tf.cast(tf.strings.length(t), tf.float32), [text], tf.float32)
-        else:
-            lengths = tf.cast(tf.strings.length(text), tf.float32)
-        score = tf.sigmoid(tf.reshape(lengths, [-1, 1]))
-        probabilities = tf.concat([score, 1.0 - score], axis=1)
-        label_id = tf.argmax(probabilities, axis=-1)
-        label = tf.gather(self.labels, label_id)
-        return {"probabilities": probabilities, "label_id": label_id, "label": label}
+# The readiness checker on the export's directory layout (the checker's own rejections: test_serving.py).
 
 
 def _check_exit(path, capsys):
-    """`python -m keras_mtsa.serving check PATH`'s exit status and output (main runs in-process; the
-    checks themselves run in a clean subprocess, as from the command line)."""
     status = serving.main(["check", str(path)])
     return status, capsys.readouterr().out
-
-
-def test_checker_rejects_a_py_function(tmp_path, capsys):
-    module = _StringModel(python_op=True)
-    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
-    status, output = _check_exit(tmp_path, capsys)
-    assert status != 0
-    assert "NOT READY" in output
-    assert "py_function" in output and "EagerPyFunc" in output
-
-
-def test_checker_rejects_a_saved_model_without_serving_default(tmp_path, capsys):
-    module = _StringModel(python_op=False)
-    tf.saved_model.save(module, str(tmp_path), signatures={"predict": module.serve})
-    status, output = _check_exit(tmp_path, capsys)
-    assert status != 0
-    assert "no 'serving_default' signature" in output and "predict" in output
 
 
 def test_checker_rejects_a_directory_without_saved_model_pb(tmp_path, exported, capsys):
@@ -418,3 +338,50 @@ def test_checker_rejects_a_directory_without_saved_model_pb(tmp_path, exported, 
         status, output = _check_exit(path, capsys)
         assert status != 0
         assert "has no saved_model.pb" in output and "NOT READY" in output
+
+
+# Tables: named, so TF Serving's loader initializes what the signatures read; never another's vocabulary.
+
+
+def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(trained, tmp_path):
+    import gc
+
+    model, fitted = trained
+    tokens = read_vocabulary(fitted.config()["vocabulary_file"])
+    texts = ["the film is great", "the plot is dull , but the ending is wonderful", "boring and flat"]
+    # The same path for both, rewritten in between, and the first preprocessor freed before the second
+    # exists: neither a path nor a reused memory address may lead the second to the first one's table.
+    path = str(tmp_path / "vocabulary.txt")
+    write_vocabulary(tokens, path)
+    first = TextPreprocessor(path, MAX_LENGTH)
+    first_ids = first(tf.constant(texts)).numpy()
+    first_export = export_for_serving(model, first, str(tmp_path / "first"), model_name="m", labels=LABELS)
+    del first
+    gc.collect()
+    write_vocabulary(tokens[:2] + tokens[2:][::-1], path)  # the same words, other ids
+    second = TextPreprocessor(path, MAX_LENGTH)
+    second_ids = second(tf.constant(texts)).numpy()
+    assert not np.array_equal(first_ids, second_ids)
+    second_export = export_for_serving(model, second, str(tmp_path / "second"), model_name="m", labels=LABELS)
+    for export, ids in ((first_export, first_ids), (second_export, second_ids)):
+        expected = model(ids, training=False).numpy()
+        [answer] = serving.serve(export, [("serving_default", {"text": _texts([t.encode() for t in texts])})])
+        np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(second(tf.constant(texts)).numpy(), second_ids)
+
+
+def test_a_subword_export_serves_on_the_session_road(tmp_path):
+    texts = TRAIN_TEXTS * 3
+    preprocessor = TextPreprocessor.from_texts(
+        texts, str(tmp_path / "wordpiece.txt"), MAX_LENGTH, subwords=True, max_size=60, min_count=1
+    )
+    keras.utils.set_random_seed(4)
+    model = models.build_sentence_classifier(
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, embedding_dim=8,
+        hidden_units=8,
+    )  # fmt: skip
+    path = export_for_serving(model, preprocessor, str(tmp_path), model_name="subwords", labels=LABELS)
+    probes = [b"the films are greatest", b"unseenword", b""]
+    [answer] = serving.serve(path, [("serving_default", {"text": _texts(probes)})])
+    np.testing.assert_allclose(answer["probabilities"], _keras_probabilities((model, preprocessor), probes), atol=1e-5)
+    assert "WordpieceTokenizeWithOffsets" in serving.check(path, threads=0)["ops"]["tensorflow_text"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_mtsa import serving
 from keras_mtsa.data import pipeline
 from keras_mtsa.data import preprocessing
 from keras_mtsa.data.preprocessing import PAD_ID
@@ -121,11 +122,12 @@ def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path
 def test_case_fallback_survives_saving_and_loading(tmp_path):
     write_vocabulary(["[PAD]", "[UNK]", "the", "film"], tmp_path / "vocab.txt")
     module = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True)
-    tf.saved_model.save(module, str(tmp_path / "export"))
+    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
 
     loaded = tf.saved_model.load(str(tmp_path / "export"))
 
     assert loaded(tf.constant(["The FILM"])).numpy().tolist() == [padded([2, 3])]
+    assert serve_on_session_road(str(tmp_path / "export"), [b"The FILM"]) == [padded([2, 3])]
 
 
 @pytest.mark.parametrize(
@@ -425,16 +427,25 @@ def load_in_fresh_process(export_dir, texts, cwd):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def serve_on_session_road(export_dir, texts):
+    """The ids that TF Serving's loader (the TF C API, `keras_mtsa.serving.serve`) gives for `texts`."""
+    array = np.empty(len(texts), dtype=object)
+    array[:] = texts
+    [answer] = serving.serve(export_dir, [("serving_default", {"texts": array})])
+    return answer["output_0"].tolist()
+
+
 def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path, vocabulary_file):
     vocabulary_copy = tmp_path / "vocab_to_delete.txt"
     shutil.copy(vocabulary_file, vocabulary_copy)
     module = TextPreprocessor(vocabulary_copy, MAX_LENGTH)
     texts = [b"The film is GOOD !", b"\xff\xfe abc", b"", "ＦＩＬＭ 日本語😀".encode(), b"the film " * 20]
     expected = module(tf.constant(texts)).numpy().tolist()
-    tf.saved_model.save(module, str(tmp_path / "export"))
+    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
     # The export must not depend on the original vocabulary file or directory.
     vocabulary_copy.unlink()
     moved = shutil.move(str(tmp_path / "export"), str(tmp_path / "moved"))
+    assert serve_on_session_road(moved, texts) == expected
 
     assert os.listdir(os.path.join(moved, "assets")) == ["vocab_to_delete.txt"]
     result = load_in_fresh_process(moved, texts, cwd=tmp_path)
@@ -520,8 +531,9 @@ def test_subword_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf
     module = TextPreprocessor(path, MAX_LENGTH, subwords=True)
     texts = [b"The film is PLAYING !", b"\xff replayed", b""]
     expected = module(tf.constant(texts)).numpy().tolist()
-    tf.saved_model.save(module, str(tmp_path / "export"))
+    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
 
+    assert serve_on_session_road(str(tmp_path / "export"), texts) == expected
     result = load_in_fresh_process(str(tmp_path / "export"), texts, cwd=tmp_path)
     assert result["ids"] == expected
     assert set(result["tf_text_ops"]) == TF_TEXT_OPS | {"WordpieceTokenizeWithOffsets"}

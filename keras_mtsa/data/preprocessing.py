@@ -20,7 +20,7 @@ three can never disagree about what a token is.
    ``max_length`` with ``PAD_ID``.
 
 Ops in the graph: besides core TensorFlow ops (Substr, UnicodeTranscode,
-StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, AnonymousHashTable,
+StaticRegexReplace, UnicodeDecodeWithOffsets, UnicodeEncode, HashTableV2,
 InitializeTableFromTextFileV2, LookupTableFindV2, ragged ops), the exported
 functions use these tensorflow-text ops (op types as they appear in the saved
 graph), which a serving binary must link, and which plain TensorFlow only
@@ -42,6 +42,8 @@ import os
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
+
+from keras_mtsa.data.tables import text_file_table
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -383,16 +385,15 @@ class TextPreprocessor(tf.Module):
         self.vocabulary_size = len(tokens)
         self._vocabulary_path = vocabulary_file
         self.vocabulary_file = tf.saved_model.Asset(vocabulary_file)
-        initializer = tf.lookup.TextFileInitializer(
+        self._table = text_file_table(
             self.vocabulary_file,
             key_dtype=tf.string,
             key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
             value_dtype=tf.int64,
             value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            default_value=UNK_ID,
+            kind="vocabulary",
         )
-        # Anonymous: a named table would be named after the Asset's repr (its memory address), so a new
-        # preprocessor at a freed one's address would silently reuse the old table and vocabulary.
-        self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID, experimental_is_anonymous=True)
         self.subwords = subwords
         self.case_fallback = case_fallback
         if subwords:
