@@ -54,7 +54,7 @@ def _graph_xla_functions(path):
 @pytest.fixture(scope="module")
 def user_export(tmp_path_factory):
     keras.utils.set_random_seed(3)
-    ids = keras.Input((12,), dtype="int32")
+    ids = keras.Input((12,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(50, 16, mask_zero=True)(ids)
     x = MTSA(num_heads=2, head_dim=8)(x)  # jit_compile=True, the layer's default
     outputs = keras.layers.Dense(3, activation="softmax")(Source2TokenPooling()(x))
@@ -70,7 +70,7 @@ def user_export(tmp_path_factory):
 def test_model_export_of_a_user_model_has_no_xla_marker_and_serves(user_export):
     model, token_ids, path = user_export
     assert _graph_xla_functions(path) == []
-    [answer] = serving.serve(path, [("serving_default", {"keras_tensor": token_ids})])
+    [answer] = serving.serve(path, [("serving_default", {"token_ids": token_ids})])
     np.testing.assert_allclose(answer["output_0"], model.predict(token_ids, verbose=0), rtol=0, atol=1e-5)
 
 
