@@ -123,24 +123,26 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def numpy_mtsa(layer, x, mask=None, attention_mask=None):
+def numpy_mtsa(layer, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
     """MTSA in float64 numpy from an MTSA layer's weights and configuration; see `numpy_mtsa_from`."""
-    return numpy_mtsa_from(layer.get_config(), weights_by_path(layer), x, mask, attention_mask)
+    return numpy_mtsa_from(layer.get_config(), weights_by_path(layer), x, mask, attention_mask, t_dropout, s_dropout)
 
 
-def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None):
-    """MTSA in float64 numpy from an MTSA configuration and weights keyed like "value/kernel"
-    (docs/mtsa.md, section 1).
+def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
+    """The value, the token2token and source2token logits and the allowed (query, key) pairs of MTSA, in
+    float64 numpy from a configuration and weights keyed like "value/kernel" (docs/mtsa.md, section 1).
 
     value = act(x W_v + b_v) per head; q, k = value W_q, value W_k per head (no bias); token2token
     t = <q_i, k_j> / sqrt(head_dim), or log(sigmoid(t)) for the sigmoid factor; source2token
-    s = W_2 act_s(W_1 value + b_1) + b_2 per head; the explicit tensor softmax over allowed keys with the
-    positional masks, key padding and `attention_mask`; heads concatenated; fusion gate
-    g = sigmoid([value; o] W_g + b_g), g * value + (1 - g) * o; output projection; padded positions 0.
+    s = W_2 act_s(W_1 value + b_1) + b_2 per head; allowed: the positional masks, key padding and
+    `attention_mask` (3D for every head, or 4D per head).
+
+    Returns:
+        (value (b, h, n, d), token2token (b, h, n, n), source2token (b, h, n, d), allowed (b or 1, h, n, n)).
     """
-    heads, head_dim = config["num_heads"], config["head_dim"]
+    head_dim = config["head_dim"]
     x = np.asarray(x, np.float64)
-    batch, length, _ = x.shape
+    length = x.shape[1]
     activation = numpy_activation(config["activation"])
     source2token_activation = numpy_activation(config["source2token_activation"])
 
@@ -160,13 +162,28 @@ def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None):
         "source2token_output/bias"
     )
 
-    full_mask = loop_positional_mask(length, config["head_masks"], config["attend_to_self"])[None]
+    allowed = loop_positional_mask(length, config["head_masks"], config["attend_to_self"])[None]
     if mask is not None:
-        full_mask = full_mask & np.asarray(mask, bool)[:, None, None, :]
+        allowed = allowed & np.asarray(mask, bool)[:, None, None, :]
     if attention_mask is not None:
         attention_mask = np.asarray(attention_mask, bool)
-        full_mask = full_mask & (attention_mask[:, None] if attention_mask.ndim == 3 else attention_mask)
-    attended = numpy_tensorized_attention(token2token, source2token, value, full_mask)
+        allowed = allowed & (attention_mask[:, None] if attention_mask.ndim == 3 else attention_mask)
+    return value, token2token, source2token, allowed
+
+
+def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
+    """MTSA in float64 numpy: `numpy_mtsa_logits`, the explicit tensor softmax over allowed keys (with the
+    authors' attention dropout masks, if given), heads concatenated; fusion gate
+    g = sigmoid([value; o] W_g + b_g), g * value + (1 - g) * o; output projection; padded positions 0.
+    """
+    heads, head_dim = config["num_heads"], config["head_dim"]
+    batch, length, _ = np.shape(x)
+
+    def bias(name):
+        return w.get(name, 0.0)
+
+    value, token2token, source2token, full_mask = numpy_mtsa_logits(config, w, x, mask, attention_mask)
+    attended = numpy_tensorized_attention(token2token, source2token, value, full_mask, t_dropout, s_dropout)
 
     def merge(a):
         return a.transpose(0, 2, 1, 3).reshape(batch, length, heads * head_dim)

@@ -113,6 +113,30 @@ def test_dropout_mask_of_ones_changes_nothing_and_a_random_one_stays_finite():
     assert np.all(np.isfinite(dropped)) and not np.allclose(dropped, plain)
 
 
+@pytest.mark.parametrize("activation", ["exp", "sigmoid"])
+def test_dropout_forward_and_gradients_equal_the_full_forms_with_the_same_mask(activation):
+    # The full form's dropout is checked against autodiff of the written-out formula (test_ops): the
+    # source2token factor of the numerator only, kept entries scaled, the denominator untouched.
+    tensors = _inputs(8)
+    padding = np.ones((2, 13), bool)
+    padding[1, 8:] = False
+    keep = ((np.random.default_rng(8).random(tensors[2].shape) < 0.6) / 0.6).astype("float32")
+    weights = np.random.default_rng(9).normal(size=tensors[0].shape).astype("float32")
+    options = dict(head_masks=KINDS, attend_to_self=False, token2token_activation=activation)
+
+    def full(q, k, s, v):
+        return masked_tensorized_self_attention(q, k, s, v, padding, None, None, keep, **options)
+
+    def blockwise(q, k, s, v):
+        return blockwise_self_attention(
+            q, k, s, v, block_size=4, padding_mask=padding, source2token_dropout=keep, **options
+        )
+
+    np.testing.assert_allclose(np.asarray(blockwise(*tensors)), np.asarray(full(*tensors)), rtol=1e-5, atol=1e-5)
+    for name, got, want in zip("qksv", _gradients(blockwise, tensors, weights), _gradients(full, tensors, weights)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"gradient w.r.t. {name}")
+
+
 def test_large_inputs_give_finite_outputs_and_gradients():
     tensors = _inputs(6, scale=30.0)
     weights = np.ones_like(tensors[0])

@@ -12,7 +12,10 @@ import pytest
 from helpers import assert_close
 from helpers import copy_weights
 from helpers import gradients
+from helpers import numpy_masked_softmax
 from helpers import numpy_mtsa
+from helpers import numpy_mtsa_logits
+from helpers import weights_by_path
 from helpers import to_numpy
 from keras import ops
 
@@ -182,6 +185,86 @@ def test_return_attention_scores_shapes_and_normalisation():
         expected[:, length:] = 0.0
         assert_close(token2token[example].sum(-1), expected, 1e-6)
     assert_close(source2token.sum(-2), np.ones((BATCH, HEADS, HEAD_DIM)), 1e-6)
+
+
+@pytest.mark.parametrize("activation", ["exp", "sigmoid"])
+@pytest.mark.parametrize("mask_kind", ["padding", "padding and a 4D attention mask"])
+def test_attention_scores_are_masked_softmaxes_of_the_oracles_logits(activation, mask_kind):
+    layer = make_mtsa(token2token_activation=activation, head_masks=["forward", "none"])
+    x = random_inputs(11)
+    mask = padding_mask([LENGTH, 3])
+    attention_mask = None
+    if mask_kind != "padding":
+        attention_mask = np.random.default_rng(11).random((BATCH, HEADS, LENGTH, LENGTH)) > 0.3
+    _, token2token, source2token = (
+        to_numpy(a) for a in layer(x, mask=mask, attention_mask=attention_mask, return_attention_scores=True)
+    )
+    _, t_logits, s_logits, allowed = numpy_mtsa_logits(
+        layer.get_config(), weights_by_path(layer), x, mask, attention_mask
+    )
+    allowed = np.broadcast_to(allowed & mask[:, None, :, None], t_logits.shape)  # padded queries: no row
+    usable_keys = np.broadcast_to(allowed.any(axis=-2)[..., None], s_logits.shape)  # seen by some query
+    # Normalized weights in [0, 1], compared absolutely; measured errors are below 1e-7.
+    assert_close(token2token, numpy_masked_softmax(t_logits, allowed, axis=-1), 1e-6, scale=1.0)
+    assert_close(source2token, numpy_masked_softmax(s_logits, usable_keys, axis=-2), 1e-6, scale=1.0)
+
+
+class _RecordedDropout:
+    """Wraps a layer's `_dropout_masks` and keeps the masks of its last call."""
+
+    def __init__(self, layer):
+        self.masks = None
+        self._draw = layer._dropout_masks
+        layer._dropout_masks = self
+
+    def __call__(self, value, training):
+        self.masks = self._draw(value, training)
+        return self.masks
+
+
+def _kept(mask):
+    """The fraction of entries kept, and the distinct values of the kept entries."""
+    mask = np.asarray(to_numpy(mask), np.float64)
+    return float(np.mean(mask != 0)), np.unique(mask[mask != 0])
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.5])
+def test_dropout_keeps_each_factor_with_probability_sqrt_1_minus_rate_and_equals_the_oracle(rate):
+    # The authors' scheme: the token2token and source2token factors of the numerator are dropped
+    # independently, each kept with probability sqrt(1 - rate) and scaled by its inverse, so that their
+    # product is kept with probability 1 - rate; the weights are not renormalized.
+    layer = make_mtsa(dropout=rate, seed=4)
+    x = random_inputs(12, shape=(8, 16, FEATURES))
+    mask = np.arange(16)[None, :] < np.array([16, 9, 16, 12, 16, 16, 5, 16])[:, None]
+    recorded = _RecordedDropout(layer)
+    output = to_numpy(layer(x, mask=mask, training=True))
+    t_dropout, s_dropout = recorded.masks
+    keep = (1.0 - rate) ** 0.5
+    for name, dropout in (("token2token", t_dropout), ("source2token", s_dropout)):
+        fraction, values = _kept(dropout)
+        # 4,096 and 768 draws: 0.05 is more than 3 standard errors of the kept fraction.
+        assert abs(fraction - keep) < 0.05, f"{name} factor kept with probability {fraction:.3f}, not {keep:.3f}"
+        assert np.allclose(values, 1.0 / keep, rtol=1e-6), f"{name} factor's kept entries are {values}, not 1 / {keep:.3f}"
+    expected = numpy_mtsa(layer, x, mask, t_dropout=to_numpy(t_dropout), s_dropout=to_numpy(s_dropout))
+    assert_close(output, expected, LAYER_TOL, scale=np.abs(expected).max())
+    assert not np.allclose(output, to_numpy(layer(x, mask=mask, training=False)), atol=1e-3)
+
+
+def test_blockwise_dropout_drops_the_source2token_factor_with_probability_rate_and_equals_the_oracle():
+    # The blockwise mode never holds the token2token factor as a whole: only the source2token factor of the
+    # numerator is dropped, kept with probability 1 - rate and scaled by its inverse.
+    layer = make_mtsa(dropout=0.5, seed=5, block_size=4)
+    x = random_inputs(13, shape=(8, 16, FEATURES))
+    mask = np.arange(16)[None, :] < np.array([16, 9, 16, 12, 16, 16, 5, 16])[:, None]
+    recorded = _RecordedDropout(layer)
+    output = to_numpy(layer(x, mask=mask, training=True))
+    t_dropout, s_dropout = recorded.masks
+    assert t_dropout is None
+    fraction, values = _kept(s_dropout)
+    assert abs(fraction - 0.5) < 0.06 and np.allclose(values, 2.0, rtol=1e-6)  # 768 draws: 3 standard errors
+    expected = numpy_mtsa(layer, x, mask, s_dropout=to_numpy(s_dropout))
+    assert_close(output, expected, LAYER_TOL, scale=np.abs(expected).max())
+    assert not np.allclose(output, to_numpy(layer(x, mask=mask, training=False)), atol=1e-3)
 
 
 def test_symbolic_call_with_attention_scores_returns_three_tensors():

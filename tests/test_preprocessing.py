@@ -582,6 +582,22 @@ def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(preprocessor,
     assert all(sorted(labels) == [0, 0, 1, 1, 1] for _, labels in first)
 
 
+def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor):
+    # Labels carry each example's index, so the order of a batch is the order of the examples.
+    texts = [f"text {i}" for i in range(40)]
+    data = TextClassificationData(texts=texts, labels=list(range(40)), label_names=[str(i) for i in range(40)])
+
+    def epochs(count, **options):
+        dataset = pipeline.make_classification_dataset(data, preprocessor, batch_size=8, seed=3, **options)
+        return [[int(i) for _, labels in dataset.as_numpy_iterator() for i in labels] for _ in range(count)]
+
+    assert epochs(1, shuffle=False) == [list(range(40))]
+    first, second = epochs(2, shuffle=True)
+    assert sorted(first) == sorted(second) == list(range(40))  # each epoch sees every example once
+    assert first != list(range(40)) and second != list(range(40)) and first != second
+    assert epochs(2, shuffle=True) == [first, second]  # the seed repeats the sequence of epochs
+
+
 def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
     data = TextPairData(
         premises=["the film", "a movie", "the cast"],
