@@ -40,3 +40,15 @@ def _float32_policy():
 
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+
+
+def require_shared_data(*paths):
+    """Skips a real-data test when a file of ../shared/data is missing; in CI (CI=true), where the data is
+    always laid out beside the clone, fails instead, so that a moved dataset cannot turn tests into skips."""
+    missing = [str(path) for path in paths if not os.path.exists(path)]
+    if not missing:
+        return
+    message = f"real data not found: {', '.join(missing)}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: the shared data must be there)")
+    pytest.skip(message)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import require_shared_data
 
 from keras_mtsa.data import readers
 from keras_mtsa.data.readers import DataFormatError
@@ -533,8 +534,7 @@ REAL_PAIRS = [
 
 def real_path(relative):
     path = DATA_DIR / relative
-    if not path.exists():
-        pytest.skip(f"real dataset {relative} not found under {DATA_DIR}")
+    require_shared_data(path)
     return path
 
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 import keras
 
 from conftest import SHARED_DATA
+from conftest import require_shared_data
 from keras_mtsa import _xla
 from keras_mtsa import distribute
 from keras_mtsa import models
@@ -62,8 +63,7 @@ def _trec_slice(directory, train_lines=320, test_lines=64):
     320 lines: 288 to train and 32 carved for dev, whole batches of 32 (each new batch shape is one more
     XLA compilation of the MTSA core).
     """
-    if not os.path.isfile(TREC_TRAIN):
-        pytest.skip(f"TREC data not found at {TREC_TRAIN}")
+    require_shared_data(TREC_TRAIN)
     with open(TREC_TRAIN, "rb") as file:  # latin-1 text: copied as bytes
         lines = file.readlines()
     train = lines[:train_lines]
@@ -73,8 +73,7 @@ def _trec_slice(directory, train_lines=320, test_lines=64):
 
 
 def _sick_slice(directory, train_pairs=320, test_pairs=64):
-    if not (os.path.isfile(SICK_TRAIN) and os.path.isfile(SICK_TRIAL)):
-        pytest.skip(f"SICK data not found under {os.path.dirname(SICK_TRAIN)}")
+    require_shared_data(SICK_TRAIN, SICK_TRIAL)
     slices = []
     for source, count, name in ((SICK_TRAIN, train_pairs, "train.txt"), (SICK_TRIAL, test_pairs, "test.txt")):
         with open(source, "rb") as file:
@@ -123,7 +122,27 @@ def _assert_run_outputs(output_dir, epochs):
     assert os.path.getsize(os.path.join(output_dir, "best.weights.h5")) > 0
     assert [int(row["epoch"]) for row in _read_history(output_dir)] == list(range(epochs))
     assert not os.path.exists(os.path.join(output_dir, "backup")), "a finished run leaves no backup"
+    # The dev accuracy is the best epoch's, as the history recorded it.
+    best = max(float(row["val_accuracy"]) for row in _read_history(output_dir))
+    assert metrics["dev_accuracy"] == pytest.approx(best, abs=1e-6)
     return metrics
+
+
+def _assert_test_accuracy_is_the_saved_models_on(output_dir, test_file, data_format, pair=False):
+    """metrics.json's test accuracy equals the saved model.keras, evaluated here on the --test file."""
+    metrics = _read_metrics(output_dir)
+    data = read_dataset(test_file, data_format)
+    preprocessor = _read_preprocessor(output_dir)
+    model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
+    if pair:
+        inputs = {"premise": preprocessor(tf.constant(data.premises)), "hypothesis": preprocessor(tf.constant(data.hypotheses))}
+    else:
+        inputs = preprocessor(tf.constant(data.texts))
+    predicted = np.argmax(model.predict(inputs, verbose=0), axis=-1)
+    predicted_names = [metrics["label_names"][i] for i in predicted]
+    true_names = [data.label_names[i] for i in data.labels]
+    accuracy = np.mean([p == t for p, t in zip(predicted_names, true_names, strict=True)])
+    assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 # 1. Smoke runs of the command-line job.
@@ -138,6 +157,7 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary) == {"test_accuracy", "dev_accuracy", "best_epoch"}
     metrics = _assert_run_outputs(output_dir, epochs=2)
+    _assert_test_accuracy_is_the_saved_models_on(output_dir, test, "trec")
     assert metrics["label_names"] == sorted(metrics["label_names"])
     assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}  # dev carved from train
     assert metrics["strategy"] == "_DefaultDistributionStrategy" and metrics["replicas"] == 1
@@ -155,6 +175,7 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     assert main(argv + ["--epochs", "1", *without_max_length], pair=True) == 0
 
     metrics = _assert_run_outputs(output_dir, epochs=1)
+    _assert_test_accuracy_is_the_saved_models_on(output_dir, test, "sick", pair=True)
     assert metrics["label_names"] == ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
     assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}
     assert metrics["settings"]["format"] == "sick"
