@@ -120,6 +120,7 @@ HOSTILE = {
     "emoji and mixed scripts": ["😀 the film текст 文本 مرحبا é́ 👍🏽 great!!!".encode(), "🎬🎬🎬".encode()],
     "batch of 1": [b"the film is great"],
     "batch of 1000": [text.encode() for text in LARGE_BATCH],
+    "row 123 of the batch of 1000": [LARGE_BATCH[123].encode()],
     "batch of 0": [],
 }
 
@@ -187,11 +188,10 @@ def test_session_road_answers_hostile_requests_as_keras_does(trained, on_session
 
 
 def test_session_road_rows_are_independent_of_their_batch(on_session_road):
-    large, single = on_session_road["batch of 1000"], on_session_road["batch of 1"]
-    assert LARGE_BATCH[0] == "the film is great 0" and HOSTILE["batch of 1"] == [b"the film is great"]
-    # The same text gives the same probabilities wherever it sits: row 8 repeats row 0's sentence.
-    np.testing.assert_allclose(large["probabilities"][:1], large["probabilities"][8:9], atol=1e-6)
-    assert single["probabilities"].shape == (1, len(LABELS))
+    # Each row is computed on its own: a text gives the same answer alone as in a batch of 1000.
+    large, single = on_session_road["batch of 1000"], on_session_road["row 123 of the batch of 1000"]
+    np.testing.assert_allclose(large["probabilities"][123:124], single["probabilities"], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(large["label"][123:124], single["label"])
 
 
 def test_readiness_check_passes_on_the_export(readiness_check):
@@ -366,7 +366,10 @@ def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(traine
     for export, ids in ((first_export, first_ids), (second_export, second_ids)):
         expected = model(ids, training=False).numpy()
         [answer] = serving.serve(export, [("serving_default", {"text": _texts([t.encode() for t in texts])})])
-        np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)  # TF Serving's road
+        # Loaded in this process too, next to the live preprocessor and the other export.
+        loaded = tf.saved_model.load(export).signatures["serving_default"](text=tf.constant(texts))
+        np.testing.assert_allclose(loaded["probabilities"].numpy(), expected, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(second(tf.constant(texts)).numpy(), second_ids)
 
 

@@ -230,11 +230,16 @@ def test_checker_rejects_an_op_nobody_registers(tmp_path, capsys):
     assert "ops registered by neither TensorFlow nor tensorflow-text: KerasMtsaNoSuchOp" in output
 
 
-def test_checker_rejects_a_saved_model_without_serving_default(tmp_path, capsys):
+def test_without_serving_default_the_checker_warns_and_the_text_schema_fails(tmp_path, capsys):
+    # TF Serving loads such a model; only requests that name the signature can use it.
     path = _save(tmp_path, signature="predict")
     status, output = _check(path, capsys)
+    assert status == 0, output
+    assert "WARNING: no 'serving_default' signature" in output and "predict: generated inputs" in output
+    assert '"signature_name": "predict"' in output  # the REST request names it
+    status, output = _check(path, capsys, "--schema", "keras-mtsa")
     assert status != 0
-    assert "no 'serving_default' signature" in output and "predict" in output
+    assert "no 'serving_default' signature, which the keras-mtsa schema requires" in output
 
 
 def test_checker_rejects_a_failing_warmup_request(tmp_path, capsys):
@@ -252,3 +257,50 @@ def test_checker_rejects_a_failing_warmup_request(tmp_path, capsys):
     status, output = _check(path, capsys)
     assert status != 0
     assert "warm-up request 0" in output and "failed on the session road" in output
+
+
+def test_checker_reads_the_meta_graph_tagged_exactly_serve(tmp_path, capsys):
+    # TF Serving loads the MetaGraph whose tags are exactly {serve}; a {serve, gpu} one in front of it,
+    # with fewer signatures, must not be the one inspected.
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    vocabulary = tmp_path / "vocabulary.txt"
+    vocabulary.write_text("[PAD]\ngood\nbad\n", encoding="utf-8")
+    module = _TextClassifier(str(vocabulary))
+    path = str(tmp_path / "model" / "1")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve, "extra": module.serve})
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    serve = meta_graph_pb2.MetaGraphDef()
+    serve.CopyFrom(saved_model.meta_graphs[0])
+    gpu = saved_model.meta_graphs[0]
+    gpu.meta_info_def.tags[:] = ["serve", "gpu"]
+    del gpu.signature_def["extra"]
+    saved_model.meta_graphs.add().CopyFrom(serve)
+    with open(os.path.join(path, "saved_model.pb"), "wb") as file:
+        file.write(saved_model.SerializeToString())
+    status, output = _check(path, capsys, "--schema", "keras-mtsa")
+    assert status == 0, output
+    assert "extra: generated inputs" in output
+
+
+class _MixedInputs(tf.Module):
+    """Text and a numeric feature in, a float32 and a bfloat16 output: one batch size for all inputs."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 2], tf.float32)])
+    def serve(self, text, feature):
+        score = tf.cast(tf.strings.length(text), tf.float32)[:, None] + feature
+        return {"score": score, "compact": tf.cast(score, tf.bfloat16)}
+
+
+def test_checker_feeds_one_batch_to_mixed_inputs_and_skips_outputs_it_cannot_read(tmp_path, capsys):
+    module = _MixedInputs()
+    path = str(tmp_path / "1")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    status, output = _check(path, capsys)
+    assert status == 0, output
+    assert "outputs ['compact'] are of a dtype the checker does not read" in output
+    [answer] = serving.serve(path, [("serving_default", {"text": ["ab\x00", "c"], "feature": np.zeros((2, 2), "float32")})])
+    np.testing.assert_array_equal(answer["score"], [[3.0, 3.0], [1.0, 1.0]])  # the trailing NUL counts

@@ -51,7 +51,8 @@ def check(path, samples=None, *, schema="auto", allow_xla=False, threads=8, repe
         schema: "auto" (the keras-mtsa schema for keras-mtsa exports), "keras-mtsa" or "none".
         allow_xla: accept functions marked `_XlaMustCompile` (TF Serving on GPU, or on CPU when started
             with `--xla_cpu_compilation_enabled=true`); by default they are an error.
-        threads, repeats: the concurrency check, `threads` clients sending `repeats` requests each.
+        threads: concurrent clients of the concurrency check (0: no concurrency check).
+        repeats: requests each concurrent client sends.
         timeout: seconds for each of the two processes.
 
     Returns:
@@ -80,6 +81,7 @@ def check(path, samples=None, *, schema="auto", allow_xla=False, threads=8, repe
             _judge_text_schema(report)
         plan = _Plan(path, static, samples, threads, repeats)
         report["errors"].extend(plan.errors)
+        report["warnings"].extend(plan.warnings)
         with open(os.path.join(scratch, "plan.json"), "w", encoding="utf-8") as file:
             json.dump(plan.as_json(), file)
         served = _run_script("session_road.py", os.path.join(scratch, "plan.json"), scratch, timeout)
@@ -143,12 +145,16 @@ def serve(path, requests, *, timeout=600):
         for name, inputs in requests:
             signature = static["signatures"].get(name)
             if signature is None:
-                raise ValueError(f"`requests` name signature {name!r}, which {path} lacks: {sorted(static['signatures'])}")
+                raise ValueError(
+                    f"`requests` must name signatures of {path}: {sorted(static['signatures'])}. "
+                    f"Received: signature {name!r}"
+                )
             if set(inputs) != set(signature["inputs"]):
                 raise ValueError(
-                    f"`requests` feed {sorted(inputs)} to {name!r}, which takes {sorted(signature['inputs'])}"
+                    f"`requests` must feed {name!r} its inputs {sorted(signature['inputs'])}. "
+                    f"Received: {sorted(inputs)}"
                 )
-            request, output_keys = _request(signature, {key: np.asarray(value) for key, value in inputs.items()})
+            request, output_keys = _request(signature, {key: _as_array(value) for key, value in inputs.items()})
             planned.append(request)
             keys.append(output_keys)
         with open(os.path.join(scratch, "plan.json"), "w", encoding="utf-8") as file:
@@ -164,10 +170,24 @@ def serve(path, requests, *, timeout=600):
     return answers
 
 
+def _as_array(value):
+    """An input as a numpy array; texts as an object array of bytes (numpy's own str arrays drop trailing
+    NUL characters)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "SU":
+        return value
+    array = np.asarray(value, dtype=object)
+    if array.size and all(isinstance(v, (str, bytes)) for v in array.reshape(-1)):
+        flat = np.empty(array.size, dtype=object)
+        flat[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)]
+        return flat.reshape(array.shape)
+    return np.asarray(value)
+
+
 def _request(signature, inputs):
-    """The session road's request for `inputs` (by input name) to `signature`, and its output names."""
+    """The session road's request for `inputs` (by input name) to `signature`, and its output names (those
+    of a dtype the session road reads)."""
     feeds = {signature["inputs"][key]["name"]: session_road.encode_tensor(value) for key, value in inputs.items()}
-    keys = sorted(signature["outputs"])
+    keys = sorted(key for key, info in signature["outputs"].items() if info["dtype"] in session_road.DTYPES)
     return {"feeds": feeds, "fetches": [signature["outputs"][key]["name"] for key in keys]}, keys
 
 
@@ -197,13 +217,18 @@ def _run_script(script, argument, scratch, timeout):
 
 def _judge_graph(static, report, allow_xla):
     """Adds the static errors and warnings; returns whether the session road can load the model at all."""
-    if not any("serve" in tags for tags in static["tags"]):
-        report["errors"].append(f"no meta graph with the 'serve' tag (tags: {static['tags']})")
+    if ["serve"] not in static["tags"]:
+        report["errors"].append(f"no meta graph tagged exactly {{serve}}, which TF Serving loads (tags: {static['tags']})")
         return False
     loadable = True
-    if "serving_default" not in static["signatures"]:
-        report["errors"].append(
-            "no 'serving_default' signature (TF Serving's default); found: " + ", ".join(sorted(static["signatures"]))
+    if not static["signatures"]:
+        report["errors"].append("the serve meta graph has no signatures: TF Serving would have nothing to run")
+        loadable = False
+    elif "serving_default" not in static["signatures"]:
+        # TF Serving loads it; only requests that name another signature can use it.
+        report["warnings"].append(
+            "no 'serving_default' signature (requests that name no signature fail); found: "
+            + ", ".join(sorted(static["signatures"]))
         )
     unknown = static["ops"].get("unknown", [])
     if unknown:
@@ -239,6 +264,8 @@ def _judge_graph(static, report, allow_xla):
         report["warnings"].append("no warm-up file (assets.extra/tf_serving_warmup_requests)")
     elif "error" in warmup:
         report["errors"].append(warmup["error"])
+    elif "unparsed" in warmup:
+        report["warnings"].append(warmup["unparsed"])
     elif not warmup["records"]:
         report["errors"].append("the warm-up file has no records")
     return loadable
@@ -247,6 +274,7 @@ def _judge_graph(static, report, allow_xla):
 def _judge_text_schema(report):
     default = report["signatures"].get("serving_default")
     if default is None:
+        report["errors"].append("no 'serving_default' signature, which the keras-mtsa schema requires")
         return
     inputs, outputs = default["inputs"], default["outputs"]
     if not inputs or any(s["dtype"] != "string" or s["shape"] != [-1] for s in inputs.values()):
@@ -274,7 +302,8 @@ class _Plan:
     """The requests the session road runs, and how their answers are judged."""
 
     def __init__(self, path, static, samples, threads, repeats):
-        self.path, self.errors, self.requests, self.entries = path, [], [], []
+        self.path, self.errors, self.warnings, self.requests, self.entries = path, [], [], [], []
+        self._skipped_outputs = set()
         self._samples = samples
         signatures = static["signatures"]
         for name in sorted(signatures, key=lambda n: (n != "serving_default", n)):
@@ -291,7 +320,7 @@ class _Plan:
                           self._texts(signatures[name], many))  # fmt: skip
         for index, record in enumerate((static.get("warmup") or {}).get("records", [])):
             if record["kind"] != "predict_log":
-                self.errors.append(f"warm-up record {index} is a {record['kind']}: only predict_log is replayed here")
+                self.warnings.append(f"warm-up record {index} is a {record['kind']}: not replayed here (predict only)")
                 continue
             signature = signatures.get(record["signature"])
             if signature is None:
@@ -318,12 +347,18 @@ class _Plan:
         return {key: array for key in signature["inputs"]}
 
     def _generated(self, signature):
-        """Inputs of each input's dtype and shape: batch 2 (or the sample count), other unknown sizes 8."""
+        """Inputs of each input's dtype and shape, or None where they cannot be made up.
+
+        The batch is the number of samples for every input; other unknown sizes are 8. An input of unknown
+        rank gets a batch vector if it takes strings; a numeric one of unknown rank cannot be guessed.
+        """
         inputs = {}
+        batch = len(self._samples)
         rng = np.random.default_rng(0)
         for key, info in sorted(signature["inputs"].items()):
+            if info["shape"] is None and info["dtype"] != "string":
+                return None
             shape = [-1] if info["shape"] is None else info["shape"]
-            batch = len(self._samples) if info["dtype"] == "string" else 2
             shape = [(batch if axis == 0 else 8) if size == -1 else size for axis, size in enumerate(shape)]
             if info["dtype"] == "string":
                 values = np.empty(int(np.prod(shape)), dtype=object)
@@ -342,12 +377,18 @@ class _Plan:
         return inputs
 
     def _add(self, label, name, signature, inputs):
-        unsupported = [k for k, info in signature["inputs"].items() if info["dtype"] not in session_road.DTYPES]
-        if unsupported:
-            self.errors.append(f"{label}: inputs of unsupported dtype {unsupported}")
+        unsupported = sorted(k for k, info in signature["inputs"].items() if info["dtype"] not in session_road.DTYPES)
+        if unsupported or inputs is None:
+            why = f"inputs of a dtype it cannot make ({unsupported})" if unsupported else "a numeric input of unknown rank"
+            self.warnings.append(f"{label}: not run, the checker has {why}; check this signature yourself")
             return
+        skipped = sorted(k for k, info in signature["outputs"].items() if info["dtype"] not in session_road.DTYPES)
+        if skipped and name not in self._skipped_outputs:
+            self._skipped_outputs.add(name)
+            self.warnings.append(f"{name}: outputs {skipped} are of a dtype the checker does not read; not checked")
         request, keys = _request(signature, inputs)
-        batch = next(iter(inputs.values())).shape[0] if inputs and next(iter(inputs.values())).ndim else None
+        first = next(iter(inputs.values()), None)
+        batch = first.shape[0] if first is not None and first.ndim else None
         self.requests.append(request)
         self.entries.append((label, name, keys, batch, inputs))
 

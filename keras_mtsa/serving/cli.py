@@ -1,6 +1,7 @@
 """`keras-mtsa-serving check DIR`: the readiness checker's command line (see `checker`)."""
 
 import argparse
+import json
 import os
 import sys
 
@@ -9,11 +10,9 @@ from keras_mtsa.serving.checker import SCHEMAS
 from keras_mtsa.serving.checker import check
 
 
-def rest_request(model_name, instances):
-    """The TF Serving REST request (row format) that queries `serving_default`."""
-    import json
-
-    body = json.dumps({"signature_name": "serving_default", "instances": instances}, ensure_ascii=False)
+def rest_request(model_name, instances, signature="serving_default"):
+    """The TF Serving REST request (row format) that queries `signature`."""
+    body = json.dumps({"signature_name": signature, "instances": instances}, ensure_ascii=False)
     return (
         f"curl -X POST http://localhost:8501/v1/models/{model_name}:predict \\\n"
         f"  -H 'Content-Type: application/json' -d '{body}'"
@@ -29,12 +28,13 @@ def models_config_entry(model_name, base_path):
 
 
 def _instances(inputs, samples):
-    """Two REST instances for `serving_default`'s inputs (texts for strings, zeros otherwise)."""
+    """Two REST instances for a signature's inputs (texts for strings, zeros otherwise)."""
     texts = list(samples[:2])
     if all(info["dtype"] == "string" for info in inputs.values()):
         if list(inputs) == ["text"] or len(inputs) == 1:
             return texts
         return [{name: text for name in sorted(inputs)} for text in texts]
+
     def zeros(info):
         shape = [8 if size == -1 else size for size in (info["shape"] or [-1])[1:]]
         value = 0
@@ -83,8 +83,9 @@ def _print_report(report, path, samples):
         print("NOT READY for TF Serving")
         return 1
     model_name = os.path.basename(os.path.dirname(path))
-    inputs = report["signatures"]["serving_default"]["inputs"]
-    print("\nREST request:\n" + rest_request(model_name, _instances(inputs, samples)))
+    signatures = report["signatures"]
+    signature = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    print("\nREST request:\n" + rest_request(model_name, _instances(signatures[signature]["inputs"], samples), signature))
     print("\nmodels.config entry:\n" + models_config_entry(model_name, os.path.dirname(path)))
     print("\nREADY for TF Serving")
     return 0

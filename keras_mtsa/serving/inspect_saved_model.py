@@ -81,7 +81,7 @@ def _read_warmup(path, report, tf):
     try:
         from tensorflow_serving.apis import prediction_log_pb2
     except ImportError:
-        report["warmup"]["error"] = "tensorflow-serving-api is not installed: the warm-up file was not parsed"
+        report["warmup"]["unparsed"] = "tensorflow-serving-api is not installed: the warm-up file was not replayed"
         return
     try:
         for record in tf.data.TFRecordDataset(warmup):
@@ -105,8 +105,9 @@ def inspect(path):
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())
-    report["tags"] = [list(meta.meta_info_def.tags) for meta in saved_model.meta_graphs]
-    serve = [meta for meta in saved_model.meta_graphs if "serve" in meta.meta_info_def.tags]
+    report["tags"] = [sorted(meta.meta_info_def.tags) for meta in saved_model.meta_graphs]
+    # TF Serving (its default --saved_model_tags) and the C API load the MetaGraph tagged exactly {serve}.
+    serve = [meta for meta in saved_model.meta_graphs if set(meta.meta_info_def.tags) == {"serve"}]
     if serve:
         meta = serve[0]
         for name, signature in meta.signature_def.items():

@@ -4,9 +4,10 @@ TF Serving loads a SavedModel with the C++ `LoadSavedModel`: a Session over the 
 restore op, `__saved_model_init_op` fed with the asset paths, then `Session::Run` by tensor name. The C API
 in the TensorFlow wheel (`libtensorflow_cc.so.2`) exposes that same loader as `TF_LoadSessionFromSavedModel`,
 and `TF_LoadLibrary` registers the tensorflow-text kernels as a serving binary that links them would.
-This module drives both with `ctypes`, so what works here works for TF Serving, TF Java or a C client,
-and what works only through `tf.saved_model.load` (anonymous lookup tables, for one) fails here as it
-fails there.
+This module drives both with `ctypes`, so what works only through `tf.saved_model.load` (anonymous lookup
+tables, for one) fails here as it fails for TF Serving, TF Java or a C client. One difference: this
+TensorFlow build runs XLA must-compile functions on CPU, which TF Serving refuses unless started with
+`--xla_cpu_compilation_enabled=true`; the checker's static audit flags those.
 
 It imports only the standard library and numpy, and finds the shared libraries without importing
 `tensorflow`, so it also runs as a script (the readiness checker starts it by path in a clean process):
@@ -128,6 +129,7 @@ class _CApi:
             setattr(self, name[3:], function)
 
     def check(self, status, what):
+        """Raises `SessionRoadError` with TensorFlow's message if `status` is not OK."""
         if self.GetCode(status) != 0:
             message = self.Message(status).decode("utf-8", "replace")
             raise SessionRoadError(f"{what}: {message}")
@@ -164,6 +166,7 @@ class Session:
             api.DeleteStatus(status)
 
     def close(self):
+        """Closes and deletes the session and its graph (idempotent)."""
         if getattr(self, "_session", None):
             status = self._api.NewStatus()
             self._api.CloseSession(self._session, status)
@@ -199,14 +202,18 @@ class Session:
             SessionRoadError: TensorFlow's error for this run (e.g. "Table not initialized").
         """
         api = self._api
+        if not self._session:
+            raise SessionRoadError("the session is closed")
         names = list(feeds)
         inputs = (_Output * len(names))(*[self._endpoint(name) for name in names])
         outputs = (_Output * len(fetches))(*[self._endpoint(name) for name in fetches])
-        input_tensors = [self._to_tensor(np.asarray(feeds[name])) for name in names]
-        input_values = (ctypes.c_void_p * len(names))(*input_tensors)
+        input_tensors = []
         output_values = (ctypes.c_void_p * len(fetches))()
         status = api.NewStatus()
         try:
+            for name in names:
+                input_tensors.append(self._to_tensor(np.asarray(feeds[name])))
+            input_values = (ctypes.c_void_p * len(names))(*input_tensors)
             api.SessionRun(
                 self._session, None, inputs, input_values, len(names), outputs, output_values, len(fetches),
                 None, 0, None, status,
@@ -222,23 +229,29 @@ class Session:
                     api.DeleteTensor(tensor)
 
     def _to_tensor(self, array):
+        """A new TF_Tensor holding `array` (strings as TF_TStrings, numbers in native byte order)."""
         api = self._api
         is_string = array.dtype.kind in "OSU"
         dtype = "string" if is_string else array.dtype.name
         if dtype not in DTYPES:
-            raise SessionRoadError(f"unsupported input dtype {array.dtype}")
+            raise SessionRoadError(f"inputs must be of dtype {sorted(DTYPES)}. Received: dtype={array.dtype}")
+        if is_string:
+            values = [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)]
+            if not all(isinstance(v, bytes) for v in values):
+                raise SessionRoadError("string inputs must hold str or bytes values only")
+        else:
+            array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
         dims = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
         size = array.size * _TSTRING_SIZE if is_string else array.nbytes
         tensor = api.AllocateTensor(DTYPES[dtype], dims, array.ndim, size)
         data = api.TensorData(tensor)
         if is_string:
-            for i, value in enumerate(array.reshape(-1)):
-                value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-                element = data + i * _TSTRING_SIZE
-                api.StringInit(element)
-                api.StringCopy(element, value, len(value))
+            for i in range(len(values)):  # every element initialized first, so that a delete is always safe
+                api.StringInit(data + i * _TSTRING_SIZE)
+            for i, value in enumerate(values):
+                api.StringCopy(data + i * _TSTRING_SIZE, value, len(value))
         elif array.nbytes:
-            ctypes.memmove(data, np.ascontiguousarray(array).ctypes.data, array.nbytes)
+            ctypes.memmove(data, array.ctypes.data, array.nbytes)
         return tensor
 
     def _delete_tensor(self, tensor):
@@ -253,7 +266,7 @@ class Session:
         api = self._api
         code = api.TensorType(tensor)
         if code not in DTYPES_BY_CODE:
-            raise SessionRoadError(f"unsupported output TF_DataType {code}")
+            raise SessionRoadError(f"outputs must be of a dtype in {sorted(DTYPES)}. Received: TF_DataType {code}")
         shape = tuple(api.Dim(tensor, i) for i in range(api.NumDims(tensor)))
         data = api.TensorData(tensor)
         if DTYPES_BY_CODE[code] == "string":
@@ -270,7 +283,14 @@ class Session:
 
 
 def encode_tensor(array):
-    """A numpy array as JSON: dtype, shape and values (strings base64-encoded)."""
+    """A numpy array as JSON-ready data.
+
+    Args:
+        array: a numpy array (or array-like); strings as `bytes` or `str`.
+
+    Returns:
+        `{"dtype", "shape", "values"}`: the flat values, strings base64-encoded.
+    """
     array = np.asarray(array)
     if array.dtype.kind in "OSU":
         values = [
@@ -282,7 +302,7 @@ def encode_tensor(array):
 
 
 def decode_tensor(tensor):
-    """The inverse of `encode_tensor`."""
+    """The inverse of `encode_tensor`: a numpy array, strings as an object array of `bytes`."""
     shape = tuple(tensor["shape"])
     if tensor["dtype"] == "string":
         array = np.empty(len(tensor["values"]), dtype=object)
@@ -305,7 +325,7 @@ def _concurrency(session, request, reference, threads, repeats):
         for _ in range(repeats):
             try:
                 outputs = _run_request(session, request)
-            except SessionRoadError as error:
+            except Exception as error:
                 with lock:
                     errors.append(str(error))
                 continue
@@ -356,14 +376,16 @@ def run_plan(plan):
         for request in plan.get("requests", []):
             try:
                 outputs = _run_request(session, request)
-            except SessionRoadError as error:
+            except Exception as error:  # one failing request must not lose the others' answers
                 outputs_by_request.append(None)
-                result["responses"].append({"error": str(error)})
+                message = str(error) if isinstance(error, SessionRoadError) else f"{type(error).__name__}: {error}"
+                result["responses"].append({"error": message})
                 continue
             outputs_by_request.append(outputs)
             result["responses"].append({"outputs": [encode_tensor(output) for output in outputs]})
         concurrency = plan.get("concurrency")
-        if concurrency and outputs_by_request[concurrency["request"]] is not None:
+        index = concurrency["request"] if concurrency else None
+        if concurrency and index < len(outputs_by_request) and outputs_by_request[index] is not None:
             result["concurrency"] = _concurrency(
                 session,
                 plan["requests"][concurrency["request"]],
