@@ -197,4 +197,6 @@ def test_layer_with_block_size_under_mixed_precision_is_close_to_float32(policy)
     assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in mixed.weights)
     output = np.asarray(keras.ops.cast(output, "float32"))
     assert np.all(np.isfinite(output))
-    np.testing.assert_allclose(output, np.asarray(reference(x)), atol=0.05)
+    # Measured largest errors (TensorFlow, JAX): float16 0.0020, 0.0009; bfloat16 0.013, 0.008; about 4x.
+    atol = {"mixed_float16": 8e-3, "mixed_bfloat16": 5e-2}[policy]
+    np.testing.assert_allclose(output, np.asarray(reference(x)), atol=atol)

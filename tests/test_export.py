@@ -29,7 +29,7 @@ from keras_mtsa.export import WARMUP_FILE
 from keras_mtsa.export import WARMUP_TEXTS
 from keras_mtsa.export import export_for_serving
 
-LABELS = ["negative", "positive"]
+LABELS = ["positive", "negative"]  # not in sorted order: a sorted lookup would show
 MAX_LENGTH = 16
 TRAIN_TEXTS = [
     "the film is great", "the plot is dull", "a moving and beautiful story", "boring , predictable and flat",
@@ -52,9 +52,9 @@ PROBE_TEXTS = [
 
 
 def _environment():
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return environment
+    """A child's environment: this checkout first on its path (never an installed, possibly stale copy)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.fixture(scope="module")

@@ -440,7 +440,8 @@ def test_mixed_precision_is_finite_close_to_float32_with_float32_weights(policy)
     assert keras.backend.standardize_dtype(output.dtype) == compute_dtype
     output = np.asarray(to_numpy(output), np.float32)
     assert np.all(np.isfinite(output))
-    tol = {"float16": 1e-2, "bfloat16": 5e-2}[compute_dtype]
+    # Measured largest relative errors (TensorFlow, JAX): float16 6.9e-4, 6.9e-4; bfloat16 9.9e-3, 4.3e-3.
+    tol = {"float16": 3e-3, "bfloat16": 4e-2}[compute_dtype]
     assert_close(output, to_numpy(reference(x, mask=mask)), tol)
     assert np.all(output[~mask] == 0.0)
 

@@ -101,7 +101,8 @@ def test_mixed_float16_pools_in_float16_close_to_float32():
     copy_weights(reference, layer)
     output = layer(x, mask=mask)
     assert keras.backend.standardize_dtype(output.dtype) == "float16"
-    assert_close(np.asarray(to_numpy(output), np.float32), to_numpy(reference(x, mask=mask)), 1e-2)
+    # Measured largest relative error 3.3e-4 (TensorFlow and JAX): about 4x.
+    assert_close(np.asarray(to_numpy(output), np.float32), to_numpy(reference(x, mask=mask)), 1.5e-3)
 
 
 @pytest.mark.parametrize(

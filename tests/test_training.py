@@ -273,8 +273,9 @@ def _free_ports(count):
 
 
 def _environment(**extra):
-    environment = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "PYTHONPATH")}
-    environment.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
+    """A child's environment: this checkout first on its path (never an installed, possibly stale copy)."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    environment.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
     return environment
 
 
@@ -298,17 +299,23 @@ def _load_h5(path):
     return arrays
 
 
-def test_multi_worker_strategy_with_two_local_workers(tmp_path):
+@pytest.fixture(scope="module")
+def multi_worker_run(tmp_path_factory):
+    """Two worker processes train one epoch under MultiWorkerMirroredStrategy; returns the run's directory
+    and the training arguments (without --output-dir and --strategy)."""
+    tmp_path = tmp_path_factory.mktemp("multi_worker")
     train, dev, test = _demo_corpus(tmp_path, sizes=(128, 32, 32))
+    data = ["--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines"]
+    # Nothing random but the shared seed: the two workers together should train what one process trains.
+    same_training = [*data, "--epochs", "1", "--dropout", "0", "--token-dropout", "0", "--verbose", "2", *TINY]
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes, logs = [], []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         command = [
-            sys.executable, TRAIN_CLASSIFIER, "--train", train, "--dev", dev, "--test", test,
-            "--format", "labeled-lines", "--output-dir", str(tmp_path / "run"),
-            "--strategy", "multi-worker", "--epochs", "1", "--dropout", "0", "--verbose", "2", *TINY,
+            sys.executable, TRAIN_CLASSIFIER, "--output-dir", str(tmp_path / "run"),
+            "--strategy", "multi-worker", *same_training,
         ]  # fmt: skip
         log = open(tmp_path / f"worker{index}.log", "w+")
         logs.append(log)
@@ -334,7 +341,11 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path):
         log.close()
     for index, process in enumerate(processes):
         assert process.returncode == 0, f"worker {index} exited {process.returncode}:\n{outputs[index]}"
+    return tmp_path, same_training
 
+
+def test_multi_worker_strategy_with_two_local_workers(multi_worker_run):
+    tmp_path, _ = multi_worker_run
     # One --output-dir for both: the chief (worker 0) writes there, worker 1 in a folder of its own below it.
     directories = [tmp_path / "run", tmp_path / "run" / "worker-1"]
     metrics = [_read_metrics(directory) for directory in directories]
@@ -348,6 +359,21 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path):
     assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 10
     for name in weights[0]:
         np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-6, err_msg=name)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-01: after 4 steps the two workers' weights differ from one process's over the "
+    "same global batches by up to 0.013 (a Dense bias; test loss 0.70273 against 0.70285); cause not found yet",
+)
+def test_multi_worker_training_equals_one_process_over_the_same_global_batches(multi_worker_run):
+    tmp_path, same_training = multi_worker_run
+    chief = _load_h5(tmp_path / "run" / "best.weights.h5")
+    assert main([*same_training, "--output-dir", str(tmp_path / "single"), "--strategy", "default"]) == 0
+    single = _load_h5(tmp_path / "single" / "best.weights.h5")
+    assert single.keys() == chief.keys()
+    differences = {name: float(np.max(np.abs(single[name] - chief[name]))) for name in single}
+    assert max(differences.values()) < 1e-4, differences
 
 
 # 4. No lost work: a killed run resumes from its backup.
