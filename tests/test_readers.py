@@ -500,7 +500,7 @@ def test_join_splits_rejects_other_label_names_or_another_type():
         join_splits(data, pairs)
 
 
-# Real datasets in ../shared/data (skipped when absent).
+# Real datasets in ../shared/data (skipped when absent, failing under CI=true).
 
 REAL_CLASSIFICATION = [
     ("trec/train_5500.label", "trec", {}, 5452, 6, 0),

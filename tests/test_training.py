@@ -2,8 +2,9 @@
 `tf.distribute` (two logical CPUs in-process, two worker processes on 127.0.0.1), resuming after a kill,
 and its errors for bad command lines.
 
-Real-data slices come from `<repo>/../shared/data` (skipped when absent); the other tests use the small
-synthetic corpus of `examples/demo_corpus.py`. Models are tiny: embedding_dim 16-32, max_length 16-24.
+Real-data slices come from `<repo>/../shared/data` (skipped when absent, failing under CI=true); the other
+tests use the small synthetic corpus of `examples/demo_corpus.py`. Models are tiny: embedding_dim 16-32,
+max_length 16-24.
 """
 
 import concurrent.futures
