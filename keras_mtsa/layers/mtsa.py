@@ -56,7 +56,8 @@ class MTSA(keras.layers.Layer):
             with keep probability 1 - dropout (the token2token factor never exists as a whole).
         jit_compile: on the TensorFlow backend, run the masked attention core in
             `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras turns model-level XLA
-            off (under `tf.distribute`). Ignored on other backends.
+            off (under `tf.distribute`). Left out while a SavedModel is traced (`model.export`): TF Serving
+            on CPU refuses XLA must-compile functions. Ignored on other backends.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
