@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from demo_corpus import write_corpus  # noqa: E402
@@ -61,8 +59,7 @@ def main():
     if serving.main(["check", export_path]) != 0:
         return 1
     print("\nPredictions on TF Serving's road (the TF C API in a fresh process, no TensorFlow Python runtime):")
-    texts = np.array([query.encode("utf-8") for query in QUERIES], dtype=object)
-    [answer] = serving.serve(export_path, [("serving_default", {"text": texts})])
+    [answer] = serving.serve(export_path, [("serving_default", {"text": QUERIES})])
     for query, label, probabilities in zip(QUERIES, answer["label"], answer["probabilities"]):
         print(f"{label.decode():>8}  p={probabilities.max():.3f}  {query!r}")
     return 0

@@ -125,12 +125,6 @@ HOSTILE = {
 }
 
 
-def _texts(texts):
-    array = np.empty(len(texts), dtype=object)
-    array[:] = texts
-    return array
-
-
 @pytest.fixture(scope="module")
 def on_session_road(trained, exported):
     """{case: serving_default's answer} on the session road, plus the token_ids answer for PROBE_TEXTS.
@@ -140,7 +134,7 @@ def on_session_road(trained, exported):
     """
     _, preprocessor = trained
     cases = {"probes": PROBE_TEXTS, **HOSTILE}
-    requests = [("serving_default", {"text": _texts(texts)}) for texts in cases.values()]
+    requests = [("serving_default", {"text": texts}) for texts in cases.values()]
     requests.append(("token_ids", {"token_ids": preprocessor(tf.constant(PROBE_TEXTS)).numpy()}))
     vocabulary = preprocessor.config()["vocabulary_file"]
     os.rename(vocabulary, vocabulary + ".moved")
@@ -310,7 +304,7 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     }
     expected = model(ids, training=False).numpy()
     text_answer, ids_answer = serving.serve(path, [
-        ("serving_default", {"premise": _texts(premises), "hypothesis": _texts(hypotheses)}),
+        ("serving_default", {"premise": premises, "hypothesis": hypotheses}),
         ("token_ids", {"premise_ids": ids["premise"].numpy(), "hypothesis_ids": ids["hypothesis"].numpy()}),
     ])  # fmt: skip
     for answer in (text_answer, ids_answer):  # on TF Serving's road
@@ -365,7 +359,7 @@ def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(traine
     second_export = export_for_serving(model, second, str(tmp_path / "second"), model_name="m", labels=LABELS)
     for export, ids in ((first_export, first_ids), (second_export, second_ids)):
         expected = model(ids, training=False).numpy()
-        [answer] = serving.serve(export, [("serving_default", {"text": _texts([t.encode() for t in texts])})])
+        [answer] = serving.serve(export, [("serving_default", {"text": texts})])
         np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)  # TF Serving's road
         # Loaded in this process too, next to the live preprocessor and the other export.
         loaded = tf.saved_model.load(export).signatures["serving_default"](text=tf.constant(texts))
@@ -385,6 +379,6 @@ def test_a_subword_export_serves_on_the_session_road(tmp_path):
     )  # fmt: skip
     path = export_for_serving(model, preprocessor, str(tmp_path), model_name="subwords", labels=LABELS)
     probes = [b"the films are greatest", b"unseenword", b""]
-    [answer] = serving.serve(path, [("serving_default", {"text": _texts(probes)})])
+    [answer] = serving.serve(path, [("serving_default", {"text": probes})])
     np.testing.assert_allclose(answer["probabilities"], _keras_probabilities((model, preprocessor), probes), atol=1e-5)
     assert "WordpieceTokenizeWithOffsets" in serving.check(path, threads=0)["ops"]["tensorflow_text"]

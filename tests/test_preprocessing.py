@@ -429,9 +429,7 @@ def load_in_fresh_process(export_dir, texts, cwd):
 
 def serve_on_session_road(export_dir, texts):
     """The ids that TF Serving's loader (the TF C API, `keras_mtsa.serving.serve`) gives for `texts`."""
-    array = np.empty(len(texts), dtype=object)
-    array[:] = texts
-    [answer] = serving.serve(export_dir, [("serving_default", {"texts": array})])
+    [answer] = serving.serve(export_dir, [("serving_default", {"texts": texts})])
     return answer["output_0"].tolist()
 
 

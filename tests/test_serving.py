@@ -32,12 +32,6 @@ def _check(path, capsys, *flags):
     return status, capsys.readouterr().out
 
 
-def _texts(texts):
-    array = np.empty(len(texts), dtype=object)
-    array[:] = [t.encode() if isinstance(t, str) else t for t in texts]
-    return array
-
-
 def _graph_xla_functions(path):
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -169,7 +163,7 @@ def test_a_named_table_over_an_asset_is_ready(tmp_path, capsys):
     path = _save(tmp_path)
     status, output = _check(path, capsys, "--schema", "keras-mtsa")
     assert status == 0, output
-    [answer] = serving.serve(path, [("serving_default", {"text": _texts(["good bad", "nothing"])})])
+    [answer] = serving.serve(path, [("serving_default", {"text": ["good bad", "nothing"]})])
     np.testing.assert_allclose(answer["probabilities"][:, 0], 1 / (1 + np.exp(-np.array([1.5, -1.5]))), atol=1e-6)
 
 
@@ -180,7 +174,7 @@ def test_an_anonymous_table_fails_on_the_session_road_and_the_checker_names_it(t
     assert loaded(text=tf.constant(["good"]))["probabilities"].shape == (1, 2)
     # ... but TF Serving's road initializes one instance and reads another.
     with pytest.raises(SessionRoadError, match="(?s)Table not initialized.*anonymous lookup tables: 'hash_table'"):
-        serving.serve(path, [("serving_default", {"text": _texts(["good"])})])
+        serving.serve(path, [("serving_default", {"text": ["good"]})])
     status, output = _check(path, capsys)
     assert status != 0 and "NOT READY" in output
     assert "anonymous lookup tables (AnonymousHashTable): 'hash_table'" in output

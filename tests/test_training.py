@@ -792,7 +792,7 @@ def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpu
     assert _read_preprocessor(output_dir).case_fallback is True
     assert _read_metrics(output_dir)["settings"]["case_fallback"] is True
     [export] = glob.glob(str(tmp_path / "e" / "*" / "1"))
-    texts = np.array([b"the acting is great", b"THE Acting IS GREAT"], dtype=object)
+    texts = ["the acting is great", "THE Acting IS GREAT"]
     [answer] = serving.serve(export, [("serving_default", {"text": texts})])  # on TF Serving's road
     # Capitals never seen in training fall back to the lower-case words in the export too.
     np.testing.assert_array_equal(answer["probabilities"][0], answer["probabilities"][1])

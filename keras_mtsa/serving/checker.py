@@ -82,9 +82,7 @@ def check(path, samples=None, *, schema="auto", allow_xla=False, threads=8, repe
         plan = _Plan(path, static, samples, threads, repeats)
         report["errors"].extend(plan.errors)
         report["warnings"].extend(plan.warnings)
-        with open(os.path.join(scratch, "plan.json"), "w", encoding="utf-8") as file:
-            json.dump(plan.as_json(), file)
-        served = _run_script("session_road.py", os.path.join(scratch, "plan.json"), scratch, timeout)
+        served = _run_session_road(plan.as_json(), scratch, timeout)
     if "errors" in served:
         report["errors"].extend(served["errors"])
         return report
@@ -124,8 +122,8 @@ def serve(path, requests, *, timeout=600):
 
     Args:
         path: a SavedModel version directory.
-        requests: a list of `(signature_name, {input name: numpy array})`; string arrays hold `bytes` or
-            `str`.
+        requests: a list of `(signature_name, {input name: array-like})`; string inputs as lists or
+            arrays of `str` or `bytes`.
         timeout: seconds for each of the two processes.
 
     Returns:
@@ -154,12 +152,11 @@ def serve(path, requests, *, timeout=600):
                     f"`requests` must feed {name!r} its inputs {sorted(signature['inputs'])}. "
                     f"Received: {sorted(inputs)}"
                 )
-            request, output_keys = _request(signature, {key: _as_array(value) for key, value in inputs.items()})
+            arrays = {key: _as_array(value, signature["inputs"][key]["dtype"]) for key, value in inputs.items()}
+            request, output_keys = _request(signature, arrays)
             planned.append(request)
             keys.append(output_keys)
-        with open(os.path.join(scratch, "plan.json"), "w", encoding="utf-8") as file:
-            json.dump({"path": path, "tags": ["serve"], "requests": planned}, file)
-        served = _run_script("session_road.py", os.path.join(scratch, "plan.json"), scratch, timeout)
+        served = _run_session_road({"path": path, "tags": ["serve"], "requests": planned}, scratch, timeout)
     if "errors" in served or "error" in served:
         raise session_road.SessionRoadError(_explain(served.get("error") or "; ".join(served["errors"]), static))
     answers = []
@@ -170,17 +167,15 @@ def serve(path, requests, *, timeout=600):
     return answers
 
 
-def _as_array(value):
-    """An input as a numpy array; texts as an object array of bytes (numpy's own str arrays drop trailing
-    NUL characters)."""
-    if isinstance(value, np.ndarray) and value.dtype.kind not in "SU":
-        return value
+def _as_array(value, dtype):
+    """An input for a signature input of `dtype` as a numpy array; texts as an object array of bytes
+    (numpy's own str arrays drop trailing NUL characters, and an empty list would become float64)."""
+    if dtype != "string":
+        return np.asarray(value)
     array = np.asarray(value, dtype=object)
-    if array.size and all(isinstance(v, (str, bytes)) for v in array.reshape(-1)):
-        flat = np.empty(array.size, dtype=object)
-        flat[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)]
-        return flat.reshape(array.shape)
-    return np.asarray(value)
+    flat = np.empty(array.size, dtype=object)
+    flat[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)]
+    return flat.reshape(array.shape)
 
 
 def _request(signature, inputs):
@@ -189,6 +184,14 @@ def _request(signature, inputs):
     feeds = {signature["inputs"][key]["name"]: session_road.encode_tensor(value) for key, value in inputs.items()}
     keys = sorted(key for key, info in signature["outputs"].items() if info["dtype"] in session_road.DTYPES)
     return {"feeds": feeds, "fetches": [signature["outputs"][key]["name"] for key in keys]}, keys
+
+
+def _run_session_road(plan, scratch, timeout):
+    """Runs `plan` (see `session_road`) in a clean process; returns its result."""
+    plan_file = os.path.join(scratch, "plan.json")
+    with open(plan_file, "w", encoding="utf-8") as file:
+        json.dump(plan, file)
+    return _run_script("session_road.py", plan_file, scratch, timeout)
 
 
 def _run_script(script, argument, scratch, timeout):
@@ -342,9 +345,7 @@ class _Plan:
         return bool(inputs) and all(i["dtype"] == "string" and i["shape"] in ([-1], None) for i in inputs)
 
     def _texts(self, signature, texts):
-        array = np.empty(len(texts), dtype=object)
-        array[:] = texts
-        return {key: array for key in signature["inputs"]}
+        return {key: _as_array(texts, "string") for key in signature["inputs"]}
 
     def _generated(self, signature):
         """Inputs of each input's dtype and shape, or None where they cannot be made up.

@@ -31,7 +31,7 @@ def _instances(inputs, samples):
     """Two REST instances for a signature's inputs (texts for strings, zeros otherwise)."""
     texts = list(samples[:2])
     if all(info["dtype"] == "string" for info in inputs.values()):
-        if list(inputs) == ["text"] or len(inputs) == 1:
+        if len(inputs) == 1:
             return texts
         return [{name: text for name in sorted(inputs)} for text in texts]
 

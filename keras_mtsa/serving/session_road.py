@@ -388,8 +388,8 @@ def run_plan(plan):
         if concurrency and index < len(outputs_by_request) and outputs_by_request[index] is not None:
             result["concurrency"] = _concurrency(
                 session,
-                plan["requests"][concurrency["request"]],
-                outputs_by_request[concurrency["request"]],
+                plan["requests"][index],
+                outputs_by_request[index],
                 concurrency.get("threads", 8),
                 concurrency.get("repeats", 25),
             )
