@@ -5,7 +5,10 @@ Layout written by `export_for_serving`: `<export_dir>/<model_name>/<version>/` w
 - `serving_default`: `text` (tf.string [None]) or, for pair models, `premise` and `hypothesis`; outputs
   `probabilities` (float32 [None, classes]), `label_id` (int64 [None]) and `label` (tf.string [None]);
 - `token_ids`: the same outputs from padded int32 token ids (`token_ids`, or `premise_ids` and
-  `hypothesis_ids`), for clients that tokenize themselves;
+  `hypothesis_ids`; any padded length, cut to max_length), for clients that tokenize themselves;
+- requests padded to the smallest length bucket that holds their longest text (the preprocessor's
+  `bucket_boundaries`), so a short request costs what its words cost; the answers are the same as
+  padded to max_length (the models ignore padding);
 - the vocabulary and the label names as SavedModel assets (they move with the directory);
 - `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request does
   not pay for graph building;
@@ -97,8 +100,20 @@ def export_for_serving(
             default_value="",
             kind="labels",
         )
-        ids_spec = tf.TensorSpec([None, preprocessor.max_length], tf.int32)
+        # Models that take any padded length (all but the CNN) get requests padded to their bucket by the
+        # preprocessor, and token ids of any length (cut to max_length, as texts are).
+        length = keras.tree.flatten(model.inputs)[0].shape[1]
+        if length is not None and preprocessor.bucket_boundaries != (length,):
+            raise ValueError(
+                f"The model takes ids of length {length} only: `preprocessor` must pad to it "
+                f"(bucket_boundaries=None, max_length={length}). Received: bucket_boundaries="
+                f"{preprocessor.bucket_boundaries}"
+            )
+        ids_spec = tf.TensorSpec([None, length], tf.int32)
         text_spec = tf.TensorSpec([None], tf.string)
+
+        def cut(ids):
+            return ids[:, : preprocessor.max_length]
 
         def outputs(probabilities):
             probabilities = tf.cast(probabilities, tf.float32)
@@ -117,7 +132,7 @@ def export_for_serving(
                     return outputs(model(ids, training=False))
 
                 def serve_ids(premise_ids, hypothesis_ids):
-                    ids = {"premise": premise_ids, "hypothesis": hypothesis_ids}
+                    ids = {"premise": cut(premise_ids), "hypothesis": cut(hypothesis_ids)}
                     return outputs(model(ids, training=False))
 
                 archive.add_endpoint("serving_default", serve_text, [text_spec, text_spec])
@@ -128,18 +143,20 @@ def export_for_serving(
                     return outputs(model(preprocessor(text), training=False))
 
                 def serve_ids(token_ids):
-                    return outputs(model(token_ids, training=False))
+                    return outputs(model(cut(token_ids), training=False))
 
                 archive.add_endpoint("serving_default", serve_text, [text_spec])
                 archive.add_endpoint("token_ids", serve_ids, [ids_spec])
             archive.write_out(path, verbose=False)
     if warmup_texts:
         write_warmup_requests(path, model_name, list(warmup_texts), pair=pair)
-    _write_description(path, labels=labels, pair=pair, max_length=preprocessor.max_length)
+    _write_description(
+        path, labels=labels, pair=pair, max_length=preprocessor.max_length, buckets=preprocessor.bucket_boundaries
+    )
     return path
 
 
-def _write_description(path, *, labels, pair, max_length):
+def _write_description(path, *, labels, pair, max_length, buckets):
     """`assets.extra/keras_mtsa.json`: marks the directory as a keras-mtsa text classifier for the checker."""
     import keras_mtsa
 
@@ -149,6 +166,7 @@ def _write_description(path, *, labels, pair, max_length):
         "inputs": ["premise", "hypothesis"] if pair else ["text"],
         "labels": labels,
         "max_length": max_length,
+        "bucket_boundaries": list(buckets),
     }
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     with open(os.path.join(path, DESCRIPTION_FILE), "w", encoding="utf-8") as file:

@@ -161,7 +161,11 @@ def build_sentence_encoder(
     l2=0.0,
     name="sentence_encoder",
 ):
-    """Token ids (batch, max_length) -> sentence vectors, as a `keras.Model`.
+    """Token ids (batch, length) -> sentence vectors, as a `keras.Model`.
+
+    `length` is any padded length up to max_length (the length buckets of `keras_mtsa.data.buckets`), except
+    for the CNN, whose max-over-time pooling also sees the windows that lie in the padding: its inputs are
+    padded to max_length.
 
     The sentence vectors have embedding_dim features, or num_heads * head_dim for the single MTSA layer
     with an explicit `head_dim` (the authors' layout is 2 heads of the embedding width, i.e. 600 features
@@ -169,7 +173,7 @@ def build_sentence_encoder(
 
     Args:
         vocabulary_size: rows of the embedding table (id 0 is padding).
-        max_length: the padded length of the inputs.
+        max_length: the longest padded length of the inputs (the padded length for the CNN).
         embedding_dim: width of the embeddings and of the encoder output.
         embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is Keras's
             default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
@@ -222,7 +226,9 @@ def build_sentence_encoder(
         )
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
-    token_ids = keras.Input((max_length,), dtype="int32", name="token_ids")
+    # Any padded length up to max_length: batches are padded to their length bucket, and every encoder but
+    # the CNN gives a text the same vector whatever padding follows it.
+    token_ids = keras.Input((max_length if encoder == "cnn" else None,), dtype="int32", name="token_ids")
     x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids
     if isinstance(embedding_scale, bool) or not isinstance(embedding_scale, (int, float)) or embedding_scale <= 0:
         raise ValueError(f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}")
@@ -289,7 +295,7 @@ def build_sentence_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=
         **encoder_kwargs: `build_sentence_encoder` arguments (vocabulary_size and max_length required).
 
     Returns:
-        A functional `keras.Model` from int32 token ids (batch, max_length) to float32 class
+        A functional `keras.Model` from int32 token ids (batch, length) to float32 class
         probabilities (batch, num_classes).
     """
     num_classes = _num_classes(num_classes)

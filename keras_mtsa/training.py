@@ -61,8 +61,16 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--max-length",
         type=int,
-        help="tokens per sentence after padding; default: the longest training text's, rounded up to a "
-        "multiple of 8, at most 256 (it decides the compute per step: every sentence is padded to it)",
+        help="the most tokens per sentence (longer ones are cut); default: the longest training text's, "
+        "rounded up to a multiple of 8, at most 256",
+    )
+    parser.add_argument(
+        "--buckets",
+        default="auto",
+        help="the padded lengths of batches, e.g. 16,32,64 (--max-length is always the last): each batch is "
+        "made of sentences of one bucket and padded to it, so a step costs about its real tokens; 'auto' "
+        "chooses up to 5 multiples of 8 from the training lengths, 'none' pads every batch to --max-length "
+        "(--encoder cnn always does: its max-over-time pooling sees the padding)",
     )
     parser.add_argument("--vocabulary-size", type=int, default=30000)
     parser.add_argument(
@@ -172,7 +180,9 @@ def build_argument_parser(pair=False):
         "(on TREC with this CPU about 5%% slower per epoch; without them two runs of one seed part within the "
         "first epochs and end up to 0.006 apart in test accuracy)",
     )
-    parser.add_argument("--steps-per-epoch", type=int, help="limit steps per epoch (smoke tests)")
+    parser.add_argument(
+        "--steps-per-epoch", type=int, help="at most this many steps per epoch (the first of its batches)"
+    )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
     return parser
 
@@ -224,6 +234,7 @@ def train(args, pair=False):
         with open(selection_file) as file:
             selection = json.load(file)
         args.max_length = selection["max_length"]  # as fitted to the training texts before the crash
+        args.buckets = selection["buckets"]
         selection_seconds = 0.0
         print(f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs.")
     else:
@@ -237,6 +248,7 @@ def train(args, pair=False):
             "best_epoch": _best_epoch(history),
             "epochs_run": len(history),
             "max_length": args.max_length,
+            "buckets": args.buckets,
         }
         plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
         if args.refit:
@@ -318,38 +330,67 @@ class _Job:
 
         args = self.args
         texts = data.premises + data.hypotheses if self.pair else data.texts
-        preprocessor = TextPreprocessor.from_texts(
-            texts,
-            os.path.join(directory, "vocabulary.txt"),
-            args.max_length,
-            max_size=args.vocabulary_size,
-            min_count=args.min_count,
-            subwords=args.subwords,
-            lower_case=not args.keep_case,
-            case_fallback=args.case_fallback,
-        )
+        try:
+            preprocessor = TextPreprocessor.from_texts(
+                texts,
+                os.path.join(directory, "vocabulary.txt"),
+                args.max_length,
+                max_size=args.vocabulary_size,
+                min_count=args.min_count,
+                subwords=args.subwords,
+                lower_case=not args.keep_case,
+                case_fallback=args.case_fallback,
+                bucket_boundaries=_bucket_boundaries(args),
+            )
+        except ValueError as error:
+            if "bucket_boundaries" not in str(error):
+                raise
+            # Explicit buckets beyond the length fitted to the training texts (the CLI checked the rest).
+            raise SystemExit(
+                f"--buckets {args.buckets} must not exceed the fitted --max-length (the longest training text's "
+                "length rounded up to a multiple of 8): give a larger --max-length or smaller buckets"
+            ) from None
+        # Fitted once, to the training texts of the first run: a refit keeps the same lengths.
         if args.max_length is None:
-            # Fitted once, to the training texts of the first run: a refit keeps the same length.
             args.max_length = preprocessor.max_length
             print(f"--max-length {args.max_length} (fitted to the longest training text)")
+        if args.buckets == "auto":
+            args.buckets = ",".join(str(boundary) for boundary in preprocessor.bucket_boundaries)
+            print(f"--buckets {args.buckets} (chosen from the training lengths)")
         return preprocessor
 
-    def dataset(self, data, preprocessor, shuffle=False, drop_remainder=False):
+    def dataset(self, data, preprocessor, drop_remainder=False):
+        """Batches of `data` for evaluation, grouped by length (the order does not matter there)."""
+        return self._make_dataset(data, preprocessor, drop_remainder=drop_remainder)
+
+    def training_dataset(self, data, preprocessor, backup_dir):
+        """Endless seeded batches, epoch after epoch, starting at the epoch the backup in `backup_dir` resumes.
+
+        Each epoch's batches depend only on --seed and the epoch's number, so a resumed run trains on the
+        batches the uninterrupted run would have (fit runs `steps_per_epoch` of them per epoch).
+        """
+        return self._make_dataset(
+            data,
+            preprocessor,
+            shuffle=True,
+            seed=self.args.seed,
+            drop_remainder=self.drop_remainder,
+            repeat=True,
+            first_epoch=_resumed_epoch(backup_dir),
+            batches_per_epoch=self.steps_per_epoch(len(data)),
+        )
+
+    def steps_per_epoch(self, num_examples):
+        """The batches of an epoch, at most --steps-per-epoch."""
+        batches = _steps(num_examples, self.args.batch_size, self.drop_remainder)
+        return min(batches, self.args.steps_per_epoch or batches)
+
+    def _make_dataset(self, data, preprocessor, **options):
         from keras_mtsa.data import make_classification_dataset
         from keras_mtsa.data import make_pair_dataset
 
         make_dataset = make_pair_dataset if self.pair else make_classification_dataset
-        return make_dataset(
-            data,
-            preprocessor,
-            batch_size=self.args.batch_size,
-            shuffle=shuffle,
-            seed=self.args.seed if shuffle else None,
-            drop_remainder=drop_remainder,
-        )
-
-    def training_dataset(self, data, preprocessor):
-        return self.dataset(data, preprocessor, shuffle=True, drop_remainder=self.drop_remainder)
+        return make_dataset(data, preprocessor, batch_size=self.args.batch_size, **options)
 
     def model(self, num_classes, preprocessor, num_examples):
         """A freshly initialized, compiled model (the same initial weights for the same --seed)."""
@@ -379,9 +420,8 @@ class _Job:
                 token_dropout=args.token_dropout,
                 l2=args.l2,
             )
-            steps_per_epoch = _steps(num_examples, args.batch_size, self.drop_remainder)
             model.compile(
-                optimizer=_optimizer(args, steps_per_epoch=steps_per_epoch),
+                optimizer=_optimizer(args, steps_per_epoch=self.steps_per_epoch(num_examples)),
                 loss=_loss(args, num_classes),
                 metrics=["accuracy"],
             )
@@ -429,10 +469,10 @@ class _Job:
         ]
         started = time.time()
         model.fit(
-            self.training_dataset(train_data, preprocessor),
+            self.training_dataset(train_data, preprocessor, backup_dir),
             validation_data=self.dataset(dev_data, preprocessor, drop_remainder=self.drop_remainder),
             epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch(len(train_data)),
             shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it cannot)
             callbacks=callbacks,
             verbose=args.verbose,
@@ -461,9 +501,9 @@ class _Job:
             os.remove(history_file)
         started = time.time()
         model.fit(
-            self.training_dataset(data, preprocessor),
+            self.training_dataset(data, preprocessor, backup_dir),
             epochs=epochs,
-            steps_per_epoch=args.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch(len(data)),
             shuffle=False,
             callbacks=[
                 keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
@@ -599,6 +639,24 @@ def _optimizer(args, steps_per_epoch):
     return keras.optimizers.Adam(args.learning_rate, **options)
 
 
+def _bucket_boundaries(args):
+    """--buckets as the preprocessor's `bucket_boundaries`: None, "auto" or a tuple of ints."""
+    if args.encoder == "cnn" or args.buckets == "none":
+        return None
+    if args.buckets == "auto":
+        return "auto"
+    return tuple(int(boundary) for boundary in args.buckets.split(","))
+
+
+def _resumed_epoch(backup_dir):
+    """The epoch a BackupAndRestore backup in `backup_dir` resumes at (0 without one)."""
+    path = os.path.join(backup_dir, "training_metadata.json")  # written by keras.callbacks.BackupAndRestore
+    if not os.path.exists(path):
+        return 0
+    with open(path) as file:
+        return int(json.load(file)["epoch"])
+
+
 def _steps(examples, batch_size, drop_remainder):
     return max(1, examples // batch_size if drop_remainder else -(-examples // batch_size))
 
@@ -632,6 +690,22 @@ def _validate(args):
         raise SystemExit(f"--conv-window feeds MTSA and needs --encoder mtsa, got --encoder {args.encoder}")
     if args.num_blocks and args.encoder != "mtsa":
         raise SystemExit(f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}")
+    if args.buckets not in ("auto", "none"):
+        from keras_mtsa.data.buckets import check_bucket_boundaries
+
+        if args.encoder == "cnn":
+            raise SystemExit("--buckets does not apply to --encoder cnn (it pads every batch to --max-length)")
+        try:
+            boundaries = tuple(int(boundary) for boundary in args.buckets.split(","))
+            if args.max_length is not None:
+                check_bucket_boundaries(boundaries, args.max_length)
+            else:
+                check_bucket_boundaries(boundaries, max(boundaries))
+        except ValueError:
+            raise SystemExit(
+                "--buckets must be 'auto', 'none' or increasing positive integers separated by commas, at most "
+                f"--max-length, got {args.buckets!r}"
+            ) from None
     if args.encoder == "cnn" and args.head_dim is not None:
         raise SystemExit("--head-dim does not apply to --encoder cnn (3 windows x 100 feature maps)")
     if args.encoder == "cnn" and args.max_length is not None and args.max_length < max(CNN_WINDOWS):

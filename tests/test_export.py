@@ -31,6 +31,7 @@ from keras_mtsa.export import export_for_serving
 
 LABELS = ["positive", "negative"]  # not in sorted order: a sorted lookup would show
 MAX_LENGTH = 16
+BUCKETS = (4, 8)
 TRAIN_TEXTS = [
     "the film is great", "the plot is dull", "a moving and beautiful story", "boring , predictable and flat",
     "the acting is not bad at all", "the ending is awful", "what a charming , clever script",
@@ -61,7 +62,10 @@ def _environment():
 def trained(tmp_path_factory):
     """(model, preprocessor) after a few training steps."""
     directory = tmp_path_factory.mktemp("vocabulary")
-    preprocessor = TextPreprocessor.from_texts(TRAIN_TEXTS, str(directory / "vocabulary.txt"), MAX_LENGTH)
+    # Requests are padded to length buckets: every comparison with Keras below pads to MAX_LENGTH instead.
+    preprocessor = TextPreprocessor.from_texts(
+        TRAIN_TEXTS, str(directory / "vocabulary.txt"), MAX_LENGTH, bucket_boundaries=BUCKETS
+    )
     data = TextClassificationData(TRAIN_TEXTS * 4, [1, 0, 1, 0, 1, 0, 1, 0] * 4, LABELS)
     keras.utils.set_random_seed(2)
     model = models.build_sentence_classifier(
@@ -90,8 +94,12 @@ def loaded(exported):
 
 
 def _keras_probabilities(trained, texts):
+    """The Keras model's answer on `texts` padded to max_length (the export pads to length buckets)."""
     model, preprocessor = trained
-    return model(preprocessor(tf.constant(texts, tf.string)), training=False).numpy()
+    to_max_length = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": None})
+    ids = to_max_length(tf.constant(texts, tf.string))
+    assert ids.shape[1] == MAX_LENGTH
+    return model(ids, training=False).numpy()
 
 
 def _assert_valid(outputs, count):
@@ -222,9 +230,23 @@ def test_layout_assets_and_signatures(trained, exported, export_dir, loaded):
     assert default.structured_input_signature[1] == {"text": tf.TensorSpec([None], tf.string, name="text")}
     assert set(default.structured_outputs) == {"probabilities", "label_id", "label"}
     ids = loaded.signatures["token_ids"]
+    with open(os.path.join(exported, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
+        description = json.load(file)
+    assert description["max_length"] == MAX_LENGTH and description["bucket_boundaries"] == [*BUCKETS, MAX_LENGTH]
+    # Ids of any padded length (cut to max_length): the models ignore padding.
     assert ids.structured_input_signature[1] == {
-        "token_ids": tf.TensorSpec([None, MAX_LENGTH], tf.int32, name="token_ids")
+        "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids")
     }
+
+
+def test_a_model_of_one_input_length_is_not_exported_with_length_buckets(trained, tmp_path):
+    _, preprocessor = trained
+    cnn = models.build_sentence_classifier(
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, encoder="cnn",
+        embedding_dim=8, hidden_units=4,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"takes ids of length 16 only: `preprocessor` must pad to it"):
+        export_for_serving(cnn, preprocessor, str(tmp_path), model_name="cnn", labels=LABELS)
 
 
 def test_warmup_requests_parse_and_serve(exported, loaded):

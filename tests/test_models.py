@@ -72,12 +72,14 @@ MODEL_NAMES = [*SENTENCE_CONFIGS, "pair"]
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_inputs_and_outputs(trained, name):
     model, inputs, _ = trained[name]
+    # Any padded length (length buckets), except the CNN's fixed one.
+    length = MAX_LENGTH if name == "cnn" else None
     if name == "pair":
         assert sorted(model.input) == ["hypothesis", "premise"]
         for tensor in model.input.values():
-            assert tuple(tensor.shape) == (None, MAX_LENGTH) and tensor.dtype == "int32"
+            assert tuple(tensor.shape) == (None, length) and tensor.dtype == "int32"
     else:
-        assert tuple(model.input.shape) == (None, MAX_LENGTH) and model.input.dtype == "int32"
+        assert tuple(model.input.shape) == (None, length) and model.input.dtype == "int32"
     assert model.output_shape == (None, NUM_CLASSES)
 
     probabilities = model.predict(inputs, verbose=0)
@@ -111,6 +113,27 @@ def test_padding_is_masked(trained, name):
         np.testing.assert_allclose(model.predict(inputs, verbose=0), expected, atol=1e-5)
     finally:
         embedding.embeddings.assign(table)
+
+
+@pytest.mark.parametrize("name", [name for name in MODEL_NAMES if name != "cnn"])
+def test_a_sentence_gets_the_same_output_in_every_bucket_it_can_land_in(trained, name):
+    """Padded to its own length, to every longer one and to max_length, a batch gets the same outputs (1e-5):
+    length buckets change the cost of a batch, not its answers. The CNN is left out: its max-over-time
+    pooling sees the windows in the padding, so it is always padded to max_length."""
+    model, inputs, _ = trained[name]
+
+    def cut(ids, length):
+        return {key: value[:, :length] for key, value in ids.items()} if isinstance(ids, dict) else ids[:, :length]
+
+    longest = 7
+    rows = cut(inputs, longest)  # sentences of at most 7 tokens, some shorter, padded to max_length below
+    rows = {key: np.pad(value, [(0, 0), (0, MAX_LENGTH - longest)]) for key, value in rows.items()} if isinstance(
+        rows, dict
+    ) else np.pad(rows, [(0, 0), (0, MAX_LENGTH - longest)])
+    assert np.any(_flat_ids(rows)[:, longest - 1] == 0) and np.all(_flat_ids(rows)[:, longest:] == 0)
+    expected = model.predict(rows, verbose=0)
+    for length in range(longest, MAX_LENGTH):
+        np.testing.assert_allclose(model.predict(cut(rows, length), verbose=0), expected, atol=1e-5, err_msg=length)
 
 
 def _flat_ids(inputs):

@@ -585,15 +585,136 @@ def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor)
     texts = [f"text {i}" for i in range(40)]
     data = TextClassificationData(texts=texts, labels=list(range(40)), label_names=[str(i) for i in range(40)])
 
-    def epochs(count, **options):
-        dataset = pipeline.make_classification_dataset(data, preprocessor, batch_size=8, seed=3, **options)
-        return [[int(i) for _, labels in dataset.as_numpy_iterator() for i in labels] for _ in range(count)]
+    def epochs(count, first_epoch=0, **options):
+        dataset = pipeline.make_classification_dataset(
+            data, preprocessor, batch_size=8, seed=3, first_epoch=first_epoch, **options
+        )
+        order = [int(i) for _, labels in dataset.take(5 * count).as_numpy_iterator() for i in labels]
+        return [order[40 * epoch : 40 * (epoch + 1)] for epoch in range(count)]
 
     assert epochs(1, shuffle=False) == [list(range(40))]
-    first, second = epochs(2, shuffle=True)
+    first, second = epochs(2, shuffle=True, repeat=True)
     assert sorted(first) == sorted(second) == list(range(40))  # each epoch sees every example once
     assert first != list(range(40)) and second != list(range(40)) and first != second
-    assert epochs(2, shuffle=True) == [first, second]  # the seed repeats the sequence of epochs
+    assert epochs(2, shuffle=True, repeat=True) == [first, second]  # the seed repeats the sequence of epochs
+    # Epoch k's order depends only on the seed and k: a run resumed at epoch 1 (or an iterator made again,
+    # as Keras's distributed fit does before its first epoch) sees the batches of the uninterrupted one.
+    assert epochs(1, shuffle=True, repeat=True, first_epoch=1) == [second]
+    assert epochs(1, shuffle=True) == [first]  # a dataset iterated again starts at its first epoch again
+
+
+# Length buckets
+
+
+def test_chosen_bucket_boundaries_carry_the_fewest_padded_tokens(tmp_path):
+    """Checked against trying every set of at most 3 candidate boundaries (multiples of 8 and max_length)."""
+    import itertools
+
+    from keras_mtsa.data.buckets import choose_bucket_boundaries
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.poisson(12, 300), rng.poisson(40, 30), [0, 1, 95, 200]])
+    candidates = [*range(8, 100, 8), 100]
+
+    def padded_tokens(boundaries):
+        clipped = np.minimum(lengths, 100)
+        return int(np.asarray(boundaries)[np.searchsorted(boundaries, clipped)].sum())
+
+    best = min(
+        (padded_tokens((*chosen, 100)), len(chosen), (*chosen, 100))
+        for count in range(3)
+        for chosen in itertools.combinations(candidates[:-1], count)
+    )
+    chosen = choose_bucket_boundaries(lengths, 100, max_buckets=3)
+    assert padded_tokens(chosen) == best[0] and chosen == best[2]
+    assert chosen[-1] == 100 and all(b % 8 == 0 for b in chosen[:-1])
+    assert choose_bucket_boundaries([3, 3, 3], 40) == (8, 40)
+    assert choose_bucket_boundaries([40] * 5, 40) == (40,)  # a bucket that holds nothing is not kept
+
+
+@pytest.mark.parametrize(
+    "boundaries, message",
+    [
+        ("16,32", "sequence of increasing positive ints"),
+        ([], "non-empty sequence"),
+        ([8, 8], "increasing"),
+        ([0, 8], "increasing positive ints"),
+        ([8.0], "increasing positive ints"),
+        ([4, MAX_LENGTH + 1], f"must not exceed max_length={MAX_LENGTH}"),
+    ],
+)
+def test_bad_bucket_boundaries_are_refused_by_name(vocabulary_file, boundaries, message):
+    with pytest.raises(ValueError, match=f"`bucket_boundaries`.*{message}.*Received: bucket_boundaries="):
+        TextPreprocessor(vocabulary_file, MAX_LENGTH, bucket_boundaries=boundaries)
+
+
+@pytest.fixture(scope="module")
+def bucketed(vocabulary_file):
+    return TextPreprocessor(vocabulary_file, MAX_LENGTH, bucket_boundaries=[2, 4])
+
+
+def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(preprocessor, bucketed):
+    assert bucketed.bucket_boundaries == (2, 4, MAX_LENGTH)  # max_length is always the last
+    for texts, length in [([""], 2), (["the", "a film"], 2), (["the film is"], 4), (["a", "the film is good ."], MAX_LENGTH), ([], 2)]:  # fmt: skip
+        ids = bucketed(tf.constant(texts, tf.string)).numpy()
+        assert ids.shape == (len(texts), length), texts
+        # The ids padded to max_length, cut to the bucket: the same ids, only less padding.
+        full = preprocessor(tf.constant(texts, tf.string)).numpy()
+        np.testing.assert_array_equal(ids, full[:, :length])
+        assert np.all(full[:, length:] == PAD_ID)
+    assert bucketed(tf.constant(["the film " * 10])).numpy().shape == (1, MAX_LENGTH)  # truncated as before
+    assert bucketed.bucket_indices(["", "the film is", "the film " * 10]).tolist() == [0, 1, 2]
+    assert TextPreprocessor(**bucketed.config()).bucket_boundaries == bucketed.bucket_boundaries
+
+
+def test_from_texts_chooses_buckets_from_the_training_lengths(tmp_path):
+    texts = ["word"] * 50 + ["many words " * 9] * 5  # 1 and 18 tokens
+    chosen = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", None, bucket_boundaries="auto")
+    assert chosen.max_length == 24 and chosen.bucket_boundaries == (8, 24)
+    assert TextPreprocessor.from_texts(texts, tmp_path / "v2.txt", None).bucket_boundaries == (24,)
+
+
+def _bucketed_corpus(count=37):
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 12, size=count)
+    texts = [" ".join(["film"] * int(n)) for n in lengths]
+    return TextClassificationData(texts=texts, labels=list(range(count)), label_names=[str(i) for i in range(count)])
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_training_batches_are_full_batches_of_one_bucket_padded_to_it(bucketed, drop_remainder):
+    """Each epoch: a permutation of the examples (less the remainder with drop_remainder) in full batches,
+    at most one of them short; every batch holds texts of one bucket, but for the at most two that straddle
+    a bucket boundary, and is padded to the bucket of its longest text."""
+    data = _bucketed_corpus()
+    buckets = bucketed.bucket_indices(data.texts)
+    dataset = pipeline.make_classification_dataset(
+        data, bucketed, batch_size=4, shuffle=True, seed=2, repeat=True, drop_remainder=drop_remainder
+    )
+    per_epoch = 37 // 4 if drop_remainder else -(-37 // 4)
+    batches = list(dataset.take(per_epoch).as_numpy_iterator())
+    seen = np.concatenate([labels for _, labels in batches])
+    assert len(set(seen.tolist())) == len(seen) == (36 if drop_remainder else 37)
+    assert sum(len(labels) != 4 for _, labels in batches) == (0 if drop_remainder else 1)
+    if drop_remainder:
+        assert dataset.element_spec[1].shape == (4,)
+    mixed = 0
+    for ids, labels in batches:
+        own = buckets[labels]
+        assert ids.shape[1] == bucketed.bucket_boundaries[own.max()]
+        mixed += len(set(own.tolist())) > 1
+    assert mixed <= 2
+    orders = [[int(i) for i in labels] for _, labels in batches]
+    assert orders != sorted(orders, key=lambda labels: buckets[labels].max())  # the batches are shuffled too
+
+
+def test_without_grouping_the_data_keeps_its_order_and_each_batch_its_own_padding(bucketed):
+    data = _bucketed_corpus(9)
+    dataset = pipeline.make_classification_dataset(data, bucketed, batch_size=4, group_by_length=False)
+    batches = list(dataset.as_numpy_iterator())
+    assert np.concatenate([labels for _, labels in batches]).tolist() == list(range(9))
+    for ids, labels in batches:
+        assert ids.shape[1] == bucketed.bucket_boundaries[bucketed.bucket_indices([data.texts[i] for i in labels]).max()]
 
 
 def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
@@ -614,7 +735,13 @@ def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
 
 
 def test_pipeline_arguments_are_validated(preprocessor, classification_data):
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="`batch_size` must be a positive int. Received: batch_size=0"):
         pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=0)
+    with pytest.raises(ValueError, match="`first_epoch` must be a non-negative int. Received: first_epoch=-1"):
+        pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2, first_epoch=-1)
+    with pytest.raises(ValueError, match="`batch_size` must be at most the number of examples"):
+        pipeline.make_classification_dataset(
+            classification_data, preprocessor, batch_size=8, drop_remainder=True, repeat=True
+        )
     with pytest.raises(ValueError, match="data must be a TextPairData"):
         pipeline.make_pair_dataset(classification_data, preprocessor, batch_size=2)

@@ -1,14 +1,35 @@
-"""tf.data input pipelines that tokenize inside the graph with a `TextPreprocessor`."""
+"""tf.data input pipelines that tokenize inside the graph with a `TextPreprocessor`.
+
+Batches are grouped by length: each epoch draws a seeded permutation of the examples (a new one every epoch,
+computed from the seed and the epoch's number, so a resumed or distributed run sees exactly the batches of an
+uninterrupted single-device one), orders it by bucket (stable, so the order within a bucket stays random),
+cuts it into full batches and shuffles the batches. The preprocessor pads each batch to the smallest bucket
+that holds its longest text, so a batch carries about as many tokens as its texts. At most one batch per
+epoch is short (none with ``drop_remainder``); a batch that straddles two buckets is padded to the larger.
+"""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import tensorflow as tf
 
-from keras_mtsa.data.readers import TextClassificationData, TextPairData
-
+from keras_mtsa.data.readers import TextClassificationData
+from keras_mtsa.data.readers import TextPairData
 
 def make_classification_dataset(
-    data, preprocessor, *, batch_size, shuffle=False, seed=None, drop_remainder=False, repeat=False
+    data,
+    preprocessor,
+    *,
+    batch_size,
+    shuffle=False,
+    seed=None,
+    drop_remainder=False,
+    repeat=False,
+    group_by_length=True,
+    first_epoch=0,
+    batches_per_epoch=None,
 ):
     """Builds a dataset of ``(token_ids, labels)`` batches.
 
@@ -20,28 +41,57 @@ def make_classification_dataset(
         shuffle: Whether to shuffle examples (over the whole dataset), with a
             new order each epoch.
         seed: Shuffle seed; the same seed gives the same sequence of batches.
-        drop_remainder: Whether to drop a last batch smaller than
-            ``batch_size``, so every batch has a static batch dimension.
-        repeat: Whether to repeat indefinitely.
+            ``None``: a random one.
+        drop_remainder: Whether to leave out ``len(data) % batch_size``
+            examples each epoch (random ones when shuffling), so every batch
+            has a static batch dimension.
+        repeat: Whether to repeat indefinitely (epoch after epoch, each with
+            its own order).
+        group_by_length: Whether batches are made of texts of one bucket
+            (the preprocessor's ``bucket_boundaries``). ``False`` keeps the
+            data's order (for ``predict``); each batch is still padded to the
+            bucket of its own longest text.
+        first_epoch: The number of the first epoch; with ``shuffle``, epoch
+            ``k`` gets the same batches whatever epoch the dataset starts at
+            (a resumed run passes the epoch it resumes at).
+        batches_per_epoch: At most this many batches of each epoch (the
+            first of its order); ``None``: all of them.
 
     Returns:
         A ``tf.data.Dataset`` of ``(ids, labels)``: ``int32`` tensors of shape
-        ``(batch, max_length)`` and ``(batch,)``.
+        ``(batch, length)`` and ``(batch,)``, ``length`` one of the
+        preprocessor's bucket boundaries.
     """
     _check_data(data, TextClassificationData)
     examples = (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
+    keys = preprocessor.bucket_indices(data.texts) if group_by_length else None
     return _batched(
         examples,
+        keys,
         lambda texts, labels: (_ids_for(preprocessor, texts), labels),
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,
         drop_remainder=drop_remainder,
         repeat=repeat,
+        first_epoch=first_epoch,
+        batches_per_epoch=batches_per_epoch,
     )
 
 
-def make_pair_dataset(data, preprocessor, *, batch_size, shuffle=False, seed=None, drop_remainder=False, repeat=False):
+def make_pair_dataset(
+    data,
+    preprocessor,
+    *,
+    batch_size,
+    shuffle=False,
+    seed=None,
+    drop_remainder=False,
+    repeat=False,
+    group_by_length=True,
+    first_epoch=0,
+    batches_per_epoch=None,
+):
     """Builds a dataset of ``({"premise": ids, "hypothesis": ids}, labels)`` batches.
 
     Args:
@@ -52,10 +102,15 @@ def make_pair_dataset(data, preprocessor, *, batch_size, shuffle=False, seed=Non
         seed: See `make_classification_dataset`.
         drop_remainder: See `make_classification_dataset`.
         repeat: See `make_classification_dataset`.
+        group_by_length: See `make_classification_dataset`; pairs are grouped
+            by the buckets of both sentences (premise first).
+        first_epoch: See `make_classification_dataset`.
+        batches_per_epoch: See `make_classification_dataset`.
 
     Returns:
-        A ``tf.data.Dataset``; ids are ``int32`` of shape ``(batch, max_length)``,
-        labels ``int32`` of shape ``(batch,)``.
+        A ``tf.data.Dataset``; ids are ``int32`` of shape ``(batch, length)``
+        (each sentence padded to its own bucket), labels ``int32`` of shape
+        ``(batch,)``.
     """
     _check_data(data, TextPairData)
     examples = (
@@ -63,8 +118,13 @@ def make_pair_dataset(data, preprocessor, *, batch_size, shuffle=False, seed=Non
         tf.constant(data.hypotheses, tf.string),
         tf.constant(data.labels, tf.int32),
     )
+    keys = None
+    if group_by_length:
+        buckets = len(preprocessor.bucket_boundaries)
+        keys = preprocessor.bucket_indices(data.premises) * buckets + preprocessor.bucket_indices(data.hypotheses)
     return _batched(
         examples,
+        keys,
         lambda premises, hypotheses, labels: (
             {"premise": _ids_for(preprocessor, premises), "hypothesis": _ids_for(preprocessor, hypotheses)},
             labels,
@@ -74,6 +134,8 @@ def make_pair_dataset(data, preprocessor, *, batch_size, shuffle=False, seed=Non
         seed=seed,
         drop_remainder=drop_remainder,
         repeat=repeat,
+        first_epoch=first_epoch,
+        batches_per_epoch=batches_per_epoch,
     )
 
 
@@ -90,18 +152,77 @@ def _check_data(data, expected_type):
         raise ValueError(f"data must be a {expected_type.__name__}, got {type(data).__name__}.")
 
 
-def _batched(examples, preprocess, *, batch_size, shuffle, seed, drop_remainder, repeat):
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    dataset = tf.data.Dataset.from_tensor_slices(examples)
-    if shuffle:
-        # A buffer as large as the data gives a uniform shuffle; the examples
-        # are already in memory, so it costs only indices and string handles.
-        dataset = dataset.shuffle(max(1, len(examples[0])), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    # Batching before mapping lets the preprocessor tokenize a whole batch in
-    # one vectorized call instead of one call per example.
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def _batched(
+    examples, keys, preprocess, *, batch_size, shuffle, seed, drop_remainder, repeat, first_epoch, batches_per_epoch
+):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+    if isinstance(first_epoch, bool) or not isinstance(first_epoch, int) or first_epoch < 0:
+        raise ValueError(f"`first_epoch` must be a non-negative int. Received: first_epoch={first_epoch!r}")
+    if batches_per_epoch is not None and (
+        isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int) or batches_per_epoch < 1
+    ):
+        raise ValueError(
+            f"`batches_per_epoch` must be a positive int or None. Received: batches_per_epoch={batches_per_epoch!r}"
+        )
+    if shuffle and seed is None:
+        seed = random.randrange(2**31)
+    indices = _index_batches(
+        len(examples[0]),
+        keys,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+        first_epoch=first_epoch,
+        batches_per_epoch=batches_per_epoch,
+    )
+
+    def gather_and_preprocess(index):
+        # Gathering a batch of indices, then mapping, lets the preprocessor tokenize a whole batch in one
+        # vectorized call instead of one call per example.
+        return preprocess(*(tf.gather(tensor, index) for tensor in examples))
+
+    dataset = indices.map(gather_and_preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _index_batches(
+    num_examples, keys, *, batch_size, shuffle, seed, drop_remainder, repeat, first_epoch, batches_per_epoch
+):
+    """A dataset of int32 index vectors, one per batch, epoch after epoch (see the module docstring)."""
+    kept = num_examples - num_examples % batch_size if drop_remainder else num_examples
+    num_batches = -(-kept // batch_size)
+    if repeat and not num_batches:  # an endless dataset of empty epochs would never yield a batch
+        raise ValueError(
+            f"`batch_size` must be at most the number of examples ({num_examples}) to repeat with "
+            f"drop_remainder={drop_remainder}. Received: batch_size={batch_size}"
+        )
+    keys = tf.constant(np.zeros([num_examples], np.int32) if keys is None else np.asarray(keys, np.int32))
+
+    def epoch_batches(epoch):
+        order = tf.range(num_examples, dtype=tf.int32)
+        if shuffle:
+            epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed)
+        order = order[:kept]  # the examples left out with drop_remainder are random ones when shuffling
+        order = tf.gather(order, tf.argsort(tf.gather(keys, order), stable=True))
+        # Rows of batch_size indices; -1 fills the last row.
+        rows = tf.reshape(tf.pad(order, [[0, num_batches * batch_size - kept]], constant_values=-1), [-1, batch_size])
+        if shuffle:
+            # A seed no epoch's permutation uses: (seed, -1 - epoch).
+            rows_seed = tf.stack([tf.constant(seed, tf.int64), -1 - epoch])
+            rows = tf.random.experimental.stateless_shuffle(rows, seed=rows_seed)
+        if batches_per_epoch is not None:
+            rows = rows[:batches_per_epoch]
+        return tf.data.Dataset.from_tensor_slices(rows)
+
+    last_epoch = np.iinfo(np.int64).max if repeat else first_epoch + 1
+    rows = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_batches)
+    # flat_map hides the number of batches; Keras's progress bar and epoch ends want it.
+    per_epoch = num_batches if batches_per_epoch is None else min(num_batches, batches_per_epoch)
+    rows = rows.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY if repeat else per_epoch))
+    if drop_remainder:
+        return rows  # every row is full: a static batch dimension
+    return rows.map(lambda row: tf.boolean_mask(row, row >= 0))

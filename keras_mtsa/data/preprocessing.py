@@ -43,6 +43,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_mtsa.data.buckets import bucket_index
+from keras_mtsa.data.buckets import check_bucket_boundaries
+from keras_mtsa.data.buckets import choose_bucket_boundaries
 from keras_mtsa.data.tables import text_file_table
 
 PAD_TOKEN = "[PAD]"
@@ -260,13 +263,14 @@ def fitting_max_length(longest, *, multiple=AUTO_MAX_LENGTH_MULTIPLE, limit=AUTO
     return min(rounded, limit)
 
 
-def _longest(preprocessor, texts):
-    """The most tokens (or subwords) `preprocessor` makes of any of ``texts``."""
-    longest = 0
-    for start in range(0, len(texts), _BATCH_SIZE):
-        counts = preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE])).row_lengths()
-        longest = max(longest, int(counts.numpy().max(initial=0)))
-    return longest
+def _token_counts(preprocessor, texts):
+    """The number of tokens (or subwords) `preprocessor` makes of each of ``texts``, not truncated."""
+    texts = list(texts)
+    counts = [
+        preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE], tf.string)).row_lengths().numpy()
+        for start in range(0, len(texts), _BATCH_SIZE)
+    ]
+    return np.concatenate(counts).astype(np.int64) if counts else np.zeros([0], np.int64)
 
 
 def write_vocabulary(tokens, path):
@@ -326,7 +330,9 @@ class TextPreprocessor(tf.Module):
     Attributes:
         vocabulary_file: The ``tf.saved_model.Asset`` of the vocabulary file.
         vocabulary_size: Number of tokens, reserved ones included.
-        max_length: Length of every output row.
+        max_length: The longest output row (longer texts are truncated).
+        bucket_boundaries: The padded lengths a batch may have, ending with ``max_length``: a batch is
+            padded to the smallest one that holds its longest text.
         lower_case: Whether input is case-folded.
         max_input_bytes: Bytes of each input string that are looked at.
         subwords: Whether tokens are split into WordPiece subwords.
@@ -342,6 +348,7 @@ class TextPreprocessor(tf.Module):
         max_input_bytes=None,
         subwords=False,
         case_fallback=False,
+        bucket_boundaries=None,
         name=None,
     ):
         """Creates the preprocessor.
@@ -349,7 +356,7 @@ class TextPreprocessor(tf.Module):
         Args:
             vocabulary_file: Path of a vocabulary written by `write_vocabulary`
                 whose first tokens are ``"[PAD]"`` and ``"[UNK]"``.
-            max_length: Positive int, the number of ids per text.
+            max_length: Positive int, the most ids per text.
             lower_case: Whether to case-fold; must match the vocabulary.
             max_input_bytes: Positive int; longer inputs are cut to this many
                 bytes before anything else. Defaults to ``64 * max_length``.
@@ -360,6 +367,9 @@ class TextPreprocessor(tf.Module):
             case_fallback: With ``lower_case=False``: a token missing from the vocabulary ("Denver") is
                 looked up again case-folded ("denver") before it becomes ``"[UNK]"`` (a vocabulary from
                 `build_vocabulary` with ``case_fallback=True`` holds such folded forms).
+            bucket_boundaries: Increasing padded lengths, at most ``max_length`` (appended if missing);
+                each batch is padded to the smallest that holds its longest text (`keras_mtsa.data.buckets`).
+                ``None``: every batch is padded to ``max_length``.
             name: Module name.
         """
         super().__init__(name=name)
@@ -380,6 +390,7 @@ class TextPreprocessor(tf.Module):
                 f"but {vocabulary_file} starts with {tokens[:2]!r}."
             )
         self.max_length = max_length
+        self.bucket_boundaries = check_bucket_boundaries(bucket_boundaries, max_length)
         self.lower_case = lower_case
         self.max_input_bytes = max_input_bytes
         self.vocabulary_size = len(tokens)
@@ -419,6 +430,7 @@ class TextPreprocessor(tf.Module):
         max_input_bytes=None,
         subwords=False,
         case_fallback=False,
+        bucket_boundaries=None,
         name=None,
     ):
         """Builds a vocabulary from ``texts``, writes it, and creates a preprocessor.
@@ -435,6 +447,8 @@ class TextPreprocessor(tf.Module):
             subwords: Learn a WordPiece vocabulary (`build_wordpiece_vocabulary`,
                 ``max_size`` its target size) instead of a word vocabulary.
             case_fallback: See `__init__` and `build_vocabulary`.
+            bucket_boundaries: See `__init__`; ``"auto"`` chooses them from the lengths of ``texts``
+                (`keras_mtsa.data.buckets.choose_bucket_boundaries`).
             name: Module name.
 
         Returns:
@@ -456,11 +470,15 @@ class TextPreprocessor(tf.Module):
             case_fallback=case_fallback,
             name=name,
         )
-        if max_length is None:
+        auto_buckets = isinstance(bucket_boundaries, str) and bucket_boundaries == "auto"
+        if max_length is None or auto_buckets:
             # Tokenizing does not depend on max_length, so a provisional preprocessor can count the tokens.
-            provisional = cls(vocabulary_file, AUTO_MAX_LENGTH_LIMIT, **options)
-            max_length = fitting_max_length(_longest(provisional, texts))
-        return cls(vocabulary_file, max_length, **options)
+            counts = _token_counts(cls(vocabulary_file, AUTO_MAX_LENGTH_LIMIT, **options), texts)
+            if max_length is None:
+                max_length = fitting_max_length(int(counts.max(initial=0)))
+            if auto_buckets:
+                bucket_boundaries = choose_bucket_boundaries(counts, max_length)
+        return cls(vocabulary_file, max_length, bucket_boundaries=bucket_boundaries, **options)
 
     def config(self):
         """Returns the constructor arguments, so ``TextPreprocessor(**config)`` recreates it."""
@@ -471,8 +489,17 @@ class TextPreprocessor(tf.Module):
             "max_input_bytes": self.max_input_bytes,
             "subwords": self.subwords,
             "case_fallback": self.case_fallback,
+            "bucket_boundaries": list(self.bucket_boundaries),
             "name": self.name,
         }
+
+    def token_counts(self, texts):
+        """The number of ids each of ``texts`` gets (its tokens, at most ``max_length``), as numpy int64."""
+        return np.minimum(_token_counts(self, texts), self.max_length)
+
+    def bucket_indices(self, texts):
+        """The index in ``bucket_boundaries`` of the bucket each of ``texts`` is padded to on its own."""
+        return bucket_index(self.token_counts(texts), self.bucket_boundaries)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
@@ -493,12 +520,18 @@ class TextPreprocessor(tf.Module):
             texts: ``tf.string`` tensor of shape ``[batch]``; any bytes.
 
         Returns:
-            ``tf.int32`` tensor of static shape ``[batch, max_length]``: ids of
-            the first ``max_length`` tokens, then ``PAD_ID``.
+            ``tf.int32`` tensor of shape ``[batch, length]``: ids of the first ``max_length`` tokens,
+            then ``PAD_ID``; ``length`` is the smallest of ``bucket_boundaries`` that holds the batch's
+            longest text (static ``max_length`` with the single bucket ``(max_length,)``).
         """
         ids = tf.ragged.map_flat_values(self._lookup, self._tokens(texts))
         ids = tf.cast(ids, tf.int32)
-        return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+        if len(self.bucket_boundaries) == 1:
+            return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+        longest = tf.minimum(tf.reduce_max(tf.pad(ids.row_lengths(), [[0, 1]])), self.max_length)  # 0 if empty
+        boundaries = tf.constant(self.bucket_boundaries, tf.int64)
+        length = tf.gather(boundaries, tf.searchsorted(boundaries, longest[None], side="left"))[0]
+        return ids.to_tensor(default_value=PAD_ID, shape=tf.stack([ids.nrows(), length]))
 
     def _lookup(self, tokens):
         ids = self._table.lookup(tokens)

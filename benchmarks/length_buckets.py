@@ -1,0 +1,205 @@
+"""Length buckets against padding to max_length: epoch time, XLA compilations, serving latency.
+
+Usage (from the repository root, with the package installed or on PYTHONPATH; reads ../shared/data):
+
+    python benchmarks/length_buckets.py                       # TREC, SST-2 and SUBJ; about 15 min on 2 cores
+    python benchmarks/length_buckets.py --datasets trec --epochs 2
+
+Each (dataset, padding) pair trains in a fresh subprocess with the training CLI's own code path
+(`keras_mtsa.training._Job`: its preprocessor, seeded training batches, model and optimizer, CLI
+defaults, --seed 1), so the two sides of a ratio differ only in `--buckets auto` against `--buckets none`.
+They run one after the other in one invocation, on the same machine. Reported per side: the wall time of
+each epoch (the first one includes XLA compilation), the XLA compilations during training (counted from
+TensorFlow's `device_compiler` log lines, one per compiled program) and the distinct batch shapes.
+For SUBJ, the bucketed run's model is also exported twice, with its bucketed preprocessor and with one
+that pads to max_length, and `serving_default` is timed in-process (median of --requests calls) for
+1-word, 10-word and max-length requests at batch 1 and 32; the two exports' answers are compared.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+DATASETS = {
+    "trec": ["--train", "trec/train_5500.label", "--test", "trec/TREC_10.label", "--format", "trec"],
+    "sst2": [
+        "--train", "sst2/stsa.binary.train", "--dev", "sst2/stsa.binary.dev", "--test", "sst2/stsa.binary.test",
+        "--format", "labeled-lines",
+    ],  # fmt: skip
+    "subj": ["--train", "subj/subj.all", "--test", "subj/subj.all", "--format", "labeled-lines"],
+}
+COMPILED = re.compile(r"Compilation of XLA executable time")
+
+
+def _arguments(dataset, buckets, output_dir):
+    from keras_mtsa.training import build_argument_parser
+
+    paths = [os.path.join(DATA, value) if "/" in value else value for value in DATASETS[dataset]]
+    return build_argument_parser().parse_args([*paths, "--buckets", buckets, "--output-dir", output_dir, "--seed", "1"])
+
+
+def worker(dataset, buckets, epochs, serving, requests):
+    """One side: trains `epochs` epochs and prints a JSON line of its measurements."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_mtsa import training
+
+    with tempfile.TemporaryDirectory() as scratch:
+        args = _arguments(dataset, buckets, scratch)
+        args.learning_rate = training.DEFAULT_LEARNING_RATES[args.optimizer]
+        keras.utils.set_random_seed(args.seed)
+        training._set_op_determinism(args.deterministic)
+        job = training._Job(args, False, tf.distribute.get_strategy())
+        train_data, _, _ = training._read_splits(args, False)
+        preprocessor = job.preprocessor(train_data, scratch)
+        model = job.model(len(train_data.label_names), preprocessor, len(train_data))
+        dataset_ = job.training_dataset(train_data, preprocessor, os.path.join(scratch, "backup"))
+        steps = job.steps_per_epoch(len(train_data))
+        shapes = set()
+        for ids, _ in dataset_.take(steps):
+            shapes.add(tuple(ids.shape))
+
+        class EpochTimes(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.model.epoch_seconds.append(time.perf_counter() - self.started)
+
+        model.epoch_seconds = []
+        model.fit(dataset_, epochs=epochs, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
+        sys.stderr.flush()
+        result = {
+            "dataset": dataset,
+            "buckets": list(preprocessor.bucket_boundaries),
+            "examples": len(train_data),
+            "steps_per_epoch": steps,
+            "epoch_seconds": [round(seconds, 2) for seconds in model.epoch_seconds],
+            "batch_shapes": len(shapes),
+            "tokens_per_example": round(
+                float(np.mean([np.prod(shape) for shape in shapes])) if shapes else 0.0, 1
+            ),
+        }
+        if serving:
+            result["serving"] = _serving_latency(model, preprocessor, scratch, requests)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _serving_latency(model, preprocessor, scratch, requests):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_mtsa.data import TextPreprocessor
+    from keras_mtsa.export import export_for_serving
+
+    padded = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": None})
+    labels = [str(i) for i in range(model.output_shape[-1])]
+    exports = {
+        name: tf.saved_model.load(
+            export_for_serving(model, prep, os.path.join(scratch, "export"), model_name=name, labels=labels)
+        ).signatures["serving_default"]
+        for name, prep in (("buckets", preprocessor), ("max_length", padded))
+    }
+    words = "the film is a smart , funny and moving story about".split()
+    texts = {
+        "1 word": "film",
+        "10 words": " ".join(words[:10]),
+        "max-length": " ".join((words * 40)[: preprocessor.max_length]),
+    }
+    rows, answers = [], {}
+    for text_name, text in texts.items():
+        for batch in (1, 32):
+            request = tf.constant([text] * batch)
+            timings = {}
+            for name, signature in exports.items():
+                signature(text=request)  # warm-up
+                seconds = []
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    answer = signature(text=request)["probabilities"].numpy()
+                    seconds.append(time.perf_counter() - started)
+                timings[name] = statistics.median(seconds) * 1000
+                answers[(text_name, batch, name)] = answer
+            difference = float(
+                np.max(np.abs(answers[(text_name, batch, "buckets")] - answers[(text_name, batch, "max_length")]))
+            )
+            rows.append({
+                "request": text_name, "batch": batch, "max_length_ms": round(timings["max_length"], 3),
+                "buckets_ms": round(timings["buckets"], 3),
+                "speedup": round(timings["max_length"] / timings["buckets"], 2), "max_difference": difference,
+            })  # fmt: skip
+    return rows
+
+
+def _run_side(dataset, buckets, epochs, serving, requests):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "device_compiler=1"}
+    command = [
+        sys.executable, os.path.abspath(__file__), "--worker", dataset, "--buckets", buckets,
+        "--epochs", str(epochs), "--requests", str(requests), *(["--serving"] if serving else []),
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, env=environment)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    if process.returncode or not lines:
+        raise SystemExit(f"{dataset} --buckets {buckets} failed ({process.returncode}):\n{process.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    # Compilations before the serving part: fit's are the training step's (the worker evaluates nothing).
+    training_log = process.stderr.split("RESULT")[0]
+    result["xla_compilations"] = len(COMPILED.findall(training_log))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="trec,sst2,subj")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=30, help="timed calls per serving request")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--buckets", help=argparse.SUPPRESS)
+    parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.worker, args.buckets, args.epochs, args.serving, args.requests)
+    for dataset in args.datasets.split(","):
+        if dataset not in DATASETS:
+            raise SystemExit(f"--datasets: unknown {dataset!r}; known: {', '.join(DATASETS)}")
+    print("| dataset | padding | boundaries | batch shapes | XLA compilations | epoch 1 s | last epoch s |")
+    print("|---|---|---|---|---|---|---|")
+    summary = []
+    for dataset in args.datasets.split(","):
+        sides = {}
+        for buckets in ("none", "auto"):
+            side = _run_side(dataset, buckets, args.epochs, dataset == "subj" and buckets == "auto", args.requests)
+            sides[buckets] = side
+            print(
+                f"| {dataset} | {buckets} | {side['buckets']} | {side['batch_shapes']} | {side['xla_compilations']} "
+                f"| {side['epoch_seconds'][0]} | {side['epoch_seconds'][-1]} |",
+                flush=True,
+            )
+        ratio = sides["none"]["epoch_seconds"][-1] / sides["auto"]["epoch_seconds"][-1]
+        summary.append(f"{dataset}: last-epoch time, max_length padding / buckets = {ratio:.2f}x")
+        if "serving" in sides["auto"]:
+            serving_rows = sides["auto"]["serving"]
+    print()
+    print("\n".join(summary))
+    if args.datasets.count("subj"):
+        print()
+        print("| SUBJ request | batch | max_length ms | buckets ms | speed-up | max |difference| |")
+        print("|---|---|---|---|---|---|")
+        for row in serving_rows:
+            print(
+                f"| {row['request']} | {row['batch']} | {row['max_length_ms']} | {row['buckets_ms']} "
+                f"| {row['speedup']}x | {row['max_difference']:.1e} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
