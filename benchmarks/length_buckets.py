@@ -11,9 +11,14 @@ defaults, --seed 1), so the two sides of a ratio differ only in `--buckets auto`
 They run one after the other in one invocation, on the same machine. Reported per side: the wall time of
 each epoch (the first one includes XLA compilation), the XLA compilations during training (counted from
 TensorFlow's `device_compiler` log lines, one per compiled program) and the distinct batch shapes.
-For SUBJ, the bucketed run's model is also exported twice, with its bucketed preprocessor and with one
-that pads to max_length, and `serving_default` is timed in-process (median of --requests calls) for
-1-word, 10-word and max-length requests at batch 1 and 32; the two exports' answers are compared.
+For SUBJ, the bucketed run's model is also exported three times, its requests padded to max_length
+(today's export), to their bucket and to their longest text (`export_for_serving(request_padding=...)`),
+and `serving_default` is timed on TF Serving's road (`keras_mtsa.serving.time_requests`: the TF C API's
+session in a clean process; median of --requests runs of `Session::Run`, then the median over 3 rounds
+that alternate between the exports) for 1-word, 10-word and max-length requests at batch 1 and 32; the
+exports' answers are compared.
+`--serving-only` skips the training and times the exports of an untrained SUBJ model (the latency does
+not depend on the weights).
 """
 
 import argparse
@@ -36,6 +41,8 @@ DATASETS = {
     "subj": ["--train", "subj/subj.all", "--test", "subj/subj.all", "--format", "labeled-lines"],
 }
 COMPILED = re.compile(r"Compilation of XLA executable time")
+PADDINGS = ("max_length", "buckets", "longest")  # export_for_serving's request_padding; max_length is today's
+ROUNDS = 3
 
 
 def _arguments(dataset, buckets, output_dir):
@@ -76,7 +83,8 @@ def worker(dataset, buckets, epochs, serving, requests):
                 self.model.epoch_seconds.append(time.perf_counter() - self.started)
 
         model.epoch_seconds = []
-        model.fit(dataset_, epochs=epochs, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
+        if epochs:
+            model.fit(dataset_, epochs=epochs, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
         sys.stderr.flush()
         result = {
             "dataset": dataset,
@@ -95,48 +103,47 @@ def worker(dataset, buckets, epochs, serving, requests):
 
 
 def _serving_latency(model, preprocessor, scratch, requests):
+    """serving_default of two exports of `model` (bucketed / padded to max_length), on TF Serving's road."""
     import numpy as np
-    import tensorflow as tf
 
-    from keras_mtsa.data import TextPreprocessor
+    from keras_mtsa import serving
     from keras_mtsa.export import export_for_serving
 
-    padded = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": None})
     labels = [str(i) for i in range(model.output_shape[-1])]
-    exports = {
-        name: tf.saved_model.load(
-            export_for_serving(model, prep, os.path.join(scratch, "export"), model_name=name, labels=labels)
-        ).signatures["serving_default"]
-        for name, prep in (("buckets", preprocessor), ("max_length", padded))
-    }
     words = "the film is a smart , funny and moving story about".split()
     texts = {
         "1 word": "film",
         "10 words": " ".join(words[:10]),
         "max-length": " ".join((words * 40)[: preprocessor.max_length]),
     }
-    rows, answers = [], {}
-    for text_name, text in texts.items():
-        for batch in (1, 32):
-            request = tf.constant([text] * batch)
-            timings = {}
-            for name, signature in exports.items():
-                signature(text=request)  # warm-up
-                seconds = []
-                for _ in range(requests):
-                    started = time.perf_counter()
-                    answer = signature(text=request)["probabilities"].numpy()
-                    seconds.append(time.perf_counter() - started)
-                timings[name] = statistics.median(seconds) * 1000
-                answers[(text_name, batch, name)] = answer
-            difference = float(
-                np.max(np.abs(answers[(text_name, batch, "buckets")] - answers[(text_name, batch, "max_length")]))
-            )
-            rows.append({
-                "request": text_name, "batch": batch, "max_length_ms": round(timings["max_length"], 3),
-                "buckets_ms": round(timings["buckets"], 3),
-                "speedup": round(timings["max_length"] / timings["buckets"], 2), "max_difference": difference,
-            })  # fmt: skip
+    cases = [(text_name, batch) for text_name in texts for batch in (1, 32)]
+    calls = [("serving_default", {"text": [texts[text_name]] * batch}) for text_name, batch in cases]
+    paths = {
+        padding: export_for_serving(
+            model, preprocessor, os.path.join(scratch, "export"), model_name=padding.replace("_", "-"),
+            labels=labels, request_padding=padding,
+        )  # fmt: skip
+        for padding in PADDINGS
+    }
+    # Rounds alternate between the exports, so that a slow spell of the shared machine hits all of them.
+    medians = {padding: [[] for _ in cases] for padding in PADDINGS}
+    answers = {}
+    for _ in range(ROUNDS):
+        for padding, path in paths.items():
+            answers[padding], seconds = serving.time_requests(path, calls, repeats=requests)
+            for index, runs in enumerate(seconds):
+                medians[padding][index].append(statistics.median(runs))
+    rows = []
+    for index, (text_name, batch) in enumerate(cases):
+        milliseconds = {padding: 1000 * statistics.median(medians[padding][index]) for padding in PADDINGS}
+        difference = max(
+            float(np.max(np.abs(answers[padding][index]["probabilities"] - answers["max_length"][index]["probabilities"])))
+            for padding in PADDINGS
+        )
+        rows.append({
+            "request": text_name, "batch": batch, "milliseconds": {k: round(v, 3) for k, v in milliseconds.items()},
+            "max_difference": difference,
+        })  # fmt: skip
     return rows
 
 
@@ -165,9 +172,13 @@ def main(argv=None):
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--buckets", help=argparse.SUPPRESS)
     parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serving-only", action="store_true", help="only the SUBJ serving latency")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker, args.buckets, args.epochs, args.serving, args.requests)
+    if args.serving_only:
+        side = _run_side("subj", "auto", 0, True, args.requests)
+        return _print_serving(side["serving"])
     for dataset in args.datasets.split(","):
         if dataset not in DATASETS:
             raise SystemExit(f"--datasets: unknown {dataset!r}; known: {', '.join(DATASETS)}")
@@ -191,14 +202,21 @@ def main(argv=None):
     print()
     print("\n".join(summary))
     if args.datasets.count("subj"):
-        print()
-        print("| SUBJ request | batch | max_length ms | buckets ms | speed-up | max |difference| |")
-        print("|---|---|---|---|---|---|")
-        for row in serving_rows:
-            print(
-                f"| {row['request']} | {row['batch']} | {row['max_length_ms']} | {row['buckets_ms']} "
-                f"| {row['speedup']}x | {row['max_difference']:.1e} |"
-            )
+        _print_serving(serving_rows)
+
+
+def _print_serving(rows):
+    print()
+    print("| SUBJ request | batch | max_length ms | buckets ms | longest ms | max_length / buckets | "
+          "max_length / longest | max abs difference |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        ms = row["milliseconds"]
+        print(
+            f"| {row['request']} | {row['batch']} | {ms['max_length']} | {ms['buckets']} | {ms['longest']} "
+            f"| {ms['max_length'] / ms['buckets']:.2f}x | {ms['max_length'] / ms['longest']:.2f}x "
+            f"| {row['max_difference']:.1e} |"
+        )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ Layout written by `export_for_serving`: `<export_dir>/<model_name>/<version>/` w
   `probabilities` (float32 [None, classes]), `label_id` (int64 [None]) and `label` (tf.string [None]);
 - `token_ids`: the same outputs from padded int32 token ids (`token_ids`, or `premise_ids` and
   `hypothesis_ids`; any padded length, cut to max_length), for clients that tokenize themselves;
-- requests padded to the smallest length bucket that holds their longest text (the preprocessor's
-  `bucket_boundaries`), so a short request costs what its words cost; the answers are the same as
-  padded to max_length (the models ignore padding);
+- requests padded to their longest text (with `jit_compile`: to the smallest of the preprocessor's
+  `bucket_boundaries` that holds it, so that XLA compiles one program per bucket; see `request_padding`),
+  so a short request costs what its words cost; the answers are the same as padded to max_length (the
+  models ignore padding);
 - the vocabulary and the label names as SavedModel assets (they move with the directory);
 - `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request does
   not pay for graph building;
@@ -31,6 +32,7 @@ from keras_mtsa.data.tables import text_file_table
 from keras_mtsa.serving.inspect_saved_model import DESCRIPTION_FILE
 from keras_mtsa.serving.inspect_saved_model import WARMUP_FILE
 
+REQUEST_PADDINGS = ("auto", "longest", "buckets", "max_length")
 WARMUP_TEXTS = (
     "what is the capital of france ?",
     "",
@@ -50,6 +52,7 @@ def export_for_serving(
     pair=False,
     warmup_texts=WARMUP_TEXTS,
     jit_compile=False,
+    request_padding="auto",
 ):
     """Exports `model` with its text preprocessing as a TF Serving SavedModel.
 
@@ -63,8 +66,15 @@ def export_for_serving(
         version: integer version; default one more than the largest existing version (or 1).
         pair: whether the model takes sentence pairs.
         warmup_texts: sample inputs written as warm-up requests (empty: no warm-up file).
-        jit_compile: keep MTSA's XLA-compiled core in the exported graph. Off by default: TF Serving
-            runs XLA:CPU only with `--xla_cpu_compilation_enabled`, and the graph is fast without it.
+        jit_compile: keep MTSA's XLA-compiled core in the exported graph, and pad requests to the
+            preprocessor's length buckets (one compiled program each) instead of their longest text. Off by
+            default: TF Serving runs XLA:CPU only with `--xla_cpu_compilation_enabled`, and the graph is
+            fast without it.
+        request_padding: what a request's token ids are padded to: `"longest"`, its longest text;
+            `"buckets"`, the smallest of the preprocessor's `bucket_boundaries` that holds it (one XLA
+            program per bucket); `"max_length"`, always max_length (one shape for every request); `"auto"`:
+            "buckets" with `jit_compile` or for models of one input length (the CNN), else "longest". The
+            answers are the same (the models ignore padding); the cost grows with the padded length.
 
     Returns:
         The path of the written version directory.
@@ -72,7 +82,13 @@ def export_for_serving(
     import keras
     import tensorflow as tf
 
+    from keras_mtsa.data import TextPreprocessor
+
     model_name = _check_model_name(model_name)
+    if request_padding not in REQUEST_PADDINGS:
+        raise ValueError(
+            f"`request_padding` must be one of {REQUEST_PADDINGS}. Received: request_padding={request_padding!r}"
+        )
     labels = [str(label) for label in labels]
     num_classes = model.output_shape[-1]
     if len(labels) != num_classes:
@@ -109,6 +125,20 @@ def export_for_serving(
                 f"(bucket_boundaries=None, max_length={length}). Received: bucket_boundaries="
                 f"{preprocessor.bucket_boundaries}"
             )
+        if request_padding == "auto":
+            # Without XLA no shape is compiled ahead, so a request is padded to its longest text only.
+            request_padding = "buckets" if jit_compile or length is not None else "longest"
+        if length is not None and request_padding == "longest":
+            raise ValueError(
+                f"The model takes ids of length {length} only: `request_padding` must not be 'longest'. "
+                f"Received: request_padding={request_padding!r}"
+            )
+        boundaries = {
+            "longest": range(1, preprocessor.max_length + 1),
+            "buckets": preprocessor.bucket_boundaries,
+            "max_length": None,
+        }[request_padding]
+        preprocessor = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": boundaries})
         ids_spec = tf.TensorSpec([None, length], tf.int32)
         text_spec = tf.TensorSpec([None], tf.string)
 
@@ -151,12 +181,16 @@ def export_for_serving(
     if warmup_texts:
         write_warmup_requests(path, model_name, list(warmup_texts), pair=pair)
     _write_description(
-        path, labels=labels, pair=pair, max_length=preprocessor.max_length, buckets=preprocessor.bucket_boundaries
+        path,
+        labels=labels,
+        pair=pair,
+        max_length=preprocessor.max_length,
+        padding={"requests": request_padding, "bucket_boundaries": list(preprocessor.bucket_boundaries)},
     )
     return path
 
 
-def _write_description(path, *, labels, pair, max_length, buckets):
+def _write_description(path, *, labels, pair, max_length, padding):
     """`assets.extra/keras_mtsa.json`: marks the directory as a keras-mtsa text classifier for the checker."""
     import keras_mtsa
 
@@ -166,7 +200,7 @@ def _write_description(path, *, labels, pair, max_length, buckets):
         "inputs": ["premise", "hypothesis"] if pair else ["text"],
         "labels": labels,
         "max_length": max_length,
-        "bucket_boundaries": list(buckets),
+        "padding": padding,
     }
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     with open(os.path.join(path, DESCRIPTION_FILE), "w", encoding="utf-8") as file:

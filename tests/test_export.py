@@ -196,6 +196,14 @@ def test_session_road_rows_are_independent_of_their_batch(on_session_road):
     np.testing.assert_array_equal(large["label"][123:124], single["label"])
 
 
+def test_requests_are_timed_on_the_session_road(exported, on_session_road):
+    answers, seconds = serving.time_requests(exported, [("serving_default", {"text": PROBE_TEXTS})], repeats=3)
+    np.testing.assert_array_equal(answers[0]["probabilities"], on_session_road["probes"]["probabilities"])
+    assert len(seconds) == 1 and len(seconds[0]) == 3 and all(0 < value < 60 for value in seconds[0])
+    with pytest.raises(ValueError, match="`repeats` must be a positive int. Received: repeats=0"):
+        serving.time_requests(exported, [], repeats=0)
+
+
 def test_readiness_check_passes_on_the_export(readiness_check):
     returncode, output = readiness_check
     assert returncode == 0, output[-3000:]
@@ -232,11 +240,45 @@ def test_layout_assets_and_signatures(trained, exported, export_dir, loaded):
     ids = loaded.signatures["token_ids"]
     with open(os.path.join(exported, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
         description = json.load(file)
-    assert description["max_length"] == MAX_LENGTH and description["bucket_boundaries"] == [*BUCKETS, MAX_LENGTH]
+    # No XLA in the graph: requests are padded to their longest text.
+    assert description["max_length"] == MAX_LENGTH
+    assert description["padding"] == {"requests": "longest", "bucket_boundaries": list(range(1, MAX_LENGTH + 1))}
     # Ids of any padded length (cut to max_length): the models ignore padding.
     assert ids.structured_input_signature[1] == {
         "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids")
     }
+
+
+def test_an_xla_export_pads_requests_to_length_buckets_and_answers_as_max_length_padding(trained, tmp_path):
+    model, preprocessor = trained
+    path = export_for_serving(
+        model, preprocessor, str(tmp_path), model_name="xla", labels=LABELS, warmup_texts=(), jit_compile=True
+    )
+    with open(os.path.join(path, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
+        assert json.load(file)["padding"] == {"requests": "buckets", "bucket_boundaries": [*BUCKETS, MAX_LENGTH]}
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    # Batches whose longest text lands in each bucket (4, 8, 16) and beyond max_length.
+    for texts in (["the film"], ["the film is great", "dull"], ["the acting is not bad at all"], PROBE_TEXTS):
+        answer = signature(text=tf.constant(texts, tf.string))["probabilities"].numpy()
+        np.testing.assert_allclose(answer, _keras_probabilities(trained, texts), rtol=0, atol=1e-5)
+
+
+def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_text(trained, tmp_path, loaded):
+    model, preprocessor = trained
+    path = export_for_serving(
+        model, preprocessor, str(tmp_path), model_name="fixed", labels=LABELS, warmup_texts=(),
+        request_padding="max_length",
+    )  # fmt: skip
+    with open(os.path.join(path, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
+        assert json.load(file)["padding"] == {"requests": "max_length", "bucket_boundaries": [MAX_LENGTH]}
+    fixed = tf.saved_model.load(path).signatures["serving_default"]
+    texts = tf.constant(["the film", "the plot is dull , but the ending is wonderful"], tf.string)
+    np.testing.assert_allclose(
+        fixed(text=texts)["probabilities"].numpy(),
+        loaded.signatures["serving_default"](text=texts)["probabilities"].numpy(),
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 def test_a_model_of_one_input_length_is_not_exported_with_length_buckets(trained, tmp_path):
@@ -292,6 +334,7 @@ def test_versions_auto_increment(trained, tmp_path):
         (dict(labels=["a", "b\nc"]), "non-empty single-line"),
         (dict(model_name="../escape"), "model_name"),
         (dict(version=0), "version"),
+        (dict(request_padding="shortest"), "`request_padding` must be one of"),
     ],
 )
 def test_bad_export_arguments(trained, tmp_path, kwargs, message):

@@ -486,6 +486,29 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
 
 
+def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Epoch k's batches depend only on --seed and k: a run that crashed before its third epoch and was
+    resumed ends with the weights of the run that never stopped (dropout off, so that only the data order
+    and the restored weights and optimizer state decide them)."""
+    argv, output_dir = _small_run_argv(tmp_path, epochs=3)
+    argv += ["--dropout", "0", "--token-dropout", "0", "--buckets", "8,16"]
+    whole = tmp_path / "whole"
+    assert main([*argv, "--output-dir", str(whole)]) == 0
+    tensorboard = _crash_before_epoch(monkeypatch, 2)
+    with pytest.raises(_SimulatedCrash):
+        main(argv)
+    monkeypatch.setattr(keras.callbacks, "TensorBoard", tensorboard)
+    assert main(argv) == 0
+    resumed, uninterrupted = _read_history(output_dir), _read_history(whole)
+    assert [row["epoch"] for row in resumed] == [row["epoch"] for row in uninterrupted] == ["0", "1", "2"]
+    for row, expected in zip(resumed, uninterrupted):
+        assert float(row["loss"]) == pytest.approx(float(expected["loss"]), abs=1e-6)
+    weights, expected = _load_h5(output_dir / "best.weights.h5"), _load_h5(whole / "best.weights.h5")
+    assert weights.keys() == expected.keys()
+    for name in weights:
+        np.testing.assert_allclose(weights[name], expected[name], atol=1e-6, err_msg=name)
+
+
 def _record_trained_epochs(monkeypatch, tensorboard):
     trained = []
 

@@ -1,5 +1,6 @@
-"""Dataset readers, tensorflow-text preprocessing and tf.data input pipelines."""
+"""Dataset readers, tensorflow-text preprocessing, length buckets and tf.data input pipelines."""
 
+from keras_mtsa.data.buckets import choose_bucket_boundaries
 from keras_mtsa.data.pipeline import make_classification_dataset
 from keras_mtsa.data.pipeline import make_pair_dataset
 from keras_mtsa.data.preprocessing import PAD_ID
@@ -37,6 +38,7 @@ __all__ = [
     "TextPreprocessor",
     "build_vocabulary",
     "build_wordpiece_vocabulary",
+    "choose_bucket_boundaries",
     "compute_max_length",
     "fitting_max_length",
     "join_splits",

@@ -134,6 +134,29 @@ def serve(path, requests, *, timeout=600):
         session_road.SessionRoadError: the SavedModel did not load, or a request failed (TensorFlow's
             message, e.g. "Table not initialized").
     """
+    answers, _ = _serve(path, requests, timeout=timeout, repeats=0)
+    return answers
+
+
+def time_requests(path, requests, *, repeats=30, timeout=600):
+    """Times requests on TF Serving's road: each runs once, then `repeats` more times, one after another.
+
+    Args:
+        path: see `serve`.
+        requests: see `serve`.
+        repeats: timed runs of each request (positive int), after its first, untimed one.
+        timeout: see `serve`.
+
+    Returns:
+        `(answers, seconds)`: the answers as `serve` returns them, and each request's timed runs, in
+        seconds (`Session::Run` only: no process start, load or encoding).
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"`repeats` must be a positive int. Received: repeats={repeats!r}")
+    return _serve(path, requests, timeout=timeout, repeats=repeats)
+
+
+def _serve(path, requests, *, timeout, repeats):
     path = os.path.abspath(path)
     with tempfile.TemporaryDirectory() as scratch:
         static = _run_script("inspect_saved_model.py", path, scratch, timeout)
@@ -156,7 +179,8 @@ def serve(path, requests, *, timeout=600):
             request, output_keys = _request(signature, arrays)
             planned.append(request)
             keys.append(output_keys)
-        served = _run_session_road({"path": path, "tags": ["serve"], "requests": planned}, scratch, timeout)
+        plan = {"path": path, "tags": ["serve"], "requests": planned, "timed_repeats": repeats}
+        served = _run_session_road(plan, scratch, timeout)
     if "errors" in served or "error" in served:
         raise session_road.SessionRoadError(_explain(served.get("error") or "; ".join(served["errors"]), static))
     answers = []
@@ -164,7 +188,7 @@ def serve(path, requests, *, timeout=600):
         if "error" in response:
             raise session_road.SessionRoadError(_explain(response["error"], static))
         answers.append(dict(zip(output_keys, map(session_road.decode_tensor, response["outputs"]), strict=True)))
-    return answers
+    return answers, [response.get("timed_seconds", []) for response in served["responses"]]
 
 
 def _as_array(value, dtype):

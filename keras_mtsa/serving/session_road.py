@@ -16,9 +16,10 @@ It imports only the standard library and numpy, and finds the shared libraries w
 
 PLAN.json: `{"path": ..., "tags": ["serve"], "libraries": [...] (default: every tensorflow-text kernel
 library), "requests": [{"feeds": {tensor_name: tensor}, "fetches": [tensor_name, ...]}, ...],
-"concurrency": {"request": index, "threads": 8, "repeats": 25}}`, a tensor being `{"dtype", "shape",
-"values"}` with string values base64-encoded. RESULT.json: `{"load_seconds", "error" (the load's, if it
-failed), "responses": [{"outputs": [tensor, ...]} or {"error": message}], "concurrency": {...}}`.
+"concurrency": {"request": index, "threads": 8, "repeats": 25}, "timed_repeats": N (optional)}`, a tensor
+being `{"dtype", "shape", "values"}` with string values base64-encoded. RESULT.json: `{"load_seconds",
+"error" (the load's, if it failed), "responses": [{"outputs": [tensor, ...], "timed_seconds": [N runs]} or
+{"error": message}], "concurrency": {...}}`.
 """
 
 import base64
@@ -316,6 +317,17 @@ def _run_request(session, request):
     return session.run(feeds, request["fetches"])
 
 
+def _timed(session, request, repeats):
+    """The seconds of `repeats` runs of `request`, one after another (the feeds decoded once, before)."""
+    feeds = {name: decode_tensor(tensor) for name, tensor in request["feeds"].items()}
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(feeds, request["fetches"])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def _concurrency(session, request, reference, threads, repeats):
     """Runs `request` `repeats` times on each of `threads` threads at once, as a model server does."""
     differences, errors = [], []
@@ -382,7 +394,10 @@ def run_plan(plan):
                 result["responses"].append({"error": message})
                 continue
             outputs_by_request.append(outputs)
-            result["responses"].append({"outputs": [encode_tensor(output) for output in outputs]})
+            response = {"outputs": [encode_tensor(output) for output in outputs]}
+            if plan.get("timed_repeats"):
+                response["timed_seconds"] = _timed(session, request, plan["timed_repeats"])
+            result["responses"].append(response)
         concurrency = plan.get("concurrency")
         index = concurrency["request"] if concurrency else None
         if concurrency and index < len(outputs_by_request) and outputs_by_request[index] is not None:
