@@ -12,7 +12,7 @@ They run one after the other in one invocation, on the same machine. Reported pe
 each epoch (the first one includes XLA compilation), the XLA compilations during training (counted from
 TensorFlow's `device_compiler` log lines, one per compiled program) and the distinct batch shapes.
 For SUBJ, the bucketed run's model is also exported three times, its requests padded to max_length
-(today's export), to their bucket and to their longest text (`export_for_serving(request_padding=...)`),
+(the export before length buckets), to their bucket and to their longest text (`export_for_serving(request_padding=...)`),
 and `serving_default` is timed on TF Serving's road (`keras_mtsa.serving.time_requests`: the TF C API's
 session in a clean process; median of --requests runs of `Session::Run`, then the median over 3 rounds
 that alternate between the exports) for 1-word, 10-word and max-length requests at batch 1 and 32; the
@@ -41,7 +41,7 @@ DATASETS = {
     "subj": ["--train", "subj/subj.all", "--test", "subj/subj.all", "--format", "labeled-lines"],
 }
 COMPILED = re.compile(r"Compilation of XLA executable time")
-PADDINGS = ("max_length", "buckets", "longest")  # export_for_serving's request_padding; max_length is today's
+PADDINGS = ("max_length", "buckets", "longest")  # export_for_serving's request_padding; max_length: as before buckets
 ROUNDS = 3
 
 
@@ -167,7 +167,7 @@ def _run_side(dataset, buckets, epochs, serving, requests):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="trec,sst2,subj")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per side (at least 1)")
     parser.add_argument("--requests", type=int, default=30, help="timed calls per serving request")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--buckets", help=argparse.SUPPRESS)
@@ -176,6 +176,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker, args.buckets, args.epochs, args.serving, args.requests)
+    if args.epochs < 1:
+        raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
     if args.serving_only:
         side = _run_side("subj", "auto", 0, True, args.requests)
         return _print_serving(side["serving"])

@@ -83,6 +83,7 @@ def export_for_serving(
     import tensorflow as tf
 
     from keras_mtsa.data import TextPreprocessor
+    from keras_mtsa.models import PositionEmbedding
 
     model_name = _check_model_name(model_name)
     if request_padding not in REQUEST_PADDINGS:
@@ -124,6 +125,16 @@ def export_for_serving(
                 f"The model takes ids of length {length} only: `preprocessor` must pad to it "
                 f"(bucket_boundaries=None, max_length={length}). Received: bucket_boundaries="
                 f"{preprocessor.bucket_boundaries}"
+            )
+        too_short = [
+            layer.max_length
+            for layer in _layers(model)
+            if isinstance(layer, PositionEmbedding) and layer.max_length < preprocessor.max_length
+        ]
+        if too_short:
+            raise ValueError(
+                f"The model embeds positions up to {min(too_short)} only: `preprocessor` must cut texts there. "
+                f"Received: a preprocessor with max_length={preprocessor.max_length}"
             )
         if request_padding == "auto":
             # Without XLA no shape is compiled ahead, so a request is padded to its longest text only.
@@ -188,6 +199,13 @@ def export_for_serving(
         padding={"requests": request_padding, "bucket_boundaries": list(preprocessor.bucket_boundaries)},
     )
     return path
+
+
+def _layers(layer):
+    """Every layer inside `layer`, nested models included."""
+    for sublayer in getattr(layer, "layers", []):
+        yield sublayer
+        yield from _layers(sublayer)
 
 
 def _write_description(path, *, labels, pair, max_length, padding):

@@ -214,6 +214,11 @@ def train(args, pair=False):
     job = _Job(args, pair, strategy)
 
     train_data, dev_data, test_data = _read_splits(args, pair)
+    if job.drop_remainder and len(train_data) < args.batch_size:
+        raise SystemExit(
+            f"--batch-size must be at most the {len(train_data)} training examples on a TPU (every batch is full "
+            f"there), got {args.batch_size}"
+        )
     class_names = _class_names(args, train_data.label_names)
     # With --refit, the dev-selected run lives in selection/ and the refit model in --output-dir.
     selection_dir = os.path.join(args.output_dir, _SELECTION_DIR) if args.refit else args.output_dir
@@ -234,7 +239,7 @@ def train(args, pair=False):
         with open(selection_file) as file:
             selection = json.load(file)
         args.max_length = selection["max_length"]  # as fitted to the training texts before the crash
-        args.buckets = selection["buckets"]
+        args.buckets = selection.get("buckets", "none")  # a selection from before buckets padded to max_length
         selection_seconds = 0.0
         print(f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs.")
     else:
@@ -330,38 +335,41 @@ class _Job:
 
         args = self.args
         texts = data.premises + data.hypotheses if self.pair else data.texts
-        try:
-            preprocessor = TextPreprocessor.from_texts(
-                texts,
-                os.path.join(directory, "vocabulary.txt"),
-                args.max_length,
-                max_size=args.vocabulary_size,
-                min_count=args.min_count,
-                subwords=args.subwords,
-                lower_case=not args.keep_case,
-                case_fallback=args.case_fallback,
-                bucket_boundaries=_bucket_boundaries(args),
-            )
-        except ValueError as error:
-            if "bucket_boundaries" not in str(error):
-                raise
-            # Explicit buckets beyond the length fitted to the training texts (the CLI checked the rest).
-            raise SystemExit(
-                f"--buckets {args.buckets} must not exceed the fitted --max-length (the longest training text's "
-                "length rounded up to a multiple of 8): give a larger --max-length or smaller buckets"
-            ) from None
+        boundaries = _parse_buckets(args)
+        preprocessor = TextPreprocessor.from_texts(
+            texts,
+            os.path.join(directory, "vocabulary.txt"),
+            args.max_length,
+            max_size=args.vocabulary_size,
+            min_count=args.min_count,
+            subwords=args.subwords,
+            lower_case=not args.keep_case,
+            case_fallback=args.case_fallback,
+            # Explicit buckets are checked against max_length once it is fitted, below.
+            bucket_boundaries=boundaries if boundaries in (None, "auto") else None,
+        )
+        if boundaries not in (None, "auto"):
+            if boundaries[-1] > preprocessor.max_length:
+                raise SystemExit(
+                    f"--buckets {args.buckets} must not exceed the fitted --max-length {preprocessor.max_length} "
+                    "(the longest training text's length rounded up to a multiple of 8): give a larger "
+                    "--max-length or smaller buckets"
+                )
+            preprocessor = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": boundaries})
         # Fitted once, to the training texts of the first run: a refit keeps the same lengths.
         if args.max_length is None:
             args.max_length = preprocessor.max_length
             print(f"--max-length {args.max_length} (fitted to the longest training text)")
-        if args.buckets == "auto":
+        if args.encoder == "cnn":
+            args.buckets = "none"  # its pooling sees the padding: always max_length
+        elif args.buckets == "auto":
             args.buckets = ",".join(str(boundary) for boundary in preprocessor.bucket_boundaries)
             print(f"--buckets {args.buckets} (chosen from the training lengths)")
         return preprocessor
 
     def dataset(self, data, preprocessor, drop_remainder=False):
         """Batches of `data` for evaluation, grouped by length (the order does not matter there)."""
-        return self._make_dataset(data, preprocessor, drop_remainder=drop_remainder)
+        return self._make_dataset(data, preprocessor, drop_remainder=drop_remainder, group_by_length=True)
 
     def training_dataset(self, data, preprocessor, backup_dir):
         """Endless seeded batches, epoch after epoch, starting at the epoch the backup in `backup_dir` resumes.
@@ -559,6 +567,7 @@ def _claim_output_dir(args, unfinished):
         with open(path) as file:
             before = json.load(file)
         digests_before = before.pop(_DATA_DIGESTS, {})
+        before.setdefault("buckets", "none")  # a run from before length buckets padded every batch to max_length
         changed = sorted(key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key))
         if changed:
             differences = ", ".join(
@@ -639,8 +648,12 @@ def _optimizer(args, steps_per_epoch):
     return keras.optimizers.Adam(args.learning_rate, **options)
 
 
-def _bucket_boundaries(args):
-    """--buckets as the preprocessor's `bucket_boundaries`: None, "auto" or a tuple of ints."""
+def _parse_buckets(args):
+    """--buckets as the preprocessor's `bucket_boundaries`: None, "auto" or a tuple of ints.
+
+    Raises:
+        ValueError: --buckets is none of those.
+    """
     if args.encoder == "cnn" or args.buckets == "none":
         return None
     if args.buckets == "auto":
@@ -696,11 +709,8 @@ def _validate(args):
         if args.encoder == "cnn":
             raise SystemExit("--buckets does not apply to --encoder cnn (it pads every batch to --max-length)")
         try:
-            boundaries = tuple(int(boundary) for boundary in args.buckets.split(","))
-            if args.max_length is not None:
-                check_bucket_boundaries(boundaries, args.max_length)
-            else:
-                check_bucket_boundaries(boundaries, max(boundaries))
+            boundaries = _parse_buckets(args)
+            check_bucket_boundaries(boundaries, max(boundaries) if args.max_length is None else args.max_length)
         except ValueError:
             raise SystemExit(
                 "--buckets must be 'auto', 'none' or increasing positive integers separated by commas, at most "

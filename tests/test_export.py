@@ -281,6 +281,16 @@ def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_t
     )
 
 
+def test_a_model_whose_positions_end_before_max_length_is_not_exported(trained, tmp_path):
+    _, preprocessor = trained
+    mha = models.build_sentence_classifier(
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH // 2, encoder="mha",
+        embedding_dim=8, hidden_units=4,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"embeds positions up to 8 only: .*Received: a preprocessor with max_length=16"):
+        export_for_serving(mha, preprocessor, str(tmp_path), model_name="mha", labels=LABELS)
+
+
 def test_a_model_of_one_input_length_is_not_exported_with_length_buckets(trained, tmp_path):
     _, preprocessor = trained
     cnn = models.build_sentence_classifier(

@@ -2,8 +2,9 @@
 
 Padding every text to `max_length` makes a batch of short sentences cost as much as one of the longest. A
 batch padded to the smallest bucket boundary that holds its longest text costs in proportion to its real
-tokens, while the number of distinct shapes stays small: XLA compiles one program per bucket, and TPUs
-keep static shapes. The models ignore padding, so the bucket a text lands in does not change its output.
+tokens, while the number of distinct shapes stays small: XLA compiles one program per bucket (a TPU too,
+one per shape; untested there). Pair batches are grouped by the buckets of both sentences, so they may take
+up to B x B shapes. The models ignore padding, so the bucket a text lands in does not change its output.
 
 The rules here are plain numpy: the preprocessor pads by them, the input pipeline groups by them, and the
 export writes them down.

@@ -27,7 +27,7 @@ def make_classification_dataset(
     seed=None,
     drop_remainder=False,
     repeat=False,
-    group_by_length=True,
+    group_by_length=None,
     first_epoch=0,
     batches_per_epoch=None,
 ):
@@ -35,8 +35,8 @@ def make_classification_dataset(
 
     Args:
         data: A `TextClassificationData`.
-        preprocessor: A `TextPreprocessor` (or any callable mapping a 1-D string
-            tensor to ``[batch, max_length]`` ids in graph mode).
+        preprocessor: A `TextPreprocessor`: it pads each batch to its bucket,
+            and its ``bucket_boundaries`` group the examples.
         batch_size: Positive int.
         shuffle: Whether to shuffle examples (over the whole dataset), with a
             new order each epoch.
@@ -48,14 +48,17 @@ def make_classification_dataset(
         repeat: Whether to repeat indefinitely (epoch after epoch, each with
             its own order).
         group_by_length: Whether batches are made of texts of one bucket
-            (the preprocessor's ``bucket_boundaries``). ``False`` keeps the
-            data's order (for ``predict``); each batch is still padded to the
-            bucket of its own longest text.
+            (the preprocessor's ``bucket_boundaries``); ``None`` (default):
+            when shuffling. ``False`` keeps the data's order (for ``predict``);
+            each batch is still padded to the bucket of its own longest text.
+            ``True`` without shuffling suits evaluation (the order of the
+            batches does not matter there).
         first_epoch: The number of the first epoch; with ``shuffle``, epoch
             ``k`` gets the same batches whatever epoch the dataset starts at
             (a resumed run passes the epoch it resumes at).
         batches_per_epoch: At most this many batches of each epoch (the
-            first of its order); ``None``: all of them.
+            first of its order: random ones when shuffling, the shortest
+            texts' when grouping without shuffling); ``None``: all of them.
 
     Returns:
         A ``tf.data.Dataset`` of ``(ids, labels)``: ``int32`` tensors of shape
@@ -64,7 +67,7 @@ def make_classification_dataset(
     """
     _check_data(data, TextClassificationData)
     examples = (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
-    keys = preprocessor.bucket_indices(data.texts) if group_by_length else None
+    keys = preprocessor.bucket_indices(data.texts) if _grouped(preprocessor, group_by_length, shuffle) else None
     return _batched(
         examples,
         keys,
@@ -88,7 +91,7 @@ def make_pair_dataset(
     seed=None,
     drop_remainder=False,
     repeat=False,
-    group_by_length=True,
+    group_by_length=None,
     first_epoch=0,
     batches_per_epoch=None,
 ):
@@ -119,7 +122,7 @@ def make_pair_dataset(
         tf.constant(data.labels, tf.int32),
     )
     keys = None
-    if group_by_length:
+    if _grouped(preprocessor, group_by_length, shuffle):
         buckets = len(preprocessor.bucket_boundaries)
         keys = preprocessor.bucket_indices(data.premises) * buckets + preprocessor.bucket_indices(data.hypotheses)
     return _batched(
@@ -147,6 +150,12 @@ def _ids_for(preprocessor, texts):
     return ids
 
 
+def _grouped(preprocessor, group_by_length, shuffle):
+    """Whether to group by bucket (with one bucket there is nothing to group, nor to tokenize for it)."""
+    grouped = shuffle if group_by_length is None else group_by_length
+    return bool(grouped) and len(preprocessor.bucket_boundaries) > 1
+
+
 def _check_data(data, expected_type):
     if not isinstance(data, expected_type):
         raise ValueError(f"data must be a {expected_type.__name__}, got {type(data).__name__}.")
@@ -166,7 +175,8 @@ def _batched(
             f"`batches_per_epoch` must be a positive int or None. Received: batches_per_epoch={batches_per_epoch!r}"
         )
     if shuffle and seed is None:
-        seed = random.randrange(2**31)
+        # Not Python's global generator: drawing from it would shift the seeds Keras draws from it too.
+        seed = random.SystemRandom().randrange(2**31)
     indices = _index_batches(
         len(examples[0]),
         keys,
