@@ -291,6 +291,7 @@ def train(args, pair=False):
         "replicas": int(strategy.num_replicas_in_sync),
         "worker": role or "chief",
         "dtype_policy": precision,
+        "versions": _versions(),
         "settings": vars(args),
     }
     if refit:
@@ -646,6 +647,22 @@ def _optimizer(args, steps_per_epoch):
     if args.optimizer == "adadelta":
         return keras.optimizers.Adadelta(args.learning_rate, rho=0.95, epsilon=1e-6, **options)
     return keras.optimizers.Adam(args.learning_rate, **options)
+
+
+def _versions():
+    """The versions of what computed the numbers (a run is only repeatable on the same ones)."""
+    import keras
+    import tensorflow as tf
+    import tensorflow_text
+
+    import keras_mtsa
+
+    return {
+        "keras_mtsa": keras_mtsa.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_text": tensorflow_text.__version__,
+    }
 
 
 def _parse_buckets(args):

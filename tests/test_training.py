@@ -28,6 +28,7 @@ import keras
 
 from conftest import SHARED_DATA
 from conftest import require_shared_data
+import keras_mtsa
 from keras_mtsa import _xla
 from keras_mtsa import distribute
 from keras_mtsa import models
@@ -186,6 +187,13 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     tokens = tokenize(train_data.premises + train_data.hypotheses)
     assert metrics["settings"]["max_length"] == fitting_max_length(int(max(tokens.row_lengths())))
     assert _read_preprocessor(output_dir).bucket_boundaries[-1] == metrics["settings"]["max_length"]
+    import tensorflow_text
+
+    # The versions that computed the numbers.
+    assert metrics["versions"] == {
+        "keras_mtsa": keras_mtsa.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+        "tensorflow_text": tensorflow_text.__version__,
+    }  # fmt: skip
     assert _read_preprocessor(output_dir).lower_case is True  # pairs are case-folded by default
     assert metrics["settings"]["token_dropout"] == 0.0  # and have no word dropout by default
 
