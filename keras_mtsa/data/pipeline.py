@@ -161,19 +161,19 @@ def _check_data(data, expected_type):
         raise ValueError(f"data must be a {expected_type.__name__}, got {type(data).__name__}.")
 
 
+def _check_count(name, value, *, minimum, or_none=False):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive int" if minimum == 1 else "a non-negative int"
+        raise ValueError(f"`{name}` must be {kind}{' or None' if or_none else ''}. Received: {name}={value!r}")
+
+
 def _batched(
     examples, keys, preprocess, *, batch_size, shuffle, seed, drop_remainder, repeat, first_epoch, batches_per_epoch
 ):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
-    if isinstance(first_epoch, bool) or not isinstance(first_epoch, int) or first_epoch < 0:
-        raise ValueError(f"`first_epoch` must be a non-negative int. Received: first_epoch={first_epoch!r}")
-    if batches_per_epoch is not None and (
-        isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int) or batches_per_epoch < 1
-    ):
-        raise ValueError(
-            f"`batches_per_epoch` must be a positive int or None. Received: batches_per_epoch={batches_per_epoch!r}"
-        )
+    _check_count("batch_size", batch_size, minimum=1)
+    _check_count("first_epoch", first_epoch, minimum=0)
+    if batches_per_epoch is not None:
+        _check_count("batches_per_epoch", batches_per_epoch, minimum=1, or_none=True)
     if shuffle and seed is None:
         # Not Python's global generator: drawing from it would shift the seeds Keras draws from it too.
         seed = random.SystemRandom().randrange(2**31)
