@@ -2,8 +2,9 @@
 
 Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so every downstream layer
 sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2 heads, one
-forward and one backward, sigmoid token2token, fusion gate, then multi-dim source2token pooling), stacked
-`MTSAEncoderBlock`s with `num_blocks > 0`, or one of two baselines with the same pipeline: Keras
+forward and one backward, sigmoid token2token, the authors' per-head fusion gate, then multi-dim source2token
+pooling), stacked `MTSAEncoderBlock`s with `num_blocks > 0` (MTSA-inspired: the authors' stacked layer puts
+the feed-forward first and has no fusion gate), or one of two baselines with the same pipeline: Keras
 `MultiHeadAttention` of the same width (`encoder="mha"`), or Kim's (2014) convolutional sentence encoder
 (`encoder="cnn"`).
 """
@@ -18,6 +19,11 @@ from keras_mtsa.layers import Source2TokenPooling
 from keras_mtsa.layers import _validation as check
 
 ENCODERS = ("mtsa", "mha", "cnn")
+# Where dropout goes. "embedding": on the embeddings and before the classifier. "authors": as the authors'
+# code, on the input of every dense map (inside MTSA per head, inside the pooling, on the sentence vector, on
+# each layer of the head), and nowhere else.
+DROPOUT_SITES = ("embedding", "authors")
+PAIR_HEADS = ("relu", "highway")
 # Kim (2014): filter windows of 3, 4 and 5 tokens, 100 feature maps each, max-over-time pooling.
 CNN_WINDOWS = (3, 4, 5)
 CNN_FILTERS = 100
@@ -142,6 +148,54 @@ class LocalConvolution(layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="keras_mtsa")
+class Highway(layers.Layer):
+    """A highway layer as the authors' `highway_net`: g * act(W x + b) + (1 - g) * x, g = sigmoid(W_g x + b_g).
+
+    Args:
+        activation: activation of the transform.
+        dropout: dropout on the input of the transform and of the gate (separate draws), as the authors'.
+        kernel_regularizer: for both kernels.
+        seed: optional seed for the dropout.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, activation="elu", dropout=0.0, kernel_regularizer=None, seed=None, **kwargs):
+        check.activation("activation", activation)
+        dropout = check.rate("dropout", dropout)
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.dropout = dropout
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        options = dict(kernel_regularizer=self.kernel_regularizer, dtype=self.dtype_policy)
+        self._transform = layers.Dense(width, activation=self.activation, name="transform", **options)
+        self._transform.build(input_shape)
+        self._gate = layers.Dense(width, activation="sigmoid", name="gate", **options)
+        self._gate.build(input_shape)
+        if self.dropout:
+            self._dropout = layers.Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout")
+
+    def call(self, inputs, training=None):
+        def drop(x):
+            return self._dropout(x, training=training) if self.dropout else x
+
+        gate = self._gate(drop(inputs))
+        return gate * self._transform(drop(inputs)) + (1.0 - gate) * inputs
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": keras.activations.serialize(self.activation),
+            "dropout": self.dropout,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "seed": self.seed,
+        }
+
+
 def build_sentence_encoder(
     *,
     vocabulary_size,
@@ -153,9 +207,11 @@ def build_sentence_encoder(
     head_dim=None,
     num_blocks=0,
     conv_window=0,
-    token2token_activation="sigmoid",
+    token2token_activation=None,
+    fusion_gate="per_head",
     activation="relu",
     dropout=0.5,
+    dropout_sites="embedding",
     attention_dropout=0.0,
     token_dropout=0.0,
     l2=0.0,
@@ -186,12 +242,20 @@ def build_sentence_encoder(
         conv_window: 0 for the paper's setup; N > 0 puts a ReLU convolution over N tokens (embedding_dim
             maps) between the embeddings and MTSA, so that MTSA's values see local n-grams (not in the
             paper; a hybrid measured on TREC, see the README).
-        token2token_activation: MTSA's token2token factor ("sigmoid" as the authors' single-layer runs).
+        token2token_activation: MTSA's token2token factor; defaults to "sigmoid" for the single layer (the
+            authors' sentence models) and "exp" for stacked blocks (their deep models).
+        fusion_gate: the single MTSA layer's gate, "per_head" (the authors') or "joint" (see `MTSA`).
         activation: activation of the MTSA value projection and pooling MLP.
-        dropout: dropout on the embeddings (and inside stacked blocks).
+        dropout: the dropout rate at the `dropout_sites` (and inside stacked blocks).
+        dropout_sites: "embedding" (on the embeddings; the classifiers add one before their output layer)
+            or "authors" (the authors' sites: the input of every dense map, per head inside MTSA, in the
+            pooling and, in the classifiers, on the sentence vector and the input of each head layer; no
+            embedding dropout). "authors" needs the single MTSA layer (encoder="mtsa", no blocks, no
+            convolution).
         attention_dropout: MTSA / MHA attention dropout.
         token_dropout: probability of replacing a token by the unknown token while training.
-        l2: L2 weight decay on the encoder's kernels (the authors used 5e-5 on TREC).
+        l2: L2 weight decay on every kernel of the encoder (not the embeddings or biases): Keras's
+            `L2(l2)`, i.e. the authors' `wd * tf.nn.l2_loss(W)` with wd = 2 * l2.
         name: the sub-model's name.
     """
     check.choice("encoder", encoder, ENCODERS)
@@ -219,6 +283,15 @@ def build_sentence_encoder(
         raise ValueError(f"`conv_window` must be a non-negative integer. Received: conv_window={conv_window!r}")
     if conv_window and encoder != "mtsa":
         raise ValueError(f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}")
+    check.choice("fusion_gate", fusion_gate, ("per_head", "joint"))
+    check.choice("dropout_sites", dropout_sites, DROPOUT_SITES)
+    if dropout_sites == "authors" and (encoder != "mtsa" or num_blocks or conv_window):
+        raise ValueError(
+            "`dropout_sites='authors'` needs the single MTSA layer (encoder='mtsa', num_blocks=0, "
+            f"conv_window=0). Received: encoder={encoder!r}, num_blocks={num_blocks}, conv_window={conv_window}"
+        )
+    if token2token_activation is None:
+        token2token_activation = "exp" if num_blocks else "sigmoid"
     if encoder == "cnn" and max_length < max(CNN_WINDOWS):
         raise ValueError(
             f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "
@@ -236,7 +309,9 @@ def build_sentence_encoder(
     x = layers.Embedding(
         vocabulary_size, embedding_dim, embeddings_initializer=initializer, mask_zero=True, name="embedding"
     )(x)
-    x = layers.Dropout(dropout, name="embedding_dropout")(x)
+    authors_sites = dropout_sites == "authors"
+    if not authors_sites:
+        x = layers.Dropout(dropout, name="embedding_dropout")(x)
     if conv_window:
         x = LocalConvolution(embedding_dim, conv_window, kernel_regularizer=regularizer, name="local_convolution")(x)
     if encoder == "cnn":
@@ -265,6 +340,8 @@ def build_sentence_encoder(
             token2token_activation=token2token_activation,
             activation=activation,
             use_fusion_gate=True,
+            fusion_gate=fusion_gate,
+            projection_dropout=dropout if authors_sites else 0.0,
             dropout=attention_dropout,
             kernel_regularizer=regularizer,
             name="mtsa",
@@ -274,23 +351,33 @@ def build_sentence_encoder(
             x = MTSAEncoderBlock(
                 num_heads=num_heads,
                 head_dim=head_dim,
-                token2token_activation="exp",
+                token2token_activation=token2token_activation,
                 activation=activation,
                 dropout=dropout,
                 attention_dropout=attention_dropout,
+                kernel_regularizer=regularizer,
                 name=f"mtsa_block_{index}",
             )(x)
-    sentence = Source2TokenPooling(activation=activation, kernel_regularizer=regularizer, name="pooling")(x)
+    sentence = Source2TokenPooling(
+        activation=activation,
+        dropout=dropout if authors_sites else 0.0,
+        kernel_regularizer=regularizer,
+        name="pooling",
+    )(x)
     return keras.Model(token_ids, sentence, name=name)
 
 
-def build_sentence_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=0.0, **encoder_kwargs):
+def build_sentence_classifier(
+    num_classes, *, hidden_units=300, dropout=0.5, dropout_sites="embedding", l2=0.0, **encoder_kwargs
+):
     """Sentence classifier: encoder -> Dense(hidden_units, relu) -> dropout -> softmax.
 
     Args:
         num_classes: number of classes (>= 2).
         hidden_units: width of the hidden layer before the classifier.
-        dropout: dropout before the classifier (and on the embeddings).
+        dropout: the dropout rate, before the classifier and at the encoder's `dropout_sites`.
+        dropout_sites: "embedding" or "authors" (see `build_sentence_encoder`); "authors" also drops the
+            sentence vector before the hidden layer.
         l2: L2 weight decay on every kernel.
         **encoder_kwargs: `build_sentence_encoder` arguments (vocabulary_size and max_length required).
 
@@ -299,20 +386,34 @@ def build_sentence_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=
         probabilities (batch, num_classes).
     """
     num_classes = _num_classes(num_classes)
-    encoder = build_sentence_encoder(dropout=dropout, l2=l2, **encoder_kwargs)
+    encoder = build_sentence_encoder(dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs)
     token_ids = keras.Input(encoder.input_shape[1:], dtype="int32", name="token_ids")
     features = encoder(token_ids)
-    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, l2)
+    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, dropout_sites, l2)
     return keras.Model(token_ids, probabilities, name="sentence_classifier")
 
 
-def build_pair_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=0.0, **encoder_kwargs):
+def build_pair_classifier(
+    num_classes,
+    *,
+    hidden_units=300,
+    head="relu",
+    dropout=0.5,
+    dropout_sites="embedding",
+    l2=0.0,
+    **encoder_kwargs,
+):
     """Sentence-pair (NLI) classifier with one shared encoder and [u; v; u - v; u * v] features.
 
-    Inputs are a dict {"premise": ids, "hypothesis": ids}; arguments as `build_sentence_classifier`.
+    Inputs are a dict {"premise": ids, "hypothesis": ids}; arguments as `build_sentence_classifier`, and
+
+    Args:
+        head: "relu" (Dense(hidden_units, relu) -> dropout -> softmax) or "highway", the authors' SNLI
+            head: Dense(hidden_units, elu) -> a highway layer (elu) -> dropout -> softmax.
     """
     num_classes = _num_classes(num_classes)
-    encoder = build_sentence_encoder(dropout=dropout, l2=l2, **encoder_kwargs)
+    check.choice("head", head, PAIR_HEADS)
+    encoder = build_sentence_encoder(dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs)
     shape = encoder.input_shape[1:]
     premise = keras.Input(shape, dtype="int32", name="premise")
     hypothesis = keras.Input(shape, dtype="int32", name="hypothesis")
@@ -320,13 +421,24 @@ def build_pair_classifier(num_classes, *, hidden_units=300, dropout=0.5, l2=0.0,
     features = layers.Concatenate(name="pair_features")(
         [u, v, layers.Subtract(name="difference")([u, v]), layers.Multiply(name="product")([u, v])]
     )
-    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, l2)
+    probabilities = _classifier_head(
+        features, num_classes, hidden_units, dropout, dropout_sites, l2, highway=head == "highway"
+    )
     return keras.Model({"premise": premise, "hypothesis": hypothesis}, probabilities, name="pair_classifier")
 
 
-def _classifier_head(features, num_classes, hidden_units, dropout, l2):
+def _classifier_head(features, num_classes, hidden_units, dropout, dropout_sites, l2, highway=False):
     regularizer = keras.regularizers.L2(l2) if l2 else None
-    x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=regularizer, name="hidden")(features)
+    authors_sites = dropout_sites == "authors"
+    x = features
+    if authors_sites:  # the authors drop the input of every dense map, the sentence vector's too
+        x = layers.Dropout(dropout, name="features_dropout")(x)
+    activation = "elu" if highway else "relu"
+    x = layers.Dense(hidden_units, activation=activation, kernel_regularizer=regularizer, name="hidden")(x)
+    if highway:
+        x = Highway(
+            activation, dropout=dropout if authors_sites else 0.0, kernel_regularizer=regularizer, name="highway"
+        )(x)
     x = layers.Dropout(dropout, name="hidden_dropout")(x)
     # float32 probabilities under mixed precision too.
     return layers.Dense(

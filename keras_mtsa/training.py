@@ -118,9 +118,37 @@ def build_argument_parser(pair=False):
         "--encoder", default="mtsa", choices=ENCODERS,
         help="mtsa, or a baseline: mha (MultiHeadAttention, same width) or cnn (Kim's 2014 CNN)",
     )
-    parser.add_argument("--token2token", default="sigmoid", choices=("exp", "sigmoid"))
+    parser.add_argument(
+        "--token2token",
+        choices=("exp", "sigmoid"),
+        help="MTSA's token2token factor; default: sigmoid for the single layer (the authors' sentence models), "
+        "exp with --num-blocks (their deep models)",
+    )
+    parser.add_argument(
+        "--fusion-gate",
+        default="per_head",
+        choices=("per_head", "joint"),
+        help="the MTSA layer's fusion gate: per_head (the authors': one (2d x d) map per head) or joint (one "
+        "map over all heads, the package's gate before 0.2)",
+    )
     parser.add_argument("--activation", default="relu" if not pair else "elu")
+    if pair:
+        parser.add_argument(
+            "--head",
+            default="relu",
+            choices=("relu", "highway"),
+            help="the classifier over [u; v; u - v; u * v]: relu (Dense(300, relu)) or highway (the authors' SNLI "
+            "head: Dense(300, elu), then a highway layer)",
+        )
     parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument(
+        "--dropout-sites",
+        default="embedding",
+        choices=("embedding", "authors"),
+        help="where --dropout applies: embedding (the embeddings and the classifier's input) or authors (as the "
+        "authors' code: the input of every dense map, per head inside MTSA, in the pooling and in the head; "
+        "needs the single MTSA layer)",
+    )
     parser.add_argument(
         "--attention-dropout",
         type=float,
@@ -144,7 +172,16 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--learning-rate", type=float, help="default: 1.0 for adadelta, 1e-3 for adam"
     )
-    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument(
+        "--epsilon", type=float, help="the optimizer's epsilon; default: 1e-6 for adadelta (Kim's), 1e-7 for adam"
+    )
+    parser.add_argument(
+        "--l2",
+        type=float,
+        default=0.0,
+        help="L2 on every kernel (not embeddings or biases), as Keras's L2(l2): the authors' weight decay wd "
+        "(wd * tf.nn.l2_loss(W)) is --l2 wd/2",
+    )
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)")
     parser.add_argument(
         "--ema",
@@ -198,6 +235,8 @@ def train(args, pair=False):
 
     if args.learning_rate is None:
         args.learning_rate = DEFAULT_LEARNING_RATES[args.optimizer]
+    if args.token2token is None:
+        args.token2token = "exp" if args.num_blocks else "sigmoid"
     _validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -410,6 +449,7 @@ class _Job:
         args = self.args
         keras.utils.set_random_seed(args.seed)
         build = models.build_pair_classifier if self.pair else models.build_sentence_classifier
+        head = dict(head=args.head) if self.pair else {}
         with self.strategy.scope():
             model = build(
                 num_classes,
@@ -423,11 +463,14 @@ class _Job:
                 num_blocks=args.num_blocks,
                 conv_window=args.conv_window,
                 token2token_activation=args.token2token,
+                fusion_gate=args.fusion_gate,
                 activation=args.activation,
                 dropout=args.dropout,
+                dropout_sites=args.dropout_sites,
                 attention_dropout=args.attention_dropout,
                 token_dropout=args.token_dropout,
                 l2=args.l2,
+                **head,
             )
             model.compile(
                 optimizer=_optimizer(args, steps_per_epoch=self.steps_per_epoch(num_examples)),
@@ -569,6 +612,12 @@ def _claim_output_dir(args, unfinished):
             before = json.load(file)
         digests_before = before.pop(_DATA_DIGESTS, {})
         before.setdefault("buckets", "none")  # a run from before length buckets padded every batch to max_length
+        # Runs from before these options: the joint gate, dropout on the embeddings, the default epsilon.
+        before.setdefault("fusion_gate", "joint")
+        before.setdefault("dropout_sites", "embedding")
+        before.setdefault("epsilon", None)
+        if "head" in settings:
+            before.setdefault("head", "relu")
         changed = sorted(key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key))
         if changed:
             differences = ", ".join(
@@ -645,8 +694,9 @@ def _optimizer(args, steps_per_epoch):
             use_ema=True, ema_momentum=args.ema, ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch
         )
     if args.optimizer == "adadelta":
-        return keras.optimizers.Adadelta(args.learning_rate, rho=0.95, epsilon=1e-6, **options)
-    return keras.optimizers.Adam(args.learning_rate, **options)
+        epsilon = 1e-6 if args.epsilon is None else args.epsilon
+        return keras.optimizers.Adadelta(args.learning_rate, rho=0.95, epsilon=epsilon, **options)
+    return keras.optimizers.Adam(args.learning_rate, epsilon=1e-7 if args.epsilon is None else args.epsilon, **options)
 
 
 def _versions():
@@ -720,6 +770,12 @@ def _validate(args):
         raise SystemExit(f"--conv-window feeds MTSA and needs --encoder mtsa, got --encoder {args.encoder}")
     if args.num_blocks and args.encoder != "mtsa":
         raise SystemExit(f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}")
+    if args.dropout_sites == "authors" and (args.encoder != "mtsa" or args.num_blocks or args.conv_window):
+        raise SystemExit(
+            "--dropout-sites authors needs the single MTSA layer (--encoder mtsa, no --num-blocks or --conv-window)"
+        )
+    if args.epsilon is not None and not args.epsilon > 0:
+        raise SystemExit(f"--epsilon must be positive, got {args.epsilon}")
     if args.buckets not in ("auto", "none"):
         from keras_mtsa.data.buckets import check_bucket_boundaries
 

@@ -173,8 +173,9 @@ def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
 
 def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
     """MTSA in float64 numpy: `numpy_mtsa_logits`, the explicit tensor softmax over allowed keys (with the
-    authors' attention dropout masks, if given), heads concatenated; fusion gate
-    g = sigmoid([value; o] W_g + b_g), g * value + (1 - g) * o; output projection; padded positions 0.
+    authors' attention dropout masks, if given); the fusion gate per head, g_h = sigmoid([value_h; o_h] W_h + b_h),
+    o_h <- g_h * value_h + (1 - g_h) * o_h (or, for fusion_gate="joint", one gate over the concatenated
+    heads); heads concatenated; output projection; padded positions 0.
     """
     heads, head_dim = config["num_heads"], config["head_dim"]
     batch, length, _ = np.shape(x)
@@ -188,8 +189,14 @@ def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None
     def merge(a):
         return a.transpose(0, 2, 1, 3).reshape(batch, length, heads * head_dim)
 
+    if config["use_fusion_gate"] and config.get("fusion_gate", "joint") == "per_head":
+        gate = _sigmoid(
+            np.einsum("bhnc,hcd->bhnd", np.concatenate([value, attended], -1), w["fusion_gate/kernel"])
+            + bias("fusion_gate/bias")
+        )
+        attended = gate * value + (1.0 - gate) * attended
     value, output = merge(value), merge(attended)
-    if config["use_fusion_gate"]:
+    if config["use_fusion_gate"] and config.get("fusion_gate", "joint") == "joint":
         gate = _sigmoid(np.concatenate([value, output], -1) @ w["fusion_gate/kernel"] + bias("fusion_gate/bias"))
         output = gate * value + (1.0 - gate) * output
     if config["output_dim"] is not None:

@@ -204,11 +204,23 @@ def test_head_dim_defaults_to_width_over_heads():
         (dict(token2token_activation="tanh"), "token2token_activation"),
         (dict(activation="no_such_activation"), "activation"),
         (dict(normalize_first="yes"), "normalize_first"),
+        (dict(fusion_gate="joined"), "fusion_gate"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         MTSAEncoderBlock(**{"num_heads": 2, **kwargs})
+
+
+def test_kernel_regularizer_reaches_every_kernel_of_the_block():
+    block = make_block(kernel_regularizer=keras.regularizers.L2(0.5), use_fusion_gate=True)
+    x = random_inputs(5)
+    block(x)
+    kernels = [w for w in block.weights if w.path.endswith("kernel")]
+    # MTSA's value, query, key, source2token (2), gate and output maps, the feed-forward's two.
+    assert len(kernels) == 9
+    expected = sum(0.5 * float(np.sum(np.square(to_numpy(w)))) for w in kernels)
+    assert_close(sum(float(to_numpy(loss)) for loss in block.losses), expected, 1e-5)
 
 
 def test_bad_input_shapes_raise_value_error():

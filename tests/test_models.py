@@ -179,6 +179,12 @@ def test_probabilities_stay_float32_under_mixed_precision(batch):
         (dict(encoder="cnn", max_length=4), "max_length"),
         (dict(conv_window=-1), "conv_window"),
         (dict(encoder="cnn", conv_window=3), "conv_window"),
+        (dict(fusion_gate="joined"), "fusion_gate"),
+        (dict(dropout_sites="everywhere"), "dropout_sites"),
+        (dict(encoder="cnn", dropout_sites="authors"), "needs the single MTSA layer"),
+        (dict(encoder="mha", dropout_sites="authors"), "needs the single MTSA layer"),
+        (dict(num_blocks=1, dropout_sites="authors"), "needs the single MTSA layer"),
+        (dict(conv_window=3, dropout_sites="authors"), "needs the single MTSA layer"),
     ],
 )
 @pytest.mark.parametrize("build", [models.build_sentence_classifier, models.build_pair_classifier])
@@ -215,3 +221,77 @@ def test_token_dropout_replaces_real_tokens_by_unknown_only_while_training():
     assert models.TokenDropout.from_config(layer.get_config()).rate == 0.3
     with pytest.raises(ValueError, match="rate"):
         models.TokenDropout(1.5)
+
+
+def _kernels(model):
+    return [w for w in model.weights if w.path.endswith("kernel")]
+
+
+@pytest.mark.parametrize("name", list(SENTENCE_CONFIGS))
+def test_l2_reaches_every_kernel_of_every_encoder_and_nothing_else(name):
+    l2 = 0.25
+    model = models.build_sentence_classifier(NUM_CLASSES, l2=l2, **SIZES, **SENTENCE_CONFIGS[name])
+    kernels = _kernels(model)
+    assert len(model.losses) == len(kernels)  # no embedding, position embedding, bias or norm weight
+    expected = sum(l2 * float(np.sum(np.square(keras.ops.convert_to_numpy(w)))) for w in kernels)
+    np.testing.assert_allclose(sum(float(loss) for loss in model.losses), expected, rtol=1e-5)
+
+
+def test_stacked_blocks_default_to_exp_token2token_and_take_the_one_given():
+    def block_activation(**kwargs):
+        encoder = models.build_sentence_encoder(
+            vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16, num_blocks=1, **kwargs
+        )
+        return encoder.get_layer("mtsa_block_0").token2token_activation
+
+    assert block_activation() == "exp"
+    assert block_activation(token2token_activation="sigmoid") == "sigmoid"
+    single = models.build_sentence_encoder(vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16)
+    assert single.get_layer("mtsa").token2token_activation == "sigmoid"
+    assert single.get_layer("mtsa").fusion_gate == "per_head"
+
+
+def test_the_authors_dropout_sites_drop_every_dense_input_and_not_the_embeddings():
+    model = models.build_sentence_classifier(NUM_CLASSES, dropout=0.4, dropout_sites="authors", **SIZES)
+    encoder = model.get_layer("sentence_encoder")
+    names = {layer.name for layer in encoder.layers}
+    assert "embedding_dropout" not in names
+    assert encoder.get_layer("mtsa").projection_dropout == 0.4
+    assert encoder.get_layer("pooling").dropout == 0.4
+    assert model.get_layer("features_dropout").rate == model.get_layer("hidden_dropout").rate == 0.4
+    plain = models.build_sentence_classifier(NUM_CLASSES, dropout=0.4, **SIZES)
+    plain_encoder = plain.get_layer("sentence_encoder")
+    assert plain_encoder.get_layer("embedding_dropout").rate == 0.4
+    assert plain_encoder.get_layer("mtsa").projection_dropout == plain_encoder.get_layer("pooling").dropout == 0
+    assert "features_dropout" not in {layer.name for layer in plain.layers}
+    ids = _token_ids(np.random.default_rng(4), 4)
+    plain.set_weights(model.get_weights())  # the dropout sites add no weights
+    np.testing.assert_allclose(model.predict(ids, verbose=0), plain.predict(ids, verbose=0), atol=1e-6)
+
+
+def test_highway_equals_its_formula_and_drops_only_while_training():
+    x = np.random.default_rng(5).normal(size=(4, 6)).astype("float32")
+    layer = models.Highway("elu", dropout=0.5, seed=1)
+    output = keras.ops.convert_to_numpy(layer(x))
+    w = {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v) for v in layer.weights}
+    gate = 1 / (1 + np.exp(-(x @ w["gate/kernel"] + w["gate/bias"])))
+    pre = x @ w["transform/kernel"] + w["transform/bias"]
+    transform = np.where(pre > 0, pre, np.expm1(pre))
+    np.testing.assert_allclose(output, gate * transform + (1 - gate) * x, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(keras.ops.convert_to_numpy(layer(x, training=True)), output)
+    assert models.Highway.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_the_authors_pair_head_is_elu_then_highway_and_round_trips(batch, tmp_path):
+    _, pair, labels = batch
+    model = models.build_pair_classifier(NUM_CLASSES, head="highway", dropout_sites="authors", **SIZES)
+    assert model.get_layer("hidden").get_config()["activation"] == "elu"
+    assert model.get_layer("highway").dropout == 0.5
+    before, after = _train(model, pair, labels)
+    assert after < before
+    path = tmp_path / "pair.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict(pair, verbose=0), model.predict(pair, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="`head`"):
+        models.build_pair_classifier(NUM_CLASSES, head="maxout", **SIZES)

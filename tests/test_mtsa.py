@@ -65,8 +65,16 @@ def padding_mask(lengths, length=LENGTH):
         dict(token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]),
         # The same layer math through the tiled core (keras_mtsa.blockwise), blocks not dividing the length.
         dict(token2token_activation="exp", block_size=2),
+        dict(token2token_activation="sigmoid", fusion_gate="joint", output_dim=4),
     ],
-    ids=["exp-gate", "exp-nogate-output_dim-self", "sigmoid-gate-output_dim", "sigmoid-nogate", "exp-gate-blockwise"],
+    ids=[
+        "exp-gate",
+        "exp-nogate-output_dim-self",
+        "sigmoid-gate-output_dim",
+        "sigmoid-nogate",
+        "exp-gate-blockwise",
+        "sigmoid-joint_gate-output_dim",
+    ],
 )
 def test_layer_equals_numpy_reimplementation_from_its_weights(options):
     layer = make_mtsa(**options)
@@ -301,7 +309,9 @@ def test_get_config_from_config_round_trip():
         activation="relu",
         source2token_activation="tanh",
         use_fusion_gate=False,
+        fusion_gate="joint",
         output_dim=7,
+        projection_dropout=0.1,
         dropout=0.25,
         use_bias=False,
         kernel_initializer="he_normal",
@@ -317,6 +327,64 @@ def test_get_config_from_config_round_trip():
     assert restored.head_masks == ("forward", "none", "backward")
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(revived, MTSA) and revived.get_config() == config
+
+
+def test_the_per_head_fusion_gate_has_the_authors_shapes_and_parameter_count():
+    # MTSA(2, 150) on 300 features: the authors' layer has 361,200 parameters, a joint gate 451,200.
+    per_head, joint = MTSA(2, 150), MTSA(2, 150, fusion_gate="joint")
+    for layer in (per_head, joint):
+        layer.build((None, None, 300))
+    weights = weights_by_path(per_head)
+    assert weights["fusion_gate/kernel"].shape == (2, 300, 150)  # (heads, [v_h; o_h], head_dim)
+    assert weights_by_path(joint)["fusion_gate/kernel"].shape == (600, 300)  # ([v; o] of all heads, heads * head_dim)
+    assert (per_head.count_params(), joint.count_params()) == (361_200, 451_200)
+
+
+def test_a_config_saved_before_the_per_head_gate_loads_with_the_joint_gates_weights():
+    old = MTSA(HEADS, HEAD_DIM, fusion_gate="joint", jit_compile=False)
+    x = random_inputs(12)
+    expected = to_numpy(old(x))
+    config = old.get_config()
+    del config["fusion_gate"]  # as written by the package before the per-head gate
+    restored = MTSA.from_config(config)
+    restored.build(x.shape)
+    restored.set_weights(old.get_weights())
+    assert restored.fusion_gate == "joint"
+    assert_close(to_numpy(restored(x)), expected, 1e-6)
+
+
+def test_projection_dropout_drops_the_input_with_a_separate_mask_per_head():
+    # Values that are the input itself (identity kernels, linear activation) and a gate stuck at 1 make the
+    # output the dropped value of each head: x * mask_h / keep.
+    features, heads, rate = 8, 2, 0.5
+    layer = MTSA(
+        heads, features, activation="linear", projection_dropout=rate, seed=5, jit_compile=False
+    )
+    x = random_inputs(13, shape=(64, 6, features))
+    layer.build(x.shape)
+    layer._value_dense.kernel.assign(np.stack([np.eye(features)] * heads, axis=1).astype("float32"))
+    layer._fusion_gate.bias.assign(np.full(layer._fusion_gate.bias.shape, 50.0, "float32"))
+    layer._fusion_gate.kernel.assign(np.zeros(layer._fusion_gate.kernel.shape, "float32"))
+    output = to_numpy(layer(x, training=True)).reshape(*x.shape[:2], heads, features)
+    kept = output != 0
+    np.testing.assert_allclose(output[kept], np.broadcast_to(x[:, :, None], output.shape)[kept] / (1 - rate))
+    assert 0.45 < kept.mean() < 0.55
+    assert 0.45 < np.mean(kept[:, :, 0] != kept[:, :, 1]) < 0.55  # independent masks: P(differ) = 1/2
+    assert_close(to_numpy(layer(x)), np.concatenate([x, x], -1), 1e-6)  # off in inference
+
+
+def test_projection_dropout_is_off_in_inference_and_keeps_the_weights_of_the_layer_without_it():
+    x = random_inputs(14)
+    mask = padding_mask([LENGTH, 3])
+    dropped, plain = make_mtsa(projection_dropout=0.4, seed=2, output_dim=4), make_mtsa(output_dim=4)
+    for layer in (dropped, plain):
+        layer.build(x.shape)
+    plain.set_weights(dropped.get_weights())  # the same variables: the per-head tiling adds none
+    assert_close(to_numpy(dropped(x, mask=mask)), to_numpy(plain(x, mask=mask)), 1e-6)
+    assert_close(to_numpy(dropped(x, mask=mask)), numpy_mtsa(plain, x, mask), LAYER_TOL)
+    trained = to_numpy(dropped(x, mask=mask, training=True))
+    assert not np.allclose(trained, to_numpy(plain(x, mask=mask)))
+    assert np.all(trained[~mask] == 0.0)
 
 
 def test_keras_file_round_trip_in_functional_model(tmp_path):
@@ -465,6 +533,9 @@ def _argument_id(case):
         (dict(dropout=1.0), "dropout"),
         (dict(output_dim=0), "output_dim"),
         (dict(attend_to_self="yes"), "attend_to_self"),
+        (dict(fusion_gate="both"), "fusion_gate"),
+        (dict(projection_dropout=1.0), "projection_dropout"),
+        (dict(projection_dropout=-0.5), "projection_dropout"),
     ],
     ids=_argument_id,
 )

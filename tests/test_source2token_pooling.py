@@ -117,8 +117,29 @@ def test_bad_input_shape_raises_value_error(shape):
         layer(inputs)
 
 
+def test_dropout_reaches_the_scores_only_and_is_off_in_inference():
+    x = random_inputs(3)
+    mask = padding_mask([LENGTH, 2])
+    dropped, plain = Source2TokenPooling(dropout=0.5, seed=4), Source2TokenPooling()
+    for layer in (dropped, plain):
+        layer.build(x.shape)
+    plain.set_weights(dropped.get_weights())
+    assert_close(dropped(x, mask=mask), numpy_source2token_pooling(plain, x, mask), 1e-5)
+    trained = to_numpy(dropped(x, mask=mask, training=True))
+    assert not np.allclose(trained, to_numpy(plain(x, mask=mask)))
+    # Still a weighted mean of the undropped tokens: a sequence of one repeated token pools to that token.
+    repeated = np.broadcast_to(x[:, :1], x.shape)
+    assert_close(dropped(repeated, mask=mask, training=True), x[:, 0], 1e-5)
+    assert Source2TokenPooling.from_config(dropped.get_config()).get_config() == dropped.get_config()
+
+
 @pytest.mark.parametrize(
-    "kwargs, name", [(dict(activation="no_such_activation"), "activation"), (dict(use_bias="yes"), "use_bias")]
+    "kwargs, name",
+    [
+        (dict(activation="no_such_activation"), "activation"),
+        (dict(use_bias="yes"), "use_bias"),
+        (dict(dropout=1.0), "dropout"),
+    ],
 )
 def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

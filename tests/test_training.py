@@ -196,6 +196,7 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     }  # fmt: skip
     assert _read_preprocessor(output_dir).lower_case is True  # pairs are case-folded by default
     assert metrics["settings"]["token_dropout"] == 0.0  # and have no word dropout by default
+    assert metrics["settings"]["head"] == "relu"
 
 
 # 2. MirroredStrategy over the two logical CPUs of conftest.py.
@@ -560,6 +561,35 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
     assert _read_metrics(output_dir)["settings"]["seed"] == 2
 
 
+def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gate_joint(tmp_path, monkeypatch):
+    argv, output_dir = _small_run_argv(tmp_path, epochs=2)
+    tensorboard = _crash_before_epoch(monkeypatch, 1)
+    with pytest.raises(_SimulatedCrash):
+        main(argv + ["--fusion-gate", "joint"])
+    settings_path = os.path.join(output_dir, "run_settings.json")
+    settings = json.load(open(settings_path))
+    for key in ("fusion_gate", "dropout_sites", "epsilon"):  # as the package wrote them before these options
+        del settings[key]
+    json.dump(settings, open(settings_path, "w"))
+
+    with pytest.raises(SystemExit, match=r"--fusion-gate 'joint' there, 'per_head' now"):
+        main(argv)
+    trained = _record_trained_epochs(monkeypatch, tensorboard)
+    assert main(argv + ["--fusion-gate", "joint"]) == 0
+    assert trained == [1]
+
+
+def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
+    train, test = _sick_slice(tmp_path, train_pairs=96, test_pairs=32)
+    output_dir = tmp_path / "run"
+    argv = ["--train", train, "--test", test, "--format", "sick", "--output-dir", str(output_dir), *TINY]
+    assert main(argv + ["--epochs", "1", "--verbose", "0", "--head", "highway", "--dropout-sites", "authors"], pair=True) == 0
+    model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
+    assert model.get_layer("highway").dropout == 0.5
+    assert model.get_layer("sentence_encoder").get_layer("mtsa").projection_dropout == 0.5
+    assert _read_metrics(output_dir)["settings"]["head"] == "highway"
+
+
 def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(tmp_path, monkeypatch):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     train = argv[argv.index("--train") + 1]
@@ -796,17 +826,22 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
     argv += ["--attention-dropout", "0.3"]
     argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--no-keep-case"]
+    argv += ["--epsilon", "1e-8", "--dropout-sites", "authors", "--fusion-gate", "joint", "--l2", "1e-4"]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
     assert _read_preprocessor(output_dir).tokenize(["The Film"]).to_list() == [[b"the", b"film"]]
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     # 2 heads of 12 features (not embedding_dim / num_heads = 8) reach the pooling.
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
-    assert model.get_layer("sentence_encoder").get_layer("mtsa").dropout == 0.3
+    mtsa = model.get_layer("sentence_encoder").get_layer("mtsa")
+    assert mtsa.dropout == 0.3
+    assert (mtsa.fusion_gate, mtsa.projection_dropout) == ("joint", 0.5)  # the authors' sites at --dropout
+    assert len(model.losses) == 10  # --l2 on every kernel
     assert model.loss.label_smoothing == 0.1
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
     assert isinstance(model.optimizer, keras.optimizers.Adadelta)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.5)
+    assert model.optimizer.epsilon == pytest.approx(1e-8)
     metrics = json.load(open(os.path.join(output_dir, "metrics.json")))
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
@@ -852,6 +887,9 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--ema", "-0.5"], "--ema must be in [0, 1)"),
         (["--embedding-scale", "0"], "--embedding-scale must be positive"),
         (["--learning-rate", "0"], "--learning-rate must be positive"),
+        (["--epsilon", "0"], "--epsilon must be positive"),
+        (["--encoder", "cnn", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
+        (["--num-blocks", "1", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
         (["--embedding-dim", "30", "--num-heads", "4"], "--embedding-dim (30) must be divisible by --num-heads (4)"),
         (["--encoder", "mha", "--num-blocks", "2"], "--num-blocks stacks MTSA blocks and needs --encoder mtsa"),
         (["--encoder", "cnn", "--head-dim", "8"], "--head-dim does not apply to --encoder cnn"),

@@ -2,6 +2,7 @@
 
 import keras
 from keras import initializers
+from keras import regularizers
 from keras.layers import Dense
 from keras.layers import Dropout
 from keras.layers import LayerNormalization
@@ -9,6 +10,7 @@ from keras.layers import LayerNormalization
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa.layers import _validation as check
 from keras_mtsa.layers._sublayers import clone_initializer
+from keras_mtsa.layers.mtsa import FUSION_GATES
 from keras_mtsa.layers.mtsa import MTSA
 from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
 
@@ -26,14 +28,16 @@ class MTSAEncoderBlock(keras.layers.Layer):
         num_heads: MTSA heads.
         head_dim: features per head; defaults to width // num_heads.
         intermediate_dim: width of the feed-forward hidden layer; defaults to 4 * width.
-        head_masks, attend_to_self, token2token_activation, use_fusion_gate, jit_compile: passed to `MTSA`.
+        head_masks, attend_to_self, token2token_activation, use_fusion_gate, fusion_gate, jit_compile:
+            passed to `MTSA`.
             The stacked variant defaults to exp token2token and no fusion gate.
         activation: activation of the MTSA value projection and of the feed-forward hidden layer.
         dropout: dropout after each sublayer.
         attention_dropout: MTSA attention dropout.
         layer_norm_epsilon: epsilon of the layer norms.
         normalize_first: pre-norm instead of post-norm.
-        kernel_initializer, bias_initializer: for every dense projection.
+        kernel_initializer, bias_initializer, kernel_regularizer: for every dense projection (MTSA's
+            and the feed-forward's).
         seed: optional seed for the dropouts.
         **kwargs: base `Layer` arguments.
 
@@ -56,6 +60,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
         attend_to_self=False,
         token2token_activation="exp",
         use_fusion_gate=False,
+        fusion_gate="per_head",
         activation="elu",
         dropout=0.1,
         attention_dropout=0.0,
@@ -63,6 +68,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
         normalize_first=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
         seed=None,
         jit_compile=True,
         **kwargs,
@@ -81,6 +87,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
         check.boolean("attend_to_self", attend_to_self)
         check.choice("token2token_activation", token2token_activation, TOKEN2TOKEN_ACTIVATIONS)
         check.boolean("use_fusion_gate", use_fusion_gate)
+        check.choice("fusion_gate", fusion_gate, FUSION_GATES)
         check.boolean("jit_compile", jit_compile)
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -91,6 +98,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
         self.attend_to_self = attend_to_self
         self.token2token_activation = token2token_activation
         self.use_fusion_gate = use_fusion_gate
+        self.fusion_gate = fusion_gate
         self.activation = keras.activations.get(activation)
         self.dropout = dropout
         self.attention_dropout = attention_dropout
@@ -98,6 +106,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
         self.normalize_first = normalize_first
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.seed = seed
         self.jit_compile = jit_compile
 
@@ -118,10 +127,12 @@ class MTSAEncoderBlock(keras.layers.Layer):
             token2token_activation=self.token2token_activation,
             activation=self.activation,
             use_fusion_gate=self.use_fusion_gate,
+            fusion_gate=self.fusion_gate,
             output_dim=width,
             dropout=self.attention_dropout,
             kernel_initializer=clone_initializer(self.kernel_initializer),
             bias_initializer=clone_initializer(self.bias_initializer),
+            kernel_regularizer=self.kernel_regularizer,
             seed=self.seed,
             jit_compile=self.jit_compile,
             dtype=self.dtype_policy,
@@ -129,7 +140,9 @@ class MTSAEncoderBlock(keras.layers.Layer):
         )
         self._attention.build(input_shape)
         dense_kwargs = dict(
-            bias_initializer=clone_initializer(self.bias_initializer), dtype=self.dtype_policy
+            bias_initializer=clone_initializer(self.bias_initializer),
+            kernel_regularizer=self.kernel_regularizer,
+            dtype=self.dtype_policy,
         )
         self._intermediate = Dense(
             self.intermediate_dim or 4 * width,
@@ -196,6 +209,7 @@ class MTSAEncoderBlock(keras.layers.Layer):
             attend_to_self=self.attend_to_self,
             token2token_activation=self.token2token_activation,
             use_fusion_gate=self.use_fusion_gate,
+            fusion_gate=self.fusion_gate,
             activation=keras.activations.serialize(self.activation),
             dropout=self.dropout,
             attention_dropout=self.attention_dropout,
@@ -203,7 +217,13 @@ class MTSAEncoderBlock(keras.layers.Layer):
             normalize_first=self.normalize_first,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             seed=self.seed,
             jit_compile=self.jit_compile,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before the per-head gate existed: a gated block then carried the joint gate's weights.
+        return super().from_config({"fusion_gate": "joint", **config})

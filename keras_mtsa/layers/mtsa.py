@@ -6,6 +6,7 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 from keras.layers import Dense
+from keras.layers import Dropout
 from keras.layers import EinsumDense
 
 from keras_mtsa import ops as mtsa_ops
@@ -15,6 +16,7 @@ from keras_mtsa.layers import _validation as check
 from keras_mtsa.layers._sublayers import dense_arguments
 
 TOKEN2TOKEN_ACTIVATIONS = ("exp", "sigmoid")
+FUSION_GATES = ("per_head", "joint")
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
@@ -25,9 +27,9 @@ class MTSA(keras.layers.Layer):
     token2token score t_ij = <v_i W_q, v_j W_k> / sqrt(head_dim) and a global, multi-dim source2token score
     s_jk = [W_s2 act(W_s1 v_j + b_s1) + b_s2]_k. The attention over keys j is a softmax of t_ij + s_jk + M_ij
     separately for every (query i, feature k), where M is the head's positional mask; it is computed with
-    two matmuls per head and never builds the (length, length, head_dim) tensor. Heads are concatenated,
-    optionally fused with v by a gate g = sigmoid(W [v; o] + b), out = g * v + (1 - g) * o, and optionally
-    projected to `output_dim`.
+    two matmuls per head and never builds the (length, length, head_dim) tensor. Each head's output is
+    optionally fused with its value by a gate g_h = sigmoid(W_h [v_h; o_h] + b_h), o_h <- g_h * v_h +
+    (1 - g_h) * o_h; the heads are concatenated and optionally projected to `output_dim`.
 
     Args:
         num_heads: number of heads. With the default `head_masks` it must be even.
@@ -41,8 +43,17 @@ class MTSA(keras.layers.Layer):
         activation: activation of the value projection.
         source2token_activation: hidden activation of the source2token MLP; defaults to `activation`.
         use_fusion_gate: whether to fuse the attention output with the value by a sigmoid gate.
+        fusion_gate: the gate's form. `"per_head"` (the authors' code, `multi_head_dense_layer` over
+            [v; o]): each head has its own (2 * head_dim, head_dim) map. `"joint"`: one
+            (2 * num_heads * head_dim, num_heads * head_dim) map over all heads, num_heads times the
+            parameters and FLOPs (the package's gate before 0.2; configs saved without this key load
+            as `"joint"`).
         output_dim: size of a final linear projection; `None` returns the concatenated heads
             (num_heads * head_dim features).
+        projection_dropout: dropout on the input of every dense map, as the authors' `dense_keep_prob`
+            (off by default): x -> value with a separate mask per head, value -> query, key and
+            source2token hidden (separate draws), hidden -> source2token output, [v; o] -> fusion gate, and
+            the input of the output projection.
         dropout: attention dropout rate. As in the authors' code, the token2token and source2token factors
             of the numerator are dropped independently, each with keep probability sqrt(1 - dropout).
         use_bias: whether the projections use biases (the query/key projections never do).
@@ -85,7 +96,9 @@ class MTSA(keras.layers.Layer):
         activation="elu",
         source2token_activation=None,
         use_fusion_gate=True,
+        fusion_gate="per_head",
         output_dim=None,
+        projection_dropout=0.0,
         dropout=0.0,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -110,7 +123,9 @@ class MTSA(keras.layers.Layer):
         if source2token_activation is not None:
             check.activation("source2token_activation", source2token_activation)
         check.boolean("use_fusion_gate", use_fusion_gate)
+        check.choice("fusion_gate", fusion_gate, FUSION_GATES)
         output_dim = check.positive_int("output_dim", output_dim, allow_none=True)
+        projection_dropout = check.rate("projection_dropout", projection_dropout)
         dropout = check.rate("dropout", dropout)
         check.boolean("use_bias", use_bias)
         block_size = check.positive_int("block_size", block_size, allow_none=True)
@@ -125,7 +140,9 @@ class MTSA(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.source2token_activation = keras.activations.get(source2token_activation or activation)
         self.use_fusion_gate = use_fusion_gate
+        self.fusion_gate = fusion_gate
         self.output_dim = output_dim
+        self.projection_dropout = projection_dropout
         self.dropout = dropout
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -147,7 +164,7 @@ class MTSA(keras.layers.Layer):
         return dense_arguments(self, use_bias=use_bias and self.use_bias)
 
     def _per_head_dense(self, name, activation=None, use_bias=True):
-        """A separate (head_dim x head_dim) projection per head on (batch, heads, length, head_dim)."""
+        """A separate (input x head_dim) projection per head on (batch, heads, length, input)."""
         return EinsumDense(
             "bhnd,hde->bhne",
             output_shape=(self.num_heads, None, self.head_dim),
@@ -160,15 +177,19 @@ class MTSA(keras.layers.Layer):
     def build(self, input_shape):
         input_shape = check.sequence_input_shape("MTSA", input_shape)
         batch, length, features = input_shape
+        # With projection dropout, the input is tiled per head first so that every head drops it with its
+        # own mask (as the authors'); the kernel is the same (features, heads, head_dim) either way.
         self._value_dense = EinsumDense(
-            "bnc,chd->bhnd",
+            "bhnc,chd->bhnd" if self.projection_dropout else "bnc,chd->bhnd",
             output_shape=(self.num_heads, None, self.head_dim),
             bias_axes="hd" if self.use_bias else None,
             activation=self.activation,
             name="value",
             **self._sublayer_kwargs(),
         )
-        self._value_dense.build(input_shape)
+        self._value_dense.build(
+            (batch, self.num_heads, length, features) if self.projection_dropout else input_shape
+        )
         head_shape = (batch, self.num_heads, length, self.head_dim)
         self._query_dense = self._per_head_dense("query", use_bias=False)
         self._key_dense = self._per_head_dense("key", use_bias=False)
@@ -183,7 +204,10 @@ class MTSA(keras.layers.Layer):
             self._source2token_output,
         ):
             sublayer.build(head_shape)
-        if self.use_fusion_gate:
+        if self.use_fusion_gate and self.fusion_gate == "per_head":
+            self._fusion_gate = self._per_head_dense("fusion_gate", activation="sigmoid")
+            self._fusion_gate.build((batch, self.num_heads, length, 2 * self.head_dim))
+        elif self.use_fusion_gate:
             self._fusion_gate = Dense(
                 self.concatenated_dim,
                 activation="sigmoid",
@@ -192,6 +216,15 @@ class MTSA(keras.layers.Layer):
                 **self._sublayer_kwargs(),
             )
             self._fusion_gate.build((batch, length, 2 * self.concatenated_dim))
+        if self.projection_dropout:
+            # One layer, called once per dense map: each call draws a new mask. Its seed differs from the
+            # attention dropout's, whose generator would otherwise draw the same numbers.
+            self._projection_dropout = Dropout(
+                self.projection_dropout,
+                seed=None if self.seed is None else self.seed + 1,
+                dtype=self.dtype_policy,
+                name="projection_dropout",
+            )
         if self.output_dim is not None:
             self._output_dense = Dense(
                 self.output_dim, use_bias=self.use_bias, name="output", **self._sublayer_kwargs()
@@ -208,12 +241,20 @@ class MTSA(keras.layers.Layer):
     ):
         if attention_mask is not None:
             attention_mask = self._expand_attention_mask(inputs, attention_mask)
+        drop = self._drop_projection_input
         # A fresh tensor without the Keras mask attached: the mask is handled here, and the projection
         # would otherwise warn that it drops it.
-        value = self._value_dense(ops.copy(inputs))  # (b, h, n, d)
-        query = self._query_dense(value)
-        key = self._key_dense(value)
-        source2token = self._source2token_output(self._source2token_hidden(value))
+        inputs_copy = ops.copy(inputs)
+        if self.projection_dropout:
+            shape = ops.shape(inputs_copy)
+            inputs_copy = ops.broadcast_to(
+                ops.expand_dims(inputs_copy, 1), (shape[0], self.num_heads, shape[1], shape[2])
+            )
+        value = self._value_dense(drop(inputs_copy, training))  # (b, h, n, d)
+        query = self._query_dense(drop(value, training))
+        key = self._key_dense(drop(value, training))
+        hidden = self._source2token_hidden(drop(value, training))
+        source2token = self._source2token_output(drop(hidden, training))
 
         t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
         options = dict(
@@ -235,13 +276,9 @@ class MTSA(keras.layers.Layer):
             )
         attended = (xla_compiled(core) if self.jit_compile else core)(*arguments, **options)
 
-        value = _merge_heads(value)
-        output = _merge_heads(attended)
-        if self.use_fusion_gate:
-            gate = self._fusion_gate(ops.concatenate([value, output], axis=-1))
-            output = gate * value + (1.0 - gate) * output
+        output = self._fuse(value, attended, training)
         if self.output_dim is not None:
-            output = self._output_dense(output)
+            output = self._output_dense(drop(output, training))
         if mask is not None:
             output = output * ops.cast(ops.expand_dims(mask, -1), output.dtype)
 
@@ -253,6 +290,24 @@ class MTSA(keras.layers.Layer):
         t2t = token2token_logits(query, key, self.token2token_activation)
         t2t_weights, s2t_weights = mtsa_ops.attention_weights(t2t, source2token, full_mask)
         return output, t2t_weights, s2t_weights
+
+    def _drop_projection_input(self, x, training):
+        return self._projection_dropout(x, training=training) if self.projection_dropout else x
+
+    def _fuse(self, value, attended, training):
+        """Gates (batch, heads, length, head_dim) attention outputs with their values; merges the heads."""
+        if not self.use_fusion_gate:
+            return _merge_heads(attended)
+        if self.fusion_gate == "per_head":
+            gate = self._fusion_gate(
+                self._drop_projection_input(ops.concatenate([value, attended], axis=-1), training)
+            )
+            return _merge_heads(gate * value + (1.0 - gate) * attended)
+        value, attended = _merge_heads(value), _merge_heads(attended)
+        gate = self._fusion_gate(
+            self._drop_projection_input(ops.concatenate([value, attended], axis=-1), training)
+        )
+        return gate * value + (1.0 - gate) * attended
 
     def _expand_attention_mask(self, inputs, attention_mask):
         """Checks an attention_mask's shape and returns it as (batch, 1 or heads, length, length)."""
@@ -329,7 +384,9 @@ class MTSA(keras.layers.Layer):
             activation=keras.activations.serialize(self.activation),
             source2token_activation=keras.activations.serialize(self.source2token_activation),
             use_fusion_gate=self.use_fusion_gate,
+            fusion_gate=self.fusion_gate,
             output_dim=self.output_dim,
+            projection_dropout=self.projection_dropout,
             dropout=self.dropout,
             use_bias=self.use_bias,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
@@ -343,6 +400,11 @@ class MTSA(keras.layers.Layer):
             jit_compile=self.jit_compile,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before the per-head gate existed: those models carry the joint gate's weights.
+        return super().from_config({"fusion_gate": "joint", **config})
 
 
 def token2token_logits(query, key, token2token_activation):

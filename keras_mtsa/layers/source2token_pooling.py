@@ -6,6 +6,7 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 from keras.layers import Dense
+from keras.layers import Dropout
 
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa.layers import _validation as check
@@ -23,14 +24,19 @@ class Source2TokenPooling(keras.layers.Layer):
     Args:
         activation: hidden activation of the scoring MLP.
         use_bias: whether the two dense layers use biases.
+        dropout: dropout on the input of each of the two dense layers (separate draws), as the authors'
+            code (off by default). It reaches the scores only: the output stays a weighted mean of the
+            undropped tokens.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
             bias_constraint: as for `keras.layers.Dense`.
+        seed: optional seed for the dropout.
         **kwargs: base `Layer` arguments.
 
     Call arguments:
         inputs: (batch, length, features) tensor.
         mask: optional boolean (batch, length) padding mask (implicit Keras masks are honoured).
             Padded tokens get no weight; a sequence with no token pools to 0.
+        training: whether dropout is active.
 
     Returns:
         (batch, features) tensor.
@@ -40,20 +46,25 @@ class Source2TokenPooling(keras.layers.Layer):
         self,
         activation="elu",
         use_bias=True,
+        dropout=0.0,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        seed=None,
         **kwargs,
     ):
         check.activation("activation", activation)
         check.boolean("use_bias", use_bias)
+        dropout = check.rate("dropout", dropout)
         super().__init__(**kwargs)
         self.supports_masking = True
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
+        self.dropout = dropout
+        self.seed = seed
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -73,10 +84,16 @@ class Source2TokenPooling(keras.layers.Layer):
         self._hidden.build(input_shape)
         self._score = self._dense(features, None, "score")
         self._score.build(input_shape)
+        if self.dropout:
+            self._dropout = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout")
 
-    def call(self, inputs, mask=None):
+    def _drop(self, x, training):
+        return self._dropout(x, training=training) if self.dropout else x
+
+    def call(self, inputs, mask=None, training=None):
         # ops.copy drops the attached Keras mask (handled here) so the dense layers do not warn about it.
-        scores = self._score(self._hidden(ops.copy(inputs)))  # (b, n, f)
+        hidden = self._hidden(self._drop(ops.copy(inputs), training))
+        scores = self._score(self._drop(hidden, training))  # (b, n, f)
         if mask is None:
             token_mask = ops.ones_like(scores, dtype="bool")
         else:
@@ -98,11 +115,13 @@ class Source2TokenPooling(keras.layers.Layer):
         config.update(
             activation=keras.activations.serialize(self.activation),
             use_bias=self.use_bias,
+            dropout=self.dropout,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
             kernel_constraint=constraints.serialize(self.kernel_constraint),
             bias_constraint=constraints.serialize(self.bias_constraint),
+            seed=self.seed,
         )
         return config
