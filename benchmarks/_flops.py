@@ -7,7 +7,7 @@ COUNTING = (
     "FLOPs count matmuls only (one multiply-add = 2 FLOPs; exp/where/max/softmax and other elementwise "
     "work are not counted). MTSA core = QK^T 2*b*h*n*n*e + the fused numerator/denominator matmul "
     "E_t @ [E_s*v, E_s] 2*b*h*n*n*(2e). MTSA projections = value 2*b*n*w*c + per-head query, key, "
-    "source2token hidden and output 4 * 2*b*h*n*e*e + fusion gate 2*b*n*(2c)*c + output 2*b*n*c*w. "
+    "source2token hidden and output 4 * 2*b*h*n*e*e + per-head fusion gate 2*b*h*n*(2e)*e (joint: 2*b*n*(2c)*c) + output 2*b*n*c*w. "
     "MHA = q, k, v, output projections 4 * 2*b*n*w*c + QK^T and PV 2 * 2*b*h*n*n*e. "
     "A training step (forward + gradients wrt inputs and weights) counts 3x the forward FLOPs."
 )
@@ -19,18 +19,19 @@ def mtsa_core_flops(b, n, h, e):
     return 2 * b * h * n * n * e + 2 * b * h * n * n * (2 * e)
 
 
-def mtsa_projection_flops(b, n, w, h, e, output_dim=None):
+def mtsa_projection_flops(b, n, w, h, e, output_dim=None, fusion_gate="per_head"):
     c = h * e
     output_dim = w if output_dim is None else output_dim
     value = 2 * b * n * w * c
     per_head = 4 * 2 * b * h * n * e * e  # query, key, source2token hidden, source2token output
-    gate = 2 * b * n * (2 * c) * c
+    # The authors' per-head gate is (2e x e) per head; the joint one (2c x c), h times the FLOPs.
+    gate = 2 * b * h * n * (2 * e) * e if fusion_gate == "per_head" else 2 * b * n * (2 * c) * c
     output = 2 * b * n * c * output_dim
     return value + per_head + gate + output
 
 
-def mtsa_flops(b, n, w, h, e):
-    return mtsa_core_flops(b, n, h, e) + mtsa_projection_flops(b, n, w, h, e)
+def mtsa_flops(b, n, w, h, e, fusion_gate="per_head"):
+    return mtsa_core_flops(b, n, h, e) + mtsa_projection_flops(b, n, w, h, e, fusion_gate=fusion_gate)
 
 
 def mha_flops(b, n, w, h, e):

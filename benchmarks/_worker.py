@@ -46,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--nested-jit-check", action="store_true",
                         help="mtsa on TensorFlow: also time train steps of a default MTSA (inner jit) on "
                              "fresh inputs, to detect per-value recompilation")
+    parser.add_argument("--fusion-gate", choices=("per_head", "joint"), default="per_head",
+                        help="mtsa and explicit: the MTSA layer's fusion gate")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -416,9 +418,10 @@ def main(argv=None):
             head_masks=("forward",) * (h // 2) + ("backward",) * (h - h // 2),
             # The benchmark's functions are XLA-compiled as a whole; see --layer-jit and the README.
             jit_compile=(args.layer_jit == "default"),
+            fusion_gate=args.fusion_gate,
         )
         call = Call(layer, lambda x: (x,))
-        flops = _flops.mtsa_flops(b, n, w, h, e)
+        flops = _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate)
     else:
         layer = keras.layers.MultiHeadAttention(num_heads=h, key_dim=e)  # output = query width (w)
         call = Call(layer, lambda x: (x, x))

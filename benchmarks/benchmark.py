@@ -106,6 +106,9 @@ def parse_args(argv=None):
                         help="TensorFlow only: 'off' builds MTSA(jit_compile=False), compiled as part of the "
                              "benchmark's XLA function; 'default' keeps the layer's inner "
                              "tf.function(jit_compile=True) (see the nested-jit note in the output)")
+    parser.add_argument("--fusion-gate", choices=("per_head", "joint"), default="per_head",
+                        help="MTSA's fusion gate: per_head (the default, the authors') or joint (one map over all "
+                             "heads, the package's gate before 0.2)")
     parser.add_argument("--xla-constant-folding", choices=("on", "off"), default="on",
                         help="XLA's constant_folding pass for every model ('off' disables it; before the layer kept "
                              "its positional mask broadcastable, folding reductions of that constant took minutes "
@@ -332,9 +335,9 @@ def build_rows(results, args):
             row[f"explicit_over_mtsa_xla_memory_{phase}"] = ratio(row[f"explicit_{phase}_xla_total_mib"],
                                                                   row[f"mtsa_{phase}_xla_total_mib"])
         factor = {"fwd": 1, "train": _flops.TRAIN_FACTOR}
-        row["mtsa_fwd_gflops"] = _scale(ratio(_flops.mtsa_flops(b, n, w, h, e), results.time("mtsa", n, "fwd")), 1e-9)
+        row["mtsa_fwd_gflops"] = _scale(ratio(_flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate), results.time("mtsa", n, "fwd")), 1e-9)
         row["mtsa_train_gflops"] = _scale(
-            ratio(factor["train"] * _flops.mtsa_flops(b, n, w, h, e), results.time("mtsa", n, "train")), 1e-9)
+            ratio(factor["train"] * _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate), results.time("mtsa", n, "train")), 1e-9)
         for phase in ("core_fwd", "core_train"):
             flops = factor[phase[5:]] * _flops.mtsa_core_flops(b, n, h, e)
             row[f"mtsa_{phase}_ms"] = _scale(results.time("mtsa", n, phase), 1e3)
@@ -366,7 +369,7 @@ def render(results, rows, args, machine, notes):
                + ", ".join(f"{k} {info[k]}" for k in ("tensorflow", "jax", "jaxlib") if k in info)
                + f"; backend {info.get('backend', '?')}, device {info.get('device_kind', '?')} ({info.get('device', '?')})")
     out.append(f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
-               f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward; "
+               f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, {args.fusion_gate.replace('_', '-')} fusion gate; "
                f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
                f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)")
     if memory_kind == "device":
@@ -577,7 +580,8 @@ def main(argv=None):
     b, h, e = args.batch, args.heads, args.head_dim
     common = ["--batch", str(b), "--width", str(args.width), "--heads", str(h), "--head-dim", str(e),
               "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-              "--phase-seconds", str(args.phase_seconds), "--layer-jit", args.layer_jit]
+              "--phase-seconds", str(args.phase_seconds), "--layer-jit", args.layer_jit,
+              "--fusion-gate", args.fusion_gate]
     mem_limit = args.mem_limit_gib * GIB
     results = Results()
     notes = []

@@ -17,12 +17,14 @@ from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
 class MTSAEncoderBlock(keras.layers.Layer):
-    """The paper's stacked MTSA variant for deep models.
+    """A stackable block around MTSA for deep models: MTSA-inspired, not the authors' stacked layer.
 
     x -> MTSA (projected back to the input width) -> dropout -> + x -> LayerNorm -> Dense(intermediate_dim,
-    activation) -> Dense(width) -> dropout -> + -> LayerNorm (post-norm, as the paper's stacked models; set
-    `normalize_first=True` for pre-norm, which trains deep stacks more easily). Several blocks stack because
-    the output has the input's shape and mask.
+    activation) -> Dense(width) -> dropout -> + -> LayerNorm (post-norm; set `normalize_first=True` for
+    pre-norm, which trains deep stacks more easily). Several blocks stack because the output has the input's
+    shape and mask. The authors' `stacking_mtsa` differs: the feed-forward sublayer comes first, query, key
+    and value come from one bias-free dense map of the input, the source2token score is one linear map, and
+    the output projection is activated.
 
     Args:
         num_heads: MTSA heads.
