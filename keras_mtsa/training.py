@@ -10,9 +10,11 @@ optionally exports a SavedModel for TF Serving.
 import argparse
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
+import sys
 import time
 
 from keras_mtsa.distribute import STRATEGIES
@@ -228,6 +230,7 @@ def train(args, pair=False):
     """Runs the whole job; returns the metrics dict also written to `<output_dir>/metrics.json`."""
     import keras
 
+    from keras_mtsa.data import DataFormatError
     from keras_mtsa.data import join_splits
     from keras_mtsa.distribute import get_strategy
     from keras_mtsa.distribute import is_tpu
@@ -238,6 +241,7 @@ def train(args, pair=False):
     if args.token2token is None:
         args.token2token = "exp" if args.num_blocks else "sigmoid"
     _validate(args)
+    optional = _optional_features(args)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     _set_op_determinism(args.deterministic)
@@ -250,9 +254,12 @@ def train(args, pair=False):
         os.makedirs(args.output_dir, exist_ok=True)
     precision = args.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
     keras.config.set_dtype_policy(precision)
-    job = _Job(args, pair, strategy)
+    job = _Job(args, pair, strategy, tensorboard=optional["tensorboard"])
 
-    train_data, dev_data, test_data = _read_splits(args, pair)
+    try:
+        train_data, dev_data, test_data = _read_splits(args, pair)
+    except DataFormatError as error:
+        raise SystemExit(f"{error} (--format {args.format}: is that the file's format?)") from None
     if job.drop_remainder and len(train_data) < args.batch_size:
         raise SystemExit(
             f"--batch-size must be at most the {len(train_data)} training examples on a TPU (every batch is full "
@@ -294,7 +301,8 @@ def train(args, pair=False):
             "max_length": args.max_length,
             "buckets": args.buckets,
         }
-        plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
+        if optional["plot"]:
+            plot_learning_curves(history, os.path.join(args.output_dir, "learning_curves.png"))
         if args.refit:
             _, test_accuracy = model.evaluate(job.dataset(test_data, preprocessor), verbose=0)
             selection["test_accuracy_before_refit"] = float(test_accuracy)
@@ -361,12 +369,13 @@ def train(args, pair=False):
 class _Job:
     """Builds the preprocessing, datasets and model of one run of the job, and fits them."""
 
-    def __init__(self, args, pair, strategy):
+    def __init__(self, args, pair, strategy, tensorboard=True):
         from keras_mtsa.distribute import is_tpu
 
         self.args = args
         self.pair = pair
         self.strategy = strategy
+        self.tensorboard = tensorboard  # whether to write TensorBoard logs
         self.drop_remainder = is_tpu(strategy)  # TPUs need static batch shapes
 
     def preprocessor(self, data, directory):
@@ -427,6 +436,12 @@ class _Job:
             first_epoch=_resumed_epoch(backup_dir),
             batches_per_epoch=self.steps_per_epoch(len(data)),
         )
+
+    def _tensorboard(self, log_dir):
+        """The TensorBoard callback as a list: empty where tensorboard is not installed."""
+        import keras
+
+        return [keras.callbacks.TensorBoard(log_dir)] if self.tensorboard else []
 
     def steps_per_epoch(self, num_examples):
         """The batches of an epoch, at most --steps-per-epoch."""
@@ -517,7 +532,7 @@ class _Job:
             ),
             resumable_early_stopping(args.patience, scores_before),
             keras.callbacks.CSVLogger(history_file, append=True),
-            keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
+            *self._tensorboard(os.path.join(directory, "logs")),
         ]
         started = time.time()
         model.fit(
@@ -560,7 +575,7 @@ class _Job:
             callbacks=[
                 keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
                 keras.callbacks.CSVLogger(history_file, append=True),
-                keras.callbacks.TensorBoard(os.path.join(directory, "logs", "refit")),
+                *self._tensorboard(os.path.join(directory, "logs", "refit")),
             ],
             verbose=args.verbose,
         )
@@ -853,6 +868,33 @@ def _best_epoch(history):
         return None
     best = max(history, key=lambda row: row.get("val_accuracy", 0.0))
     return int(best["epoch"]) + 1
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def _optional_features(args):
+    """Checks the optional dependencies before any work: {"tensorboard": bool, "plot": bool}.
+
+    TensorBoard logs and the learning-curve plot are turned off, with a warning, where their package is
+    missing (TensorFlow 2.21 no longer installs TensorBoard; Keras's callback would fail in the first epoch).
+    An export cannot do without its warm-up requests, so --export-dir without tensorflow-serving-api exits.
+    """
+    if args.export_dir and not _installed("tensorflow_serving"):
+        raise SystemExit(
+            "--export-dir writes TF Serving warm-up requests, which need tensorflow-serving-api: "
+            "pip install 'tensorflow-serving-api>=2.16,<2.22'"
+        )
+    features = {}
+    for feature, module, what in (
+        ("tensorboard", "tensorboard", "TensorBoard logs"),
+        ("plot", "matplotlib", "learning_curves.png"),
+    ):
+        features[feature] = _installed(module)
+        if not features[feature]:
+            print(f"Warning: {what} turned off: {module} is not installed (pip install {module})", file=sys.stderr)
+    return features
 
 
 def plot_learning_curves(history, path):

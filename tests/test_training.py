@@ -859,6 +859,27 @@ def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpu
     np.testing.assert_array_equal(answer["probabilities"][0], answer["probabilities"][1])
 
 
+def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warning(corpus, monkeypatch, capsys):
+    for module in ("tensorboard", "matplotlib"):  # as if not installed: find_spec answers None
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(corpus + ["--epochs", "1", "--verbose", "0", *TINY]) == 0
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    warnings = capsys.readouterr().err
+    assert "Warning: TensorBoard logs turned off: tensorboard is not installed (pip install tensorboard)" in warnings
+    assert "Warning: learning_curves.png turned off: matplotlib is not installed" in warnings
+    assert not os.path.exists(os.path.join(output_dir, "logs"))
+    assert not os.path.exists(os.path.join(output_dir, "learning_curves.png"))
+    assert 0.0 <= _read_metrics(output_dir)["test_accuracy"] <= 1.0
+
+
+def test_an_export_without_tensorflow_serving_api_exits_before_any_work(corpus, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    with pytest.raises(SystemExit, match=r"need tensorflow-serving-api: pip install 'tensorflow-serving-api"):
+        main(corpus + ["--export-dir", str(tmp_path / "export"), *TINY])
+    assert not os.path.exists(output_dir)
+
+
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
     # On full TREC, four runs of one seed with them gave identical histories; three without, three others.
     from tensorflow.python.framework import config
@@ -888,6 +909,7 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--embedding-scale", "0"], "--embedding-scale must be positive"),
         (["--learning-rate", "0"], "--learning-rate must be positive"),
         (["--epsilon", "0"], "--epsilon must be positive"),
+        (["--format", "trec"], "(--format trec: is that the file's format?)"),
         (["--encoder", "cnn", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
         (["--num-blocks", "1", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
         (["--embedding-dim", "30", "--num-heads", "4"], "--embedding-dim (30) must be divisible by --num-heads (4)"),
