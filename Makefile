@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-tensorflow test-jax install clean
+.PHONY: demo test test-tensorflow test-jax lint install clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_ops.py tests/test_mtsa.py \
 		tests/test_source2token_pooling.py tests/test_encoder_block.py tests/test_blockwise.py \
 		tests/test_losses.py
+
+# The house style (pyproject.toml): ruff's checks and formatting at 100 columns.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

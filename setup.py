@@ -7,7 +7,9 @@ from setuptools import find_packages
 from setuptools import setup
 
 HERE = pathlib.Path(__file__).parent
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "keras_mtsa" / "__init__.py").read_text()).group(1)
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keras_mtsa" / "__init__.py").read_text()
+).group(1)
 
 setup(
     name="keras-mtsa",
@@ -26,7 +28,8 @@ setup(
     ],
     extras_require={
         # jax: the layer tests also run on Keras's JAX backend.
-        "test": ["pytest>=7", "jax>=0.4.30"],
+        # ruff: `make lint` (pinned to a minor release: its formatting may change between them).
+        "test": ["pytest>=7", "jax>=0.4.30", "ruff>=0.17,<0.18"],
         # matplotlib: learning curves and attention heatmaps; tensorboard: training logs;
         # tensorflow-serving-api: warm-up records.
         "examples": ["matplotlib>=3.7", "tensorboard", "tensorflow-serving-api>=2.16,<2.22"],

@@ -7,7 +7,8 @@ COUNTING = (
     "FLOPs count matmuls only (one multiply-add = 2 FLOPs; exp/where/max/softmax and other elementwise "
     "work are not counted). MTSA core = QK^T 2*b*h*n*n*e + the fused numerator/denominator matmul "
     "E_t @ [E_s*v, E_s] 2*b*h*n*n*(2e). MTSA projections = value 2*b*n*w*c + per-head query, key, "
-    "source2token hidden and output 4 * 2*b*h*n*e*e + per-head fusion gate 2*b*h*n*(2e)*e (joint: 2*b*n*(2c)*c) + output 2*b*n*c*w. "
+    "source2token hidden and output 4 * 2*b*h*n*e*e + per-head fusion gate 2*b*h*n*(2e)*e "
+    "(joint: 2*b*n*(2c)*c) + output 2*b*n*c*w. "
     "MHA = q, k, v, output projections 4 * 2*b*n*w*c + QK^T and PV 2 * 2*b*h*n*n*e. "
     "A training step (forward + gradients wrt inputs and weights) counts 3x the forward FLOPs."
 )
@@ -31,7 +32,9 @@ def mtsa_projection_flops(b, n, w, h, e, output_dim=None, fusion_gate="per_head"
 
 
 def mtsa_flops(b, n, w, h, e, fusion_gate="per_head"):
-    return mtsa_core_flops(b, n, h, e) + mtsa_projection_flops(b, n, w, h, e, fusion_gate=fusion_gate)
+    return mtsa_core_flops(b, n, h, e) + mtsa_projection_flops(
+        b, n, w, h, e, fusion_gate=fusion_gate
+    )
 
 
 def mha_flops(b, n, w, h, e):

@@ -32,22 +32,45 @@ def parse_args(argv=None):
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--phase-seconds", type=float, default=20.0,
-                        help="stop repeating a phase once its timed calls took this long (>= 1 call)")
-    parser.add_argument("--phases", default="fwd,train",
-                        help="comma-separated subset of fwd,train (mtsa adds core_fwd,core_train)")
+    parser.add_argument(
+        "--phase-seconds",
+        type=float,
+        default=20.0,
+        help="stop repeating a phase once its timed calls took this long (>= 1 call)",
+    )
+    parser.add_argument(
+        "--phases",
+        default="fwd,train",
+        help="comma-separated subset of fwd,train (mtsa adds core_fwd,core_train)",
+    )
     parser.add_argument("--matmul-lengths", default="512,1024")
-    parser.add_argument("--gemm-size", type=int, default=0, help="square GEMM size (0: 2048 CPU / 8192 GPU)")
-    parser.add_argument("--check-explicit", action="store_true",
-                        help="explicit model: also compare its output with the efficient form's")
-    parser.add_argument("--layer-jit", choices=("off", "default"), default="off",
-                        help="TensorFlow: MTSA(jit_compile=False) inside the benchmark's own XLA function "
-                             "(off), or the layer's default inner tf.function(jit_compile=True) (default)")
-    parser.add_argument("--nested-jit-check", action="store_true",
-                        help="mtsa on TensorFlow: also time train steps of a default MTSA (inner jit) on "
-                             "fresh inputs, to detect per-value recompilation")
-    parser.add_argument("--fusion-gate", choices=("per_head", "joint"), default="per_head",
-                        help="mtsa and explicit: the MTSA layer's fusion gate")
+    parser.add_argument(
+        "--gemm-size", type=int, default=0, help="square GEMM size (0: 2048 CPU / 8192 GPU)"
+    )
+    parser.add_argument(
+        "--check-explicit",
+        action="store_true",
+        help="explicit model: also compare its output with the efficient form's",
+    )
+    parser.add_argument(
+        "--layer-jit",
+        choices=("off", "default"),
+        default="off",
+        help="TensorFlow: MTSA(jit_compile=False) inside the benchmark's own XLA function "
+        "(off), or the layer's default inner tf.function(jit_compile=True) (default)",
+    )
+    parser.add_argument(
+        "--nested-jit-check",
+        action="store_true",
+        help="mtsa on TensorFlow: also time train steps of a default MTSA (inner jit) on "
+        "fresh inputs, to detect per-value recompilation",
+    )
+    parser.add_argument(
+        "--fusion-gate",
+        choices=("per_head", "joint"),
+        default="per_head",
+        help="mtsa and explicit: the MTSA layer's fusion gate",
+    )
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -68,8 +91,16 @@ def is_oom(error):
     text = f"{type(error).__name__}: {error}"
     return any(
         marker in text
-        for marker in ("RESOURCE_EXHAUSTED", "ResourceExhausted", "Out of memory", "out of memory", "OOM",
-                       "MemoryError", "Failed to allocate", "failed to allocate")
+        for marker in (
+            "RESOURCE_EXHAUSTED",
+            "ResourceExhausted",
+            "Out of memory",
+            "out of memory",
+            "OOM",
+            "MemoryError",
+            "Failed to allocate",
+            "failed to allocate",
+        )
     )
 
 
@@ -149,8 +180,11 @@ class JaxHarness:
     def versions(self):
         import jaxlib
 
-        return {"jax": self.jax.__version__, "jaxlib": jaxlib.__version__,
-                "jax_default_matmul_precision": str(self.jax.config.jax_default_matmul_precision)}
+        return {
+            "jax": self.jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "jax_default_matmul_precision": str(self.jax.config.jax_default_matmul_precision),
+        }
 
     def devices(self):
         return self.device.platform, getattr(self.device, "device_kind", str(self.device))
@@ -169,7 +203,10 @@ class JaxHarness:
     def _values(self, layer):
         if layer is None:
             return [], []
-        return ([v.value for v in layer.trainable_variables], [v.value for v in layer.non_trainable_variables])
+        return (
+            [v.value for v in layer.trainable_variables],
+            [v.value for v in layer.non_trainable_variables],
+        )
 
     def forward(self, layer, call):
         jax = self.jax
@@ -207,7 +244,9 @@ class JaxHarness:
             stats = None
         if not stats:
             return None
-        return {k: stats[k] for k in ("bytes_in_use", "peak_bytes_in_use", "bytes_limit") if k in stats}
+        return {
+            k: stats[k] for k in ("bytes_in_use", "peak_bytes_in_use", "bytes_limit") if k in stats
+        }
 
     def reset_device_peak(self):
         pass  # JAX has no reset: its peak is cumulative over the process (fwd runs before train)
@@ -231,8 +270,13 @@ class Compiled:
         analysis = {}
         try:
             mem = self.compiled.memory_analysis()
-            for key in ("temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes",
-                        "alias_size_in_bytes", "generated_code_size_in_bytes"):
+            for key in (
+                "temp_size_in_bytes",
+                "argument_size_in_bytes",
+                "output_size_in_bytes",
+                "alias_size_in_bytes",
+                "generated_code_size_in_bytes",
+            ):
                 if hasattr(mem, key):
                     analysis[key] = int(getattr(mem, key))
         except Exception:  # noqa: BLE001
@@ -311,13 +355,18 @@ def run_phase(record, harness, phase, make_fn, inputs, args, baseline, flops=Non
         compile_start = time.perf_counter()
         analysis = fn.compile(*inputs) if isinstance(fn, Compiled) else None
         compile_s = time.perf_counter() - compile_start if analysis is not None else None
-        first, times, result, steady = time_calls(harness, fn, inputs, args.warmup, args.repeats,
-                                                  args.phase_seconds)
+        first, times, result, steady = time_calls(
+            harness, fn, inputs, args.warmup, args.repeats, args.phase_seconds
+        )
     except Exception as error:  # noqa: BLE001
-        record.write(phase=phase, status="OOM" if is_oom(error) else "error",
-                     error=f"{type(error).__name__}: {str(error)[:2000]}",
-                     peak_rss=_memory.peak_rss(), peak_rss_reset=can_reset,
-                     baseline_rss=baseline["rss"])
+        record.write(
+            phase=phase,
+            status="OOM" if is_oom(error) else "error",
+            error=f"{type(error).__name__}: {str(error)[:2000]}",
+            peak_rss=_memory.peak_rss(),
+            peak_rss_reset=can_reset,
+            baseline_rss=baseline["rss"],
+        )
         traceback.print_exc()
         return None
     peak = steady["phase_peak_rss"]
@@ -338,8 +387,11 @@ def run_phase(record, harness, phase, make_fn, inputs, args, baseline, flops=Non
         rss_after=_memory.current_rss(),
         # The timed calls alone (VmHWM reset after compile and warm-up): their peak above the RSS then.
         timed_peak_rss=steady["timed_peak_rss"],
-        timed_peak_delta=(steady["timed_peak_rss"] - steady["rss_before_timed"]
-                          if steady["timed_peak_rss"] is not None else None),
+        timed_peak_delta=(
+            steady["timed_peak_rss"] - steady["rss_before_timed"]
+            if steady["timed_peak_rss"] is not None
+            else None
+        ),
         xla_analysis=analysis,
     )
     device = harness.device_memory()
@@ -399,22 +451,29 @@ def main(argv=None):
     keras.config.set_dtype_policy("float32")
 
     b, n, w, h, e = args.batch, args.length, args.width, args.heads, args.head_dim
-    common = dict(model=args.model, length=n, batch=b, width=w, heads=h, head_dim=e, backend=backend)
+    common = dict(
+        model=args.model, length=n, batch=b, width=w, heads=h, head_dim=e, backend=backend
+    )
     record = Recorder(args.out, common)
-    record.write(phase="info", status="ok", info=machine_info(harness, keras),
-                 tensorflow_imported="tensorflow" in sys.modules)
+    record.write(
+        phase="info",
+        status="ok",
+        info=machine_info(harness, keras),
+        tensorflow_imported="tensorflow" in sys.modules,
+    )
 
     if args.model == "matmul":
         return run_matmul(args, harness, record)
 
     import _flops
-
     from keras_mtsa.layers import mtsa as mtsa_module
 
     x = harness.random((b, n, w), seed=1)
     if args.model in ("mtsa", "explicit"):
         layer = mtsa_module.MTSA(
-            num_heads=h, head_dim=e, output_dim=w,
+            num_heads=h,
+            head_dim=e,
+            output_dim=w,
             head_masks=("forward",) * (h // 2) + ("backward",) * (h - h // 2),
             # The benchmark's functions are XLA-compiled as a whole; see --layer-jit and the README.
             jit_compile=(args.layer_jit == "default"),
@@ -436,18 +495,38 @@ def main(argv=None):
     baseline = {"rss": _memory.current_rss()}
     device = harness.device_memory()
     baseline["device_bytes"] = device.get("bytes_in_use") if device else None
-    record.write(phase="baseline", status="ok", baseline_rss=baseline["rss"],
-                 baseline_device_bytes=baseline["device_bytes"],
-                 weights=int(sum(math.prod(v.shape) for v in layer.weights)))
+    record.write(
+        phase="baseline",
+        status="ok",
+        baseline_rss=baseline["rss"],
+        baseline_device_bytes=baseline["device_bytes"],
+        weights=int(sum(math.prod(v.shape) for v in layer.weights)),
+    )
 
     phases = [p for p in args.phases.split(",") if p]
     outputs = {}
     if "fwd" in phases:
-        outputs["fwd"] = run_phase(record, harness, "fwd", lambda: harness.forward(layer, call), (x,), args,
-                                   baseline, flops)
+        outputs["fwd"] = run_phase(
+            record,
+            harness,
+            "fwd",
+            lambda: harness.forward(layer, call),
+            (x,),
+            args,
+            baseline,
+            flops,
+        )
     if "train" in phases:
-        run_phase(record, harness, "train", lambda: harness.train_step(layer, call), (x,), args, baseline,
-                  _flops.TRAIN_FACTOR * flops)
+        run_phase(
+            record,
+            harness,
+            "train",
+            lambda: harness.train_step(layer, call),
+            (x,),
+            args,
+            baseline,
+            _flops.TRAIN_FACTOR * flops,
+        )
 
     if args.model == "mtsa" and ("core_fwd" in phases or "core_train" in phases):
         core_flops = _flops.mtsa_core_flops(b, n, h, e)
@@ -456,16 +535,41 @@ def main(argv=None):
 
         def core(query, key, source2token, value):
             return mtsa_module.masked_tensorized_self_attention(
-                query, key, source2token, value, None, None, None, None,
-                head_masks=head_masks, attend_to_self=False, token2token_activation="exp",
+                query,
+                key,
+                source2token,
+                value,
+                None,
+                None,
+                None,
+                None,
+                head_masks=head_masks,
+                attend_to_self=False,
+                token2token_activation="exp",
             )
 
         if "core_fwd" in phases:
-            run_phase(record, harness, "core_fwd", lambda: harness.forward(None, core), core_inputs, args,
-                      baseline, core_flops)
+            run_phase(
+                record,
+                harness,
+                "core_fwd",
+                lambda: harness.forward(None, core),
+                core_inputs,
+                args,
+                baseline,
+                core_flops,
+            )
         if "core_train" in phases:
-            run_phase(record, harness, "core_train", lambda: harness.train_step(None, core), core_inputs, args,
-                      baseline, _flops.TRAIN_FACTOR * core_flops)
+            run_phase(
+                record,
+                harness,
+                "core_train",
+                lambda: harness.train_step(None, core),
+                core_inputs,
+                args,
+                baseline,
+                _flops.TRAIN_FACTOR * core_flops,
+            )
 
     if args.model == "mtsa" and args.nested_jit_check and backend == "tensorflow":
         nested_jit_check(record, harness, mtsa_module, keras, b, n, w, h, e, seed_input=x)
@@ -502,14 +606,22 @@ def nested_jit_check(record, harness, mtsa_module, keras, b, n, w, h, e, seed_in
     step = harness.train_step(layer, Call(layer, lambda x: (x,)))
     other = harness.random((b, n, w), seed=2)
     timings = {}
-    for label, x in (("first_call_s", seed_input), ("same_input_s", seed_input), ("new_input_s", other),
-                     ("new_input_again_s", other)):
+    for label, x in (
+        ("first_call_s", seed_input),
+        ("same_input_s", seed_input),
+        ("new_input_s", other),
+        ("new_input_again_s", other),
+    ):
         start = time.perf_counter()
         harness.sync(step(x))
         timings[label] = time.perf_counter() - start
     recompiles = timings["new_input_s"] > max(1.0, 10 * timings["same_input_s"])
-    record.write(phase="nested_jit_check", status="recompiles per input value" if recompiles else "ok",
-                 recompiles=recompiles, **timings)
+    record.write(
+        phase="nested_jit_check",
+        status="recompiles per input value" if recompiles else "ok",
+        recompiles=recompiles,
+        **timings,
+    )
 
 
 def _jax_forward_once(harness, layer, call, x):
@@ -524,11 +636,19 @@ def use_explicit_form(mtsa_module):
     from keras_mtsa import ops as real_ops
 
     if getattr(mtsa_module, "mtsa_ops", None) is not real_ops:
-        raise SystemExit("keras_mtsa.layers.mtsa no longer reaches the attention through `mtsa_ops`; "
-                         "update benchmarks/_worker.py:use_explicit_form")
+        raise SystemExit(
+            "keras_mtsa.layers.mtsa no longer reaches the attention through `mtsa_ops`; "
+            "update benchmarks/_worker.py:use_explicit_form"
+        )
 
-    def explicit(token2token, source2token, value, mask=None, token2token_dropout=None,
-                 source2token_dropout=None):
+    def explicit(
+        token2token,
+        source2token,
+        value,
+        mask=None,
+        token2token_dropout=None,
+        source2token_dropout=None,
+    ):
         if token2token_dropout is not None or source2token_dropout is not None:
             raise ValueError("the explicit benchmark form has no dropout")
         return real_ops.reference_tensorized_attention(token2token, source2token, value, mask)
@@ -563,9 +683,19 @@ def run_matmul(args, harness, record):
     gemm = args.gemm_size or (8192 if kind == "gpu" else 2048)
     cases = []
     for n in [int(v) for v in args.matmul_lengths.split(",") if v]:
-        cases.append((f"qk n={n}", "bhqd,bhkd->bhqk", (b, h, n, e), (b, h, n, e), 2 * b * h * n * n * e, n))
-        cases.append((f"fused n={n}", "bhqk,bhkd->bhqd", (b, h, n, n), (b, h, n, 2 * e),
-                      2 * b * h * n * n * 2 * e, n))
+        cases.append(
+            (f"qk n={n}", "bhqd,bhkd->bhqk", (b, h, n, e), (b, h, n, e), 2 * b * h * n * n * e, n)
+        )
+        cases.append(
+            (
+                f"fused n={n}",
+                "bhqk,bhkd->bhqd",
+                (b, h, n, n),
+                (b, h, n, 2 * e),
+                2 * b * h * n * n * 2 * e,
+                n,
+            )
+        )
     cases.append((f"gemm {gemm}", "ij,jk->ik", (gemm, gemm), (gemm, gemm), 2 * gemm**3, 0))
     baseline = {"rss": _memory.current_rss(), "device_bytes": None}
     del keras
@@ -577,8 +707,16 @@ def run_matmul(args, harness, record):
             return ops.einsum(equation, lhs, rhs)
 
         record.common = {**record.common, "length": n}
-        run_phase(record, harness, f"matmul {label}", lambda matmul=matmul: harness.forward(None, matmul),
-                  (lhs, rhs), args, baseline, flops)
+        run_phase(
+            record,
+            harness,
+            f"matmul {label}",
+            lambda matmul=matmul: harness.forward(None, matmul),
+            (lhs, rhs),
+            args,
+            baseline,
+            flops,
+        )
         del lhs, rhs
     record.write(phase="done", status="ok")
     return 0

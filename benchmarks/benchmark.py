@@ -76,53 +76,107 @@ TARGETS = (
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="lengths 256,512, training step only, 3 repeats, short phases, explicit form only "
-                             "at 256 (the targets' settings, in under a minute on an idle 2-core CPU)")
-    parser.add_argument("--phases", help="comma-separated subset of fwd,train (default both; --quick: train)")
-    parser.add_argument("--lengths", help="comma-separated sequence lengths (default: 64..4096, powers of 2)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="lengths 256,512, training step only, 3 repeats, short phases, explicit form only "
+        "at 256 (the targets' settings, in under a minute on an idle 2-core CPU)",
+    )
+    parser.add_argument(
+        "--phases", help="comma-separated subset of fwd,train (default both; --quick: train)"
+    )
+    parser.add_argument(
+        "--lengths", help="comma-separated sequence lengths (default: 64..4096, powers of 2)"
+    )
     parser.add_argument("--models", default=",".join(MODELS), help="subset of mtsa,mha,explicit")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, help="timed calls per phase (default 5, quick 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls after the first (compiling) call")
-    parser.add_argument("--phase-seconds", type=float,
-                        help="stop a phase's timed calls after this many seconds, >= 1 call (default 20, quick 3)")
-    parser.add_argument("--timeout", type=float, help="seconds per subprocess (default 600, quick 180)")
-    parser.add_argument("--mem-limit-gib", type=float, default=20.0,
-                        help="kill a subprocess whose RSS exceeds this (and skip configurations estimated above it)")
-    parser.add_argument("--explicit-max-gib", type=float, default=16.0,
-                        help="skip the explicit form when its (b, h, n, n, d) float32 tensor exceeds this")
-    parser.add_argument("--quick-explicit-max-gib", type=float, default=1.0,
-                        help="--quick: run the explicit form only where its n*n*d tensor is at most this")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls after the first (compiling) call"
+    )
+    parser.add_argument(
+        "--phase-seconds",
+        type=float,
+        help="stop a phase's timed calls after this many seconds, >= 1 call (default 20, quick 3)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds per subprocess (default 600, quick 180)"
+    )
+    parser.add_argument(
+        "--mem-limit-gib",
+        type=float,
+        default=20.0,
+        help="kill a subprocess whose RSS exceeds this (and skip configurations estimated above it)",
+    )
+    parser.add_argument(
+        "--explicit-max-gib",
+        type=float,
+        default=16.0,
+        help="skip the explicit form when its (b, h, n, n, d) float32 tensor exceeds this",
+    )
+    parser.add_argument(
+        "--quick-explicit-max-gib",
+        type=float,
+        default=1.0,
+        help="--quick: run the explicit form only where its n*n*d tensor is at most this",
+    )
     parser.add_argument("--no-core", action="store_true", help="skip the mtsa core-only phases")
-    parser.add_argument("--no-matmul", action="store_true", help="skip the matmul throughput subprocess")
-    parser.add_argument("--no-check", action="store_true",
-                        help="skip comparing the explicit form's output with the efficient form's")
-    parser.add_argument("--layer-jit", choices=("off", "default"), default="off",
-                        help="TensorFlow only: 'off' builds MTSA(jit_compile=False), compiled as part of the "
-                             "benchmark's XLA function; 'default' keeps the layer's inner "
-                             "tf.function(jit_compile=True) (see the nested-jit note in the output)")
-    parser.add_argument("--fusion-gate", choices=("per_head", "joint"), default="per_head",
-                        help="MTSA's fusion gate: per_head (the default, the authors') or joint (one map over all "
-                             "heads, the package's gate before 0.2)")
-    parser.add_argument("--xla-constant-folding", choices=("on", "off"), default="on",
-                        help="XLA's constant_folding pass for every model ('off' disables it; before the layer kept "
-                             "its positional mask broadcastable, folding reductions of that constant took minutes "
-                             "of compile time from n=512 on TensorFlow)")
-    parser.add_argument("--nested-jit-check", action="store_true",
-                        help="TensorFlow: at the smallest length, also time a default MTSA (inner jit) train "
-                             "step on a new input to detect per-input recompilation")
-    parser.add_argument("--results-dir", help="output folder (default benchmarks/results/<machine-tag>)")
+    parser.add_argument(
+        "--no-matmul", action="store_true", help="skip the matmul throughput subprocess"
+    )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip comparing the explicit form's output with the efficient form's",
+    )
+    parser.add_argument(
+        "--layer-jit",
+        choices=("off", "default"),
+        default="off",
+        help="TensorFlow only: 'off' builds MTSA(jit_compile=False), compiled as part of the "
+        "benchmark's XLA function; 'default' keeps the layer's inner "
+        "tf.function(jit_compile=True) (see the nested-jit note in the output)",
+    )
+    parser.add_argument(
+        "--fusion-gate",
+        choices=("per_head", "joint"),
+        default="per_head",
+        help="MTSA's fusion gate: per_head (the default, the authors') or joint (one map over all "
+        "heads, the package's gate before 0.2)",
+    )
+    parser.add_argument(
+        "--xla-constant-folding",
+        choices=("on", "off"),
+        default="on",
+        help="XLA's constant_folding pass for every model ('off' disables it; before the layer kept "
+        "its positional mask broadcastable, folding reductions of that constant took minutes "
+        "of compile time from n=512 on TensorFlow)",
+    )
+    parser.add_argument(
+        "--nested-jit-check",
+        action="store_true",
+        help="TensorFlow: at the smallest length, also time a default MTSA (inner jit) train "
+        "step on a new input to detect per-input recompilation",
+    )
+    parser.add_argument(
+        "--results-dir", help="output folder (default benchmarks/results/<machine-tag>)"
+    )
     parser.add_argument("--tag", help="machine tag for the default results folder")
     parser.add_argument("--logs-dir", help="subprocess logs (default <results-dir>/logs)")
     parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--from-records", nargs="+", metavar="RECORDS_JSONL",
-                        help="run nothing: render the tables, CSV and plots from records.jsonl files of earlier "
-                             "runs (later files override earlier ones for the same model, length and phase)")
+    parser.add_argument(
+        "--from-records",
+        nargs="+",
+        metavar="RECORDS_JSONL",
+        help="run nothing: render the tables, CSV and plots from records.jsonl files of earlier "
+        "runs (later files override earlier ones for the same model, length and phase)",
+    )
     args = parser.parse_args(argv)
     if args.lengths:
         args.lengths = tuple(int(v) for v in args.lengths.split(",") if v)
@@ -168,7 +222,13 @@ def run_worker(worker_args, records_path, log_path, timeout, mem_limit, extra_en
     for key, value in (extra_env or {}).items():
         env[key] = (env.get(key, "") + " " + value).strip() if key == "XLA_FLAGS" else value
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, os.path.join(HERE, "_worker.py"), *worker_args, "--out", records_path]
+    command = [
+        sys.executable,
+        os.path.join(HERE, "_worker.py"),
+        *worker_args,
+        "--out",
+        records_path,
+    ]
     start = time.monotonic()
     outcome = "ok"
     peak_seen = 0
@@ -191,7 +251,9 @@ def run_worker(worker_args, records_path, log_path, timeout, mem_limit, extra_en
         process.wait()
     wall = time.monotonic() - start
     if outcome == "ok" and process.returncode != 0:
-        outcome = "OOM" if process.returncode == -signal.SIGKILL else f"error (exit {process.returncode})"
+        outcome = (
+            "OOM" if process.returncode == -signal.SIGKILL else f"error (exit {process.returncode})"
+        )
     records = []
     if os.path.exists(records_path):
         with open(records_path) as handle:
@@ -201,7 +263,11 @@ def run_worker(worker_args, records_path, log_path, timeout, mem_limit, extra_en
 
 def estimate_bytes(model, phase, b, n, h, e):
     unit, count = ESTIMATE_UNITS[(model, phase)]
-    size = _flops.attention_matrix_bytes(b, n, h) if unit == "A" else _flops.explicit_score_tensor_bytes(b, n, h, e)
+    size = (
+        _flops.attention_matrix_bytes(b, n, h)
+        if unit == "A"
+        else _flops.explicit_score_tensor_bytes(b, n, h, e)
+    )
     return count * size
 
 
@@ -254,12 +320,16 @@ class Results:
         best, best_label, gemm = None, None, None
         for record in self.records:
             phase = record.get("phase", "")
-            if record.get("model") != "matmul" or record.get("status") != "ok" or not phase.startswith("matmul"):
+            if (
+                record.get("model") != "matmul"
+                or record.get("status") != "ok"
+                or not phase.startswith("matmul")
+            ):
                 continue
             if "gemm" in phase:
                 gemm = record["flop_per_s"]
             elif best is None or record["flop_per_s"] > best:
-                best, best_label = record["flop_per_s"], phase[len("matmul "):]
+                best, best_label = record["flop_per_s"], phase[len("matmul ") :]
         return best, best_label, gemm
 
 
@@ -314,30 +384,65 @@ def build_rows(results, args):
                 row[f"{model}_{phase}_memory_kind"] = kind
                 record = results.get(model, n, phase)
                 analysis = (record or {}).get("xla_analysis") or {}
-                row[f"{model}_{phase}_xla_temp_mib"] = _scale(analysis.get("temp_size_in_bytes"), 1 / MIB)
+                row[f"{model}_{phase}_xla_temp_mib"] = _scale(
+                    analysis.get("temp_size_in_bytes"), 1 / MIB
+                )
                 first = (record or {}).get("first_call_s")
                 if first is not None and record.get("compile_s") is not None:
-                    first += record["compile_s"]  # JAX compiles ahead (lower().compile()), TF in the first call
+                    first += record[
+                        "compile_s"
+                    ]  # JAX compiles ahead (lower().compile()), TF in the first call
                 row[f"{model}_{phase}_first_call_s"] = first
                 row[f"{model}_{phase}_xla_total_mib"] = _scale(
-                    sum(analysis.get(k, 0) for k in ("temp_size_in_bytes", "argument_size_in_bytes",
-                                                     "output_size_in_bytes")) if analysis else None, 1 / MIB)
-                row[f"{model}_{phase}_status"] = "ok" if record else results.cell_status(model, n, phase)
+                    sum(
+                        analysis.get(k, 0)
+                        for k in (
+                            "temp_size_in_bytes",
+                            "argument_size_in_bytes",
+                            "output_size_in_bytes",
+                        )
+                    )
+                    if analysis
+                    else None,
+                    1 / MIB,
+                )
+                row[f"{model}_{phase}_status"] = (
+                    "ok" if record else results.cell_status(model, n, phase)
+                )
         for phase in ("fwd", "train"):
-            row[f"mtsa_over_mha_time_{phase}"] = ratio(row[f"mtsa_{phase}_ms"], row[f"mha_{phase}_ms"])
-            row[f"mtsa_over_mha_memory_{phase}"] = ratio(row[f"mtsa_{phase}_peak_delta_mib"],
-                                                         row[f"mha_{phase}_peak_delta_mib"])
-            row[f"explicit_over_mtsa_time_{phase}"] = ratio(row[f"explicit_{phase}_ms"], row[f"mtsa_{phase}_ms"])
-            row[f"explicit_over_mtsa_memory_{phase}"] = ratio(row[f"explicit_{phase}_peak_delta_mib"],
-                                                              row[f"mtsa_{phase}_peak_delta_mib"])
-            row[f"mtsa_over_mha_xla_memory_{phase}"] = ratio(row[f"mtsa_{phase}_xla_total_mib"],
-                                                             row[f"mha_{phase}_xla_total_mib"])
-            row[f"explicit_over_mtsa_xla_memory_{phase}"] = ratio(row[f"explicit_{phase}_xla_total_mib"],
-                                                                  row[f"mtsa_{phase}_xla_total_mib"])
+            row[f"mtsa_over_mha_time_{phase}"] = ratio(
+                row[f"mtsa_{phase}_ms"], row[f"mha_{phase}_ms"]
+            )
+            row[f"mtsa_over_mha_memory_{phase}"] = ratio(
+                row[f"mtsa_{phase}_peak_delta_mib"], row[f"mha_{phase}_peak_delta_mib"]
+            )
+            row[f"explicit_over_mtsa_time_{phase}"] = ratio(
+                row[f"explicit_{phase}_ms"], row[f"mtsa_{phase}_ms"]
+            )
+            row[f"explicit_over_mtsa_memory_{phase}"] = ratio(
+                row[f"explicit_{phase}_peak_delta_mib"], row[f"mtsa_{phase}_peak_delta_mib"]
+            )
+            row[f"mtsa_over_mha_xla_memory_{phase}"] = ratio(
+                row[f"mtsa_{phase}_xla_total_mib"], row[f"mha_{phase}_xla_total_mib"]
+            )
+            row[f"explicit_over_mtsa_xla_memory_{phase}"] = ratio(
+                row[f"explicit_{phase}_xla_total_mib"], row[f"mtsa_{phase}_xla_total_mib"]
+            )
         factor = {"fwd": 1, "train": _flops.TRAIN_FACTOR}
-        row["mtsa_fwd_gflops"] = _scale(ratio(_flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate), results.time("mtsa", n, "fwd")), 1e-9)
+        row["mtsa_fwd_gflops"] = _scale(
+            ratio(
+                _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate),
+                results.time("mtsa", n, "fwd"),
+            ),
+            1e-9,
+        )
         row["mtsa_train_gflops"] = _scale(
-            ratio(factor["train"] * _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate), results.time("mtsa", n, "train")), 1e-9)
+            ratio(
+                factor["train"] * _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate),
+                results.time("mtsa", n, "train"),
+            ),
+            1e-9,
+        )
         for phase in ("core_fwd", "core_train"):
             flops = factor[phase[5:]] * _flops.mtsa_core_flops(b, n, h, e)
             row[f"mtsa_{phase}_ms"] = _scale(results.time("mtsa", n, phase), 1e3)
@@ -345,11 +450,20 @@ def build_rows(results, args):
         row["matmul_peak_gflops"] = _scale(peak, 1e-9)
         row["square_gemm_gflops"] = _scale(results.matmul_peak()[2], 1e-9)
         for key in ("mtsa_fwd", "mtsa_train", "mtsa_core_fwd", "mtsa_core_train"):
-            row[f"{key}_fraction_of_matmul"] = ratio(row[f"{key}_gflops"], row["matmul_peak_gflops"])
+            row[f"{key}_fraction_of_matmul"] = ratio(
+                row[f"{key}_gflops"], row["matmul_peak_gflops"]
+            )
         # The core's own two matmuls at this length, timed alone: (QK^T + fused) time / core forward time.
-        qk, fused = results.get("matmul", n, f"matmul qk n={n}"), results.get("matmul", n, f"matmul fused n={n}")
-        row["core_fwd_matmul_only_ms"] = _scale(qk["median_s"] + fused["median_s"], 1e3) if qk and fused else None
-        row["core_fwd_matmul_share"] = ratio(row["core_fwd_matmul_only_ms"], row["mtsa_core_fwd_ms"])
+        qk, fused = (
+            results.get("matmul", n, f"matmul qk n={n}"),
+            results.get("matmul", n, f"matmul fused n={n}"),
+        )
+        row["core_fwd_matmul_only_ms"] = (
+            _scale(qk["median_s"] + fused["median_s"], 1e3) if qk and fused else None
+        )
+        row["core_fwd_matmul_share"] = ratio(
+            row["core_fwd_matmul_only_ms"], row["mtsa_core_fwd_ms"]
+        )
         check = results.get("explicit", n, "check")
         row["explicit_max_abs_diff"] = check["max_abs_diff"] if check else None
         rows.append(row)
@@ -362,101 +476,236 @@ def _scale(value, factor):
 
 def render(results, rows, args, machine, notes):
     info = results.info or {}
-    memory_kind = next((r[f"{m}_train_memory_kind"] for r in rows for m in MODELS if r[f"{m}_train_memory_kind"]), "rss")
+    memory_kind = next(
+        (r[f"{m}_train_memory_kind"] for r in rows for m in MODELS if r[f"{m}_train_memory_kind"]),
+        "rss",
+    )
     out = [f"## MTSA benchmark: {machine['tag']}", ""]
     out.append(f"- machine: {machine['description']}")
-    out.append(f"- software: Python {info.get('python', platform.python_version())}, Keras {info.get('keras', '?')}, "
-               + ", ".join(f"{k} {info[k]}" for k in ("tensorflow", "jax", "jaxlib") if k in info)
-               + f"; backend {info.get('backend', '?')}, device {info.get('device_kind', '?')} ({info.get('device', '?')})")
-    out.append(f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
-               f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, {args.fusion_gate.replace('_', '-')} fusion gate; "
-               f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
-               f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)")
+    out.append(
+        f"- software: Python {info.get('python', platform.python_version())}, Keras {info.get('keras', '?')}, "
+        + ", ".join(f"{k} {info[k]}" for k in ("tensorflow", "jax", "jaxlib") if k in info)
+        + f"; backend {info.get('backend', '?')}, device {info.get('device_kind', '?')} ({info.get('device', '?')})"
+    )
+    out.append(
+        f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
+        f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, "
+        f"{args.fusion_gate.replace('_', '-')} fusion gate; "
+        f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
+        f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)"
+    )
     if memory_kind == "device":
-        out.append("- memory: peak of the device allocator (peak_bytes_in_use) minus its use at the baseline "
-                   "(after imports, inputs and weights); absolute peak in parentheses, MiB")
+        out.append(
+            "- memory: peak of the device allocator (peak_bytes_in_use) minus its use at the baseline "
+            "(after imports, inputs and weights); absolute peak in parentheses, MiB"
+        )
     else:
-        out.append("- memory: peak RSS of the configuration's subprocess (VmHWM, reset before each phase when the "
-                   "kernel allows) minus its RSS at the baseline (after imports, inputs and weights); absolute peak "
-                   "in parentheses, MiB. Includes XLA compilation of that phase.")
-    out.append("- train = one training step: forward, loss = mean(y^2), gradients wrt the input and every weight")
+        out.append(
+            "- memory: peak RSS of the configuration's subprocess (VmHWM, reset before each phase when the "
+            "kernel allows) minus its RSS at the baseline (after imports, inputs and weights); absolute peak "
+            "in parentheses, MiB. Includes XLA compilation of that phase."
+        )
+    out.append(
+        "- train = one training step: forward, loss = mean(y^2), gradients wrt the input and every weight"
+    )
     out.append(f"- FLOPs: {_flops.COUNTING}")
     out += [f"- note: {n}" for n in notes]
     out.append("")
 
-    header = ["n", "MTSA fwd", "MHA fwd", "explicit fwd", "MTSA train", "MHA train", "explicit train",
-              "MTSA core fwd", "MTSA core train"]
+    header = [
+        "n",
+        "MTSA fwd",
+        "MHA fwd",
+        "explicit fwd",
+        "MTSA train",
+        "MHA train",
+        "explicit train",
+        "MTSA core fwd",
+        "MTSA core train",
+    ]
     table = []
     for row in rows:
         n = row["length"]
-        table.append([n] + [cell(results, m, n, p, fmt_ms(row[f"{m}_{p}_ms"]))
-                            for p in ("fwd", "train") for m in MODELS]
-                     + [cell(results, "mtsa", n, p, fmt_ms(row[f"mtsa_{p}_ms"])) for p in ("core_fwd", "core_train")])
+        table.append(
+            [n]
+            + [
+                cell(results, m, n, p, fmt_ms(row[f"{m}_{p}_ms"]))
+                for p in ("fwd", "train")
+                for m in MODELS
+            ]
+            + [
+                cell(results, "mtsa", n, p, fmt_ms(row[f"mtsa_{p}_ms"]))
+                for p in ("core_fwd", "core_train")
+            ]
+        )
     out += ["### Time (ms, median)", "", markdown_table(header, table), ""]
 
-    header = ["n", "MTSA fwd", "MHA fwd", "explicit fwd", "MTSA train", "MHA train", "explicit train"]
-    table = [[row["length"]] + [cell(results, m, row["length"], p, fmt_ratio(row[f"{m}_{p}_first_call_s"], 1))
-                                for p in ("fwd", "train") for m in MODELS] for row in rows]
+    header = [
+        "n",
+        "MTSA fwd",
+        "MHA fwd",
+        "explicit fwd",
+        "MTSA train",
+        "MHA train",
+        "explicit train",
+    ]
+    table = [
+        [row["length"]]
+        + [
+            cell(results, m, row["length"], p, fmt_ratio(row[f"{m}_{p}_first_call_s"], 1))
+            for p in ("fwd", "train")
+            for m in MODELS
+        ]
+        for row in rows
+    ]
     out += ["### First call: trace + compile + one run (s)", "", markdown_table(header, table), ""]
 
     table = []
     for row in rows:
         n = row["length"]
-        table.append([n] + [cell(results, m, n, p, fmt_mib(row[f"{m}_{p}_peak_delta_mib"], row[f"{m}_{p}_peak_mib"]))
-                            for p in ("fwd", "train") for m in MODELS])
-    out += ["### Peak memory (MiB above baseline; absolute peak in parentheses)", "", markdown_table(header, table), ""]
+        table.append(
+            [n]
+            + [
+                cell(
+                    results,
+                    m,
+                    n,
+                    p,
+                    fmt_mib(row[f"{m}_{p}_peak_delta_mib"], row[f"{m}_{p}_peak_mib"]),
+                )
+                for p in ("fwd", "train")
+                for m in MODELS
+            ]
+        )
+    out += [
+        "### Peak memory (MiB above baseline; absolute peak in parentheses)",
+        "",
+        markdown_table(header, table),
+        "",
+    ]
 
-    if any(row[f"{m}_{p}_xla_temp_mib"] is not None for row in rows for m in MODELS for p in ("fwd", "train")):
-        table = [[row["length"]] + [fmt_ratio(row[f"{m}_{p}_xla_temp_mib"], 0) or "–"
-                                    for p in ("fwd", "train") for m in MODELS] for row in rows]
-        out += ["### XLA temp buffers of the compiled program (MiB, memory_analysis().temp_size_in_bytes)", "",
-                markdown_table(header, table), ""]
+    if any(
+        row[f"{m}_{p}_xla_temp_mib"] is not None
+        for row in rows
+        for m in MODELS
+        for p in ("fwd", "train")
+    ):
+        table = [
+            [row["length"]]
+            + [
+                fmt_ratio(row[f"{m}_{p}_xla_temp_mib"], 0) or "–"
+                for p in ("fwd", "train")
+                for m in MODELS
+            ]
+            for row in rows
+        ]
+        out += [
+            "### XLA temp buffers of the compiled program (MiB, memory_analysis().temp_size_in_bytes)",
+            "",
+            markdown_table(header, table),
+            "",
+        ]
 
-    header = ["n", "MTSA/MHA time fwd", "MTSA/MHA time train", "MTSA/MHA mem fwd", "MTSA/MHA mem train",
-              "explicit/MTSA time fwd", "explicit/MTSA time train", "explicit/MTSA mem fwd",
-              "explicit/MTSA mem train", "MTSA/MHA XLA mem train", "explicit/MTSA XLA mem train",
-              "MTSA train GFLOP/s", "MTSA train % matmul", "core fwd % matmul", "core train % matmul",
-              "core fwd: own matmuls share"]
+    header = [
+        "n",
+        "MTSA/MHA time fwd",
+        "MTSA/MHA time train",
+        "MTSA/MHA mem fwd",
+        "MTSA/MHA mem train",
+        "explicit/MTSA time fwd",
+        "explicit/MTSA time train",
+        "explicit/MTSA mem fwd",
+        "explicit/MTSA mem train",
+        "MTSA/MHA XLA mem train",
+        "explicit/MTSA XLA mem train",
+        "MTSA train GFLOP/s",
+        "MTSA train % matmul",
+        "core fwd % matmul",
+        "core train % matmul",
+        "core fwd: own matmuls share",
+    ]
     table = []
     for row in rows:
         pct = lambda v: None if v is None else f"{100 * v:.0f}%"  # noqa: E731
         values = [
-            fmt_ratio(row["mtsa_over_mha_time_fwd"]), fmt_ratio(row["mtsa_over_mha_time_train"]),
-            fmt_ratio(row["mtsa_over_mha_memory_fwd"]), fmt_ratio(row["mtsa_over_mha_memory_train"]),
-            fmt_ratio(row["explicit_over_mtsa_time_fwd"], 1), fmt_ratio(row["explicit_over_mtsa_time_train"], 1),
-            fmt_ratio(row["explicit_over_mtsa_memory_fwd"], 1), fmt_ratio(row["explicit_over_mtsa_memory_train"], 1),
-            fmt_ratio(row["mtsa_over_mha_xla_memory_train"]), fmt_ratio(row["explicit_over_mtsa_xla_memory_train"], 1),
-            fmt_ratio(row["mtsa_train_gflops"], 1), pct(row["mtsa_train_fraction_of_matmul"]),
-            pct(row["mtsa_core_fwd_fraction_of_matmul"]), pct(row["mtsa_core_train_fraction_of_matmul"]),
+            fmt_ratio(row["mtsa_over_mha_time_fwd"]),
+            fmt_ratio(row["mtsa_over_mha_time_train"]),
+            fmt_ratio(row["mtsa_over_mha_memory_fwd"]),
+            fmt_ratio(row["mtsa_over_mha_memory_train"]),
+            fmt_ratio(row["explicit_over_mtsa_time_fwd"], 1),
+            fmt_ratio(row["explicit_over_mtsa_time_train"], 1),
+            fmt_ratio(row["explicit_over_mtsa_memory_fwd"], 1),
+            fmt_ratio(row["explicit_over_mtsa_memory_train"], 1),
+            fmt_ratio(row["mtsa_over_mha_xla_memory_train"]),
+            fmt_ratio(row["explicit_over_mtsa_xla_memory_train"], 1),
+            fmt_ratio(row["mtsa_train_gflops"], 1),
+            pct(row["mtsa_train_fraction_of_matmul"]),
+            pct(row["mtsa_core_fwd_fraction_of_matmul"]),
+            pct(row["mtsa_core_train_fraction_of_matmul"]),
             pct(row["core_fwd_matmul_share"]),
         ]
         table.append([row["length"]] + [v if v is not None else "–" for v in values])
-    out += ["### Ratios", "", markdown_table(header, table), "",
-            "mem = peak memory above baseline (table above); XLA mem = argument + output + temp bytes of the "
-            "compiled program (JAX memory_analysis(): exact and allocator-independent; JAX only). % matmul = "
-            "achieved FLOP/s (counted as above) / the best core-shaped batched matmul FLOP/s (matmul table below). "
-            "own matmuls share = time of the core's QK^T and fused matmuls run alone at that length / core "
-            "forward time (100% = the core costs no more than its two matmuls).", ""]
+    out += [
+        "### Ratios",
+        "",
+        markdown_table(header, table),
+        "",
+        "mem = peak memory above baseline (table above); XLA mem = argument + output + temp bytes of the "
+        "compiled program (JAX memory_analysis(): exact and allocator-independent; JAX only). % matmul = "
+        "achieved FLOP/s (counted as above) / the best core-shaped batched matmul FLOP/s (matmul table below). "
+        "own matmuls share = time of the core's QK^T and fused matmuls run alone at that length / core "
+        "forward time (100% = the core costs no more than its two matmuls).",
+        "",
+    ]
 
-    matmul = [r for r in results.records if r.get("model") == "matmul" and r.get("phase", "").startswith("matmul")]
+    matmul = [
+        r
+        for r in results.records
+        if r.get("model") == "matmul" and r.get("phase", "").startswith("matmul")
+    ]
     if matmul:
-        table = [[r["phase"][len("matmul "):], fmt_ms(r.get("median_s") and r["median_s"] * 1e3) or r.get("status"),
-                  fmt_ratio(r.get("flop_per_s") and r["flop_per_s"] * 1e-9, 1) or "–"] for r in matmul]
+        table = [
+            [
+                r["phase"][len("matmul ") :],
+                fmt_ms(r.get("median_s") and r["median_s"] * 1e3) or r.get("status"),
+                fmt_ratio(r.get("flop_per_s") and r["flop_per_s"] * 1e-9, 1) or "–",
+            ]
+            for r in matmul
+        ]
         peak, label, _ = results.matmul_peak()
-        out += [f"### Matmul throughput (float32, XLA); peak of the core-shaped ones: "
-                f"{fmt_ratio(peak and peak * 1e-9, 1)} GFLOP/s ({label})", "",
-                markdown_table(["shape (b=%d, h=%d, e=%d)" % (args.batch, args.heads, args.head_dim), "ms", "GFLOP/s"], table), ""]
+        out += [
+            f"### Matmul throughput (float32, XLA); peak of the core-shaped ones: "
+            f"{fmt_ratio(peak and peak * 1e-9, 1)} GFLOP/s ({label})",
+            "",
+            markdown_table(
+                [
+                    "shape (b=%d, h=%d, e=%d)" % (args.batch, args.heads, args.head_dim),
+                    "ms",
+                    "GFLOP/s",
+                ],
+                table,
+            ),
+            "",
+        ]
 
-    checks = [(row["length"], row["explicit_max_abs_diff"]) for row in rows if row["explicit_max_abs_diff"] is not None]
+    checks = [
+        (row["length"], row["explicit_max_abs_diff"])
+        for row in rows
+        if row["explicit_max_abs_diff"] is not None
+    ]
     if checks:
-        out.append("Explicit vs efficient output, max |difference|: "
-                   + ", ".join(f"n={n}: {d:.1e}" for n, d in checks))
+        out.append(
+            "Explicit vs efficient output, max |difference|: "
+            + ", ".join(f"n={n}: {d:.1e}" for n, d in checks)
+        )
         out.append("")
     nested = [r for r in results.records if r.get("phase") == "nested_jit_check"]
     for r in nested:
-        out.append(f"Nested-jit check (n={r['length']}, default MTSA with its inner tf.function(jit_compile=True), "
-                   f"inside an XLA train step): first call {r['first_call_s']:.1f} s, same input again "
-                   f"{r['same_input_s'] * 1e3:.0f} ms, new input {r['new_input_s']:.1f} s -> {r['status']}")
+        out.append(
+            f"Nested-jit check (n={r['length']}, default MTSA with its inner tf.function(jit_compile=True), "
+            f"inside an XLA train step): first call {r['first_call_s']:.1f} s, same input again "
+            f"{r['same_input_s'] * 1e3:.0f} ms, new input {r['new_input_s']:.1f} s -> {r['status']}"
+        )
         out.append("")
     out += ["### Targets", ""] + [f"- {line}" for line in evaluate_targets(rows)] + [""]
     return "\n".join(out)
@@ -474,14 +723,24 @@ def evaluate_targets(rows):
     mid = [n for n in by_n if 128 <= n <= 1024]
     long = [n for n in by_n if n >= 512]
     lines = [
-        f"{TARGETS[0]}: " + verdict([(n, by_n[n]["mtsa_over_mha_time_train"]) for n in mid], lambda v: v <= 1.25),
-        f"{TARGETS[1]}: " + verdict([(n, by_n[n]["mtsa_over_mha_memory_train"]) for n in mid], lambda v: v <= 1.3),
-        f"{TARGETS[2]}: " + verdict([(n, by_n[n]["explicit_over_mtsa_time_train"]) for n in by_n if n == 256],
-                                    lambda v: v >= 10),
-        f"{TARGETS[3]}: " + verdict([(n, by_n[n]["explicit_over_mtsa_memory_train"]) for n in by_n if n == 256],
-                                    lambda v: v >= 8),
-        f"{TARGETS[4]}: " + verdict([(n, by_n[n]["mtsa_core_train_fraction_of_matmul"]) for n in long],
-                                    lambda v: v >= 0.5),
+        f"{TARGETS[0]}: "
+        + verdict([(n, by_n[n]["mtsa_over_mha_time_train"]) for n in mid], lambda v: v <= 1.25),
+        f"{TARGETS[1]}: "
+        + verdict([(n, by_n[n]["mtsa_over_mha_memory_train"]) for n in mid], lambda v: v <= 1.3),
+        f"{TARGETS[2]}: "
+        + verdict(
+            [(n, by_n[n]["explicit_over_mtsa_time_train"]) for n in by_n if n == 256],
+            lambda v: v >= 10,
+        ),
+        f"{TARGETS[3]}: "
+        + verdict(
+            [(n, by_n[n]["explicit_over_mtsa_memory_train"]) for n in by_n if n == 256],
+            lambda v: v >= 8,
+        ),
+        f"{TARGETS[4]}: "
+        + verdict(
+            [(n, by_n[n]["mtsa_core_train_fraction_of_matmul"]) for n in long], lambda v: v >= 0.5
+        ),
     ]
     return lines
 
@@ -493,7 +752,9 @@ def write_csv(path, rows):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
 
 
 def plot(results_dir, rows, machine):
@@ -505,11 +766,16 @@ def plot(results_dir, rows, machine):
     except ImportError:
         print("matplotlib not installed: no plots", file=sys.stderr)
         return []
-    styles = {"mtsa": ("MTSA (efficient)", "o-"), "mha": ("MultiHeadAttention", "s-"),
-              "explicit": ("MTSA explicit n*n*d form", "^--")}
+    styles = {
+        "mtsa": ("MTSA (efficient)", "o-"),
+        "mha": ("MultiHeadAttention", "s-"),
+        "explicit": ("MTSA explicit n*n*d form", "^--"),
+    }
     paths = []
-    for quantity, key, ylabel in (("time", "{m}_{p}_ms", "time (ms, median)"),
-                                  ("memory", "{m}_{p}_peak_delta_mib", "peak memory above baseline (MiB)")):
+    for quantity, key, ylabel in (
+        ("time", "{m}_{p}_ms", "time (ms, median)"),
+        ("memory", "{m}_{p}_peak_delta_mib", "peak memory above baseline (MiB)"),
+    ):
         figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for axis, phase in zip(axes, ("fwd", "train")):
             for model, (label, style) in styles.items():
@@ -518,7 +784,11 @@ def plot(results_dir, rows, machine):
                 if points:
                     axis.plot(*zip(*points), style, label=label)
             if quantity == "time":
-                points = [(r["length"], r["mtsa_core_" + phase + "_ms"]) for r in rows if r["mtsa_core_" + phase + "_ms"]]
+                points = [
+                    (r["length"], r["mtsa_core_" + phase + "_ms"])
+                    for r in rows
+                    if r["mtsa_core_" + phase + "_ms"]
+                ]
                 if points:
                     axis.plot(*zip(*points), "o:", color="gray", label="MTSA core only")
             axis.set_xscale("log", base=2)
@@ -542,8 +812,10 @@ def describe_machine(info):
     cores = info.get("usable_cores") or os.cpu_count()
     memory = info.get("total_memory") or _memory.total_memory()
     cpu = info.get("cpu_model") or platform.processor() or "unknown CPU"
-    description = f"{cpu}, {cores} usable cores ({info.get('cpu_count', os.cpu_count())} online), " \
-                  f"{(memory or 0) / GIB:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    description = (
+        f"{cpu}, {cores} usable cores ({info.get('cpu_count', os.cpu_count())} online), "
+        f"{(memory or 0) / GIB:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    )
     if info.get("device_kind") == "gpu":
         description += f"; GPU {info.get('device')}"
     return description
@@ -564,7 +836,9 @@ def detect_backend():
     if backend:
         return backend
     try:
-        with open(os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "keras.json")) as f:
+        with open(
+            os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "keras.json")
+        ) as f:
             return json.load(f).get("backend", "tensorflow")
     except (OSError, ValueError):
         return "tensorflow"
@@ -578,10 +852,26 @@ def main(argv=None):
     backend = detect_backend()
     started = time.monotonic()
     b, h, e = args.batch, args.heads, args.head_dim
-    common = ["--batch", str(b), "--width", str(args.width), "--heads", str(h), "--head-dim", str(e),
-              "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-              "--phase-seconds", str(args.phase_seconds), "--layer-jit", args.layer_jit,
-              "--fusion-gate", args.fusion_gate]
+    common = [
+        "--batch",
+        str(b),
+        "--width",
+        str(args.width),
+        "--heads",
+        str(h),
+        "--head-dim",
+        str(e),
+        "--repeats",
+        str(args.repeats),
+        "--warmup",
+        str(args.warmup),
+        "--phase-seconds",
+        str(args.phase_seconds),
+        "--layer-jit",
+        args.layer_jit,
+        "--fusion-gate",
+        args.fusion_gate,
+    ]
     mem_limit = args.mem_limit_gib * GIB
     results = Results()
     notes = []
@@ -595,15 +885,24 @@ def main(argv=None):
         print(f"[{time.monotonic() - started:6.0f}s] {message}", file=sys.stderr, flush=True)
 
     folding = args.xla_constant_folding
-    extra_env = {"XLA_FLAGS": "--xla_disable_hlo_passes=constant_folding"} if folding == "off" else {}
+    extra_env = (
+        {"XLA_FLAGS": "--xla_disable_hlo_passes=constant_folding"} if folding == "off" else {}
+    )
     if folding == "off":
-        notes.append("XLA's constant_folding pass is disabled (XLA_FLAGS=--xla_disable_hlo_passes=constant_folding) "
-                     "for every model and the matmul (--xla-constant-folding off)")
+        notes.append(
+            "XLA's constant_folding pass is disabled (XLA_FLAGS=--xla_disable_hlo_passes=constant_folding) "
+            "for every model and the matmul (--xla-constant-folding off)"
+        )
 
     def run(name, worker_args):
         records, outcome, peak_seen, wall = run_worker(
-            worker_args, os.path.join(paths["logs"], f"{name}.jsonl"),
-            os.path.join(paths["logs"], f"{name}.log"), args.timeout, mem_limit, extra_env)
+            worker_args,
+            os.path.join(paths["logs"], f"{name}.jsonl"),
+            os.path.join(paths["logs"], f"{name}.log"),
+            args.timeout,
+            mem_limit,
+            extra_env,
+        )
         results.add(records)
         log(f"{name}: {outcome} in {wall:.0f} s, peak RSS seen {peak_seen / GIB:.2f} GiB")
         if paths["results"] is None:
@@ -637,9 +936,13 @@ def main(argv=None):
                 "TensorFlow: the MTSA layers are built with jit_compile=False and compiled as part of the "
                 "benchmark's own tf.function(jit_compile=True); with the layer's default inner jit_compile=True, "
                 "an XLA training step receives its inputs and weights as compile-time constants "
-                "(constant-folded, recompiled for every new input): see --nested-jit-check")
-        if any(r.get("tensorflow_imported") for r in results.records
-               if r.get("phase") == "info" and r.get("backend") == "jax"):
+                "(constant-folded, recompiled for every new input): see --nested-jit-check"
+            )
+        if any(
+            r.get("tensorflow_imported")
+            for r in results.records
+            if r.get("phase") == "info" and r.get("backend") == "jax"
+        ):
             all_notes.append("WARNING: TensorFlow was imported on the JAX path")
         if not final:
             all_notes.append("PARTIAL: the run is still going or was interrupted")
@@ -655,16 +958,26 @@ def main(argv=None):
         if final:
             plots = [] if args.no_plots else plot(results_dir, rows, machine)
             print(text)
-            log(f"wrote {results_dir}/results.md, results.csv, records.jsonl"
-                + "".join(f", {os.path.basename(p)}" for p in plots) + f"; logs in {paths['logs']}")
+            log(
+                f"wrote {results_dir}/results.md, results.csv, records.jsonl"
+                + "".join(f", {os.path.basename(p)}" for p in plots)
+                + f"; logs in {paths['logs']}"
+            )
 
     if args.from_records:
         for path in args.from_records:
             with open(path) as handle:
                 results.add([json.loads(line) for line in handle if line.strip()])
         if args.lengths is None:
-            args.lengths = tuple(sorted({r["length"] for r in results.records
-                                         if r.get("model") in MODELS and r.get("length")}))
+            args.lengths = tuple(
+                sorted(
+                    {
+                        r["length"]
+                        for r in results.records
+                        if r.get("model") in MODELS and r.get("length")
+                    }
+                )
+            )
         for record in results.records:
             if record.get("phase") == "info":
                 args.batch = record.get("batch", args.batch)
@@ -676,18 +989,32 @@ def main(argv=None):
 
     # 1. Matmul throughput first: it also reports the machine and its device.
     if not args.no_matmul:
-        matmul_lengths = sorted({n for n in args.lengths if n >= 256} & {256, 512, 1024, 2048}) or [max(args.lengths)]
+        matmul_lengths = sorted({n for n in args.lengths if n >= 256} & {256, 512, 1024, 2048}) or [
+            max(args.lengths)
+        ]
         extra = []
         if args.quick:
             matmul_lengths = matmul_lengths[-1:]
-        run("matmul", ["--model", "matmul", *common, "--matmul-lengths", ",".join(map(str, matmul_lengths)), *extra])
+        run(
+            "matmul",
+            [
+                "--model",
+                "matmul",
+                *common,
+                "--matmul-lengths",
+                ",".join(map(str, matmul_lengths)),
+                *extra,
+            ],
+        )
     device_limit = None
     for record in results.records:
         device = record.get("device_memory") or {}
         if device.get("bytes_limit"):
             device_limit = device["bytes_limit"]
     if device_limit:
-        notes.append(f"device memory limit {device_limit / GIB:.1f} GiB (memory estimates checked against it)")
+        notes.append(
+            f"device memory limit {device_limit / GIB:.1f} GiB (memory estimates checked against it)"
+        )
 
     # 2. The configurations, shortest length first; a model that ran out of memory or time is not run at
     # longer lengths.
@@ -698,12 +1025,16 @@ def main(argv=None):
                 tensor = _flops.explicit_score_tensor_bytes(b, n, h, e)
                 if tensor > args.explicit_max_gib * GIB:
                     results.status[(model, n)] = "OOM/skipped"
-                    log(f"{model}-n{n}: OOM/skipped (its n*n*d tensor is {tensor / GIB:.0f} GiB > "
-                        f"{args.explicit_max_gib:g} GiB)")
+                    log(
+                        f"{model}-n{n}: OOM/skipped (its n*n*d tensor is {tensor / GIB:.0f} GiB > "
+                        f"{args.explicit_max_gib:g} GiB)"
+                    )
                     continue
                 if args.quick and tensor > args.quick_explicit_max_gib * GIB:
                     results.status[(model, n)] = "skipped (--quick)"
-                    log(f"{model}-n{n}: skipped in --quick (its n*n*d tensor is {tensor / GIB:.1f} GiB)")
+                    log(
+                        f"{model}-n{n}: skipped in --quick (its n*n*d tensor is {tensor / GIB:.1f} GiB)"
+                    )
                     continue
             for phase in args.phases:
                 name = f"{model}-n{n}-{phase}"
@@ -720,7 +1051,9 @@ def main(argv=None):
                 estimate = estimate_bytes(model, phase, b, n, h, e)
                 if estimate > limit:
                     results.status[(model, n, phase)] = "OOM/skipped"
-                    log(f"{name}: OOM/skipped (estimated {estimate / GIB:.1f} GiB > {limit / GIB:.1f} GiB)")
+                    log(
+                        f"{name}: OOM/skipped (estimated {estimate / GIB:.1f} GiB > {limit / GIB:.1f} GiB)"
+                    )
                     continue
                 # One subprocess per (model, length, phase): a phase's peak is not raised by memory that
                 # an earlier phase left allocated. The mtsa core timings ride along after the forward.
@@ -731,10 +1064,26 @@ def main(argv=None):
                     phases += ["core_fwd", "core_train"]
                 if model == "explicit" and first and not args.no_check:
                     extra.append("--check-explicit")
-                if model == "mtsa" and phase == "train" and args.nested_jit_check and n == min(args.lengths):
+                if (
+                    model == "mtsa"
+                    and phase == "train"
+                    and args.nested_jit_check
+                    and n == min(args.lengths)
+                ):
                     extra.append("--nested-jit-check")
-                records, outcome = run(name, ["--model", model, "--length", str(n), *common,
-                                              "--phases", ",".join(phases), *extra])
+                records, outcome = run(
+                    name,
+                    [
+                        "--model",
+                        model,
+                        "--length",
+                        str(n),
+                        *common,
+                        "--phases",
+                        ",".join(phases),
+                        *extra,
+                    ],
+                )
                 if outcome != "ok":
                     done = {r.get("phase") for r in records if r.get("status") == "ok"}
                     for other in phases + (["check"] if extra else []):

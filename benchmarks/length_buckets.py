@@ -12,11 +12,11 @@ They run one after the other in one invocation, on the same machine. Reported pe
 each epoch (the first one includes XLA compilation), the XLA compilations during training (counted from
 TensorFlow's `device_compiler` log lines, one per compiled program) and the distinct batch shapes.
 For SUBJ, the bucketed run's model is also exported three times, its requests padded to max_length
-(the export before length buckets), to their bucket and to their longest text (`export_for_serving(request_padding=...)`),
-and `serving_default` is timed on TF Serving's road (`keras_mtsa.serving.time_requests`: the TF C API's
-session in a clean process; median of --requests runs of `Session::Run`, then the median over 3 rounds
-that alternate between the exports) for 1-word, 10-word and max-length requests at batch 1 and 32; the
-exports' answers are compared.
+(the export before length buckets), to their bucket and to their longest text
+(`export_for_serving(request_padding=...)`), and `serving_default` is timed on TF Serving's road
+(`keras_mtsa.serving.time_requests`: the TF C API's session in a clean process; median of --requests
+runs of `Session::Run`, then the median over 3 rounds that alternate between the exports) for 1-word,
+10-word and max-length requests at batch 1 and 32; the exports' answers are compared.
 `--serving-only` skips the training and times the exports of an untrained SUBJ model (the latency does
 not depend on the weights).
 """
@@ -31,17 +31,36 @@ import sys
 import tempfile
 import time
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"
+)
 DATASETS = {
-    "trec": ["--train", "trec/train_5500.label", "--test", "trec/TREC_10.label", "--format", "trec"],
+    "trec": [
+        "--train",
+        "trec/train_5500.label",
+        "--test",
+        "trec/TREC_10.label",
+        "--format",
+        "trec",
+    ],
     "sst2": [
-        "--train", "sst2/stsa.binary.train", "--dev", "sst2/stsa.binary.dev", "--test", "sst2/stsa.binary.test",
-        "--format", "labeled-lines",
+        "--train",
+        "sst2/stsa.binary.train",
+        "--dev",
+        "sst2/stsa.binary.dev",
+        "--test",
+        "sst2/stsa.binary.test",
+        "--format",
+        "labeled-lines",
     ],  # fmt: skip
     "subj": ["--train", "subj/subj.all", "--test", "subj/subj.all", "--format", "labeled-lines"],
 }
 COMPILED = re.compile(r"Compilation of XLA executable time")
-PADDINGS = ("max_length", "buckets", "longest")  # export_for_serving's request_padding; max_length: as before buckets
+PADDINGS = (
+    "max_length",
+    "buckets",
+    "longest",
+)  # export_for_serving's request_padding; max_length: as before buckets
 ROUNDS = 3
 
 
@@ -49,7 +68,9 @@ def _arguments(dataset, buckets, output_dir):
     from keras_mtsa.training import build_argument_parser
 
     paths = [os.path.join(DATA, value) if "/" in value else value for value in DATASETS[dataset]]
-    return build_argument_parser().parse_args([*paths, "--buckets", buckets, "--output-dir", output_dir, "--seed", "1"])
+    return build_argument_parser().parse_args(
+        [*paths, "--buckets", buckets, "--output-dir", output_dir, "--seed", "1"]
+    )
 
 
 def worker(dataset, buckets, epochs, serving, requests):
@@ -84,7 +105,9 @@ def worker(dataset, buckets, epochs, serving, requests):
 
         model.epoch_seconds = []
         if epochs:
-            model.fit(dataset_, epochs=epochs, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0)
+            model.fit(
+                dataset_, epochs=epochs, steps_per_epoch=steps, callbacks=[EpochTimes()], verbose=0
+            )
         sys.stderr.flush()
         result = {
             "dataset": dataset,
@@ -117,11 +140,17 @@ def _serving_latency(model, preprocessor, scratch, requests):
         "max-length": " ".join((words * 40)[: preprocessor.max_length]),
     }
     cases = [(text_name, batch) for text_name in texts for batch in (1, 32)]
-    calls = [("serving_default", {"text": [texts[text_name]] * batch}) for text_name, batch in cases]
+    calls = [
+        ("serving_default", {"text": [texts[text_name]] * batch}) for text_name, batch in cases
+    ]
     paths = {
         padding: export_for_serving(
-            model, preprocessor, os.path.join(scratch, "export"), model_name=padding.replace("_", "-"),
-            labels=labels, request_padding=padding,
+            model,
+            preprocessor,
+            os.path.join(scratch, "export"),
+            model_name=padding.replace("_", "-"),
+            labels=labels,
+            request_padding=padding,
         )  # fmt: skip
         for padding in PADDINGS
     }
@@ -135,9 +164,18 @@ def _serving_latency(model, preprocessor, scratch, requests):
                 medians[padding][index].append(statistics.median(runs))
     rows = []
     for index, (text_name, batch) in enumerate(cases):
-        milliseconds = {padding: 1000 * statistics.median(medians[padding][index]) for padding in PADDINGS}
+        milliseconds = {
+            padding: 1000 * statistics.median(medians[padding][index]) for padding in PADDINGS
+        }
         difference = max(
-            float(np.max(np.abs(answers[padding][index]["probabilities"] - answers["max_length"][index]["probabilities"])))
+            float(
+                np.max(
+                    np.abs(
+                        answers[padding][index]["probabilities"]
+                        - answers["max_length"][index]["probabilities"]
+                    )
+                )
+            )
             for padding in PADDINGS
         )
         rows.append({
@@ -156,7 +194,9 @@ def _run_side(dataset, buckets, epochs, serving, requests):
     process = subprocess.run(command, capture_output=True, text=True, env=environment)
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode or not lines:
-        raise SystemExit(f"{dataset} --buckets {buckets} failed ({process.returncode}):\n{process.stderr[-3000:]}")
+        raise SystemExit(
+            f"{dataset} --buckets {buckets} failed ({process.returncode}):\n{process.stderr[-3000:]}"
+        )
     result = json.loads(lines[-1][len("RESULT ") :])
     # Compilations before the serving part: fit's are the training step's (the worker evaluates nothing).
     training_log = process.stderr.split("RESULT")[0]
@@ -184,13 +224,21 @@ def main(argv=None):
     for dataset in args.datasets.split(","):
         if dataset not in DATASETS:
             raise SystemExit(f"--datasets: unknown {dataset!r}; known: {', '.join(DATASETS)}")
-    print("| dataset | padding | boundaries | batch shapes | XLA compilations | epoch 1 s | last epoch s |")
+    print(
+        "| dataset | padding | boundaries | batch shapes | XLA compilations | epoch 1 s | last epoch s |"
+    )
     print("|---|---|---|---|---|---|---|")
     summary = []
     for dataset in args.datasets.split(","):
         sides = {}
         for buckets in ("none", "auto"):
-            side = _run_side(dataset, buckets, args.epochs, dataset == "subj" and buckets == "auto", args.requests)
+            side = _run_side(
+                dataset,
+                buckets,
+                args.epochs,
+                dataset == "subj" and buckets == "auto",
+                args.requests,
+            )
             sides[buckets] = side
             print(
                 f"| {dataset} | {buckets} | {side['buckets']} | {side['batch_shapes']} | {side['xla_compilations']} "

@@ -81,7 +81,10 @@ def run_one(model, length, block_size, repeats, mem_limit, timeout):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     process = subprocess.Popen(
         [sys.executable, "-c", _WORKER, model, str(length), str(block_size), str(repeats)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=environment,
     )
     killed = {"reason": None}
 
@@ -90,7 +93,9 @@ def run_one(model, length, block_size, repeats, mem_limit, timeout):
         while process.poll() is None:
             try:
                 with open(f"/proc/{process.pid}/status") as status:
-                    resident = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmRSS:"))
+                    resident = next(
+                        int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")
+                    )
             except (OSError, StopIteration):
                 resident = 0
             if resident > mem_limit:
@@ -110,7 +115,7 @@ def run_one(model, length, block_size, repeats, mem_limit, timeout):
         return {"status": killed["reason"]}
     for line in output.splitlines():
         if line.startswith("RESULT "):
-            return {"status": "ok", **json.loads(line[len("RESULT "):])}
+            return {"status": "ok", **json.loads(line[len("RESULT ") :])}
     return {"status": f"failed (exit {process.returncode})"}
 
 
@@ -132,7 +137,9 @@ def main(argv=None):
             if model in dead:
                 results[model, length] = {"status": "OOM (shorter length did)"}
                 continue
-            result = run_one(model, length, args.block_size, args.repeats, args.mem_limit_gib * GIB, args.timeout)
+            result = run_one(
+                model, length, args.block_size, args.repeats, args.mem_limit_gib * GIB, args.timeout
+            )
             results[model, length] = result
             if result["status"] != "ok":
                 dead.add(model)
@@ -143,8 +150,10 @@ def main(argv=None):
             return result["status"]
         return f"{result[key] / unit:.2f}"
 
-    print(f"\nbatch 1, width 256, 8 heads of 32, float32, XLA, block_size {args.block_size}; memory: peak RSS "
-          f"above baseline (GiB); time: median seconds; limit {args.mem_limit_gib} GiB\n")
+    print(
+        f"\nbatch 1, width 256, 8 heads of 32, float32, XLA, block_size {args.block_size}; memory: peak RSS "
+        f"above baseline (GiB); time: median seconds; limit {args.mem_limit_gib} GiB\n"
+    )
     header = "| length | " + " | ".join(f"{m} fwd s | {m} train s | {m} GiB" for m in models) + " |"
     print(header)
     print("|" + "---|" * (1 + 3 * len(models)))
@@ -152,7 +161,11 @@ def main(argv=None):
         cells = []
         for model in models:
             result = results[model, length]
-            cells += [cell(result, "forward_s", 1), cell(result, "train_s", 1), cell(result, "peak_bytes", GIB)]
+            cells += [
+                cell(result, "forward_s", 1),
+                cell(result, "train_s", 1),
+                cell(result, "peak_bytes", GIB),
+            ]
         print(f"| {length} | " + " | ".join(cells) + " |")
     return 0
 

@@ -16,7 +16,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from demo_corpus import write_corpus  # noqa: E402
-
 from keras_mtsa import serving  # noqa: E402
 from keras_mtsa.training import main as train_main  # noqa: E402
 
@@ -38,15 +37,46 @@ def main():
     train, dev, test = write_corpus(os.path.join(RUN_DIR, "data"))
     train_main(
         [
-            "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
-            "--class-names", "negative,positive",
-            "--output-dir", RUN_DIR, "--export-dir", EXPORT_DIR, "--model-name", MODEL_NAME,
-            "--epochs", "8", "--batch-size", "32", "--max-length", "24", "--embedding-dim", "64",
-            "--num-heads", "2", "--dropout", "0.2", "--verbose", "2",
+            "--train",
+            train,
+            "--dev",
+            dev,
+            "--test",
+            test,
+            "--format",
+            "labeled-lines",
+            "--class-names",
+            "negative,positive",
+            "--output-dir",
+            RUN_DIR,
+            "--export-dir",
+            EXPORT_DIR,
+            "--model-name",
+            MODEL_NAME,
+            "--epochs",
+            "8",
+            "--batch-size",
+            "32",
+            "--max-length",
+            "24",
+            "--embedding-dim",
+            "64",
+            "--num-heads",
+            "2",
+            "--dropout",
+            "0.2",
+            "--verbose",
+            "2",
             # A small model on a small, easy corpus: Adam converges in a few epochs.
-            "--optimizer", "adam", "--embedding-scale", "0.05", "--patience", "4",
+            "--optimizer",
+            "adam",
+            "--embedding-scale",
+            "0.05",
+            "--patience",
+            "4",
             # No word dropout: the corpus has no unseen words, and dropping "not" would flip labels.
-            "--token-dropout", "0",
+            "--token-dropout",
+            "0",
             # Case-folded, so that the served model answers "The acting is GREAT" as "the acting is great".
             "--no-keep-case",
         ]
@@ -58,7 +88,9 @@ def main():
     print(f"Exported to {export_path}\n\nReadiness check:")
     if serving.main(["check", export_path]) != 0:
         return 1
-    print("\nPredictions on TF Serving's road (the TF C API in a fresh process, no TensorFlow Python runtime):")
+    print(
+        "\nPredictions on TF Serving's road (the TF C API in a fresh process, no TensorFlow Python runtime):"
+    )
     [answer] = serving.serve(export_path, [("serving_default", {"text": QUERIES})])
     for query, label, probabilities in zip(QUERIES, answer["label"], answer["probabilities"]):
         print(f"{label.decode():>8}  p={probabilities.max():.3f}  {query!r}")

@@ -33,7 +33,10 @@ def accuracy_by_class(model, preprocessor, data, batch_size=256):
     confusion = np.zeros((classes, classes), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
     by_class = {
-        name: (int(confusion[i].sum()), float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+        name: (
+            int(confusion[i].sum()),
+            float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None,
+        )
         for i, name in enumerate(data.label_names)
     }
     return by_class, confusion
@@ -49,7 +52,10 @@ def main(argv=None):
     parser.add_argument("--trec-labels", default="coarse", choices=("coarse", "fine"))
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
-    paths = {name: os.path.join(args.run_dir, name) for name in ("model.keras", "preprocessor.json", "metrics.json")}
+    paths = {
+        name: os.path.join(args.run_dir, name)
+        for name in ("model.keras", "preprocessor.json", "metrics.json")
+    }
     missing = [path for path in paths.values() if not os.path.isfile(path)]
     if missing:
         raise SystemExit(f"--run-dir must hold a finished run: no {', '.join(missing)}")
@@ -58,11 +64,15 @@ def main(argv=None):
     with open(paths["preprocessor.json"]) as file:
         preprocessor = TextPreprocessor(**json.load(file))
     try:
-        data = read_dataset(args.test, args.format, label_names=label_names, trec_labels=args.trec_labels)
+        data = read_dataset(
+            args.test, args.format, label_names=label_names, trec_labels=args.trec_labels
+        )
     except (OSError, ValueError) as error:
         raise SystemExit(f"--test {args.test}: {error}") from None
     if not hasattr(data, "texts"):
-        raise SystemExit(f"--format {args.format} holds sentence pairs: this script evaluates sentence classifiers")
+        raise SystemExit(
+            f"--format {args.format} holds sentence pairs: this script evaluates sentence classifiers"
+        )
     model = keras.saving.load_model(paths["model.keras"])
     by_class, confusion = accuracy_by_class(model, preprocessor, data)
     width = max(len(name) for name in label_names)
@@ -75,7 +85,10 @@ def main(argv=None):
         print(f"{name:<{width}}", *(f"{count:>4}" for count in row))
     if args.json:
         with open(args.json, "w") as file:
-            json.dump({"by_class": by_class, "confusion": confusion.tolist(), "label_names": label_names}, file)
+            json.dump(
+                {"by_class": by_class, "confusion": confusion.tolist(), "label_names": label_names},
+                file,
+            )
     return 0
 
 

@@ -31,11 +31,17 @@ def attention_for(model, preprocessor, text):
     mtsa = next((layer for layer in layers if isinstance(layer, keras_mtsa.MTSA)), None)
     embedding = next((layer for layer in layers if isinstance(layer, keras.layers.Embedding)), None)
     if mtsa is None or embedding is None:
-        raise SystemExit("the model has no MTSA layer fed by an Embedding (is it an --encoder mha or cnn run?)")
+        raise SystemExit(
+            "the model has no MTSA layer fed by an Embedding (is it an --encoder mha or cnn run?)"
+        )
     ids = preprocessor(tf.constant([text]))
-    tokens = [t.decode("utf-8", "replace") for t in preprocessor.tokenize(tf.constant([text]))[0].numpy()]
+    tokens = [
+        t.decode("utf-8", "replace") for t in preprocessor.tokenize(tf.constant([text]))[0].numpy()
+    ]
     tokens = tokens[: preprocessor.max_length]
-    _, t2t, s2t = mtsa(embedding(ids), mask=embedding.compute_mask(ids), return_attention_scores=True)
+    _, t2t, s2t = mtsa(
+        embedding(ids), mask=embedding.compute_mask(ids), return_attention_scores=True
+    )
     n = len(tokens)
     return tokens, np.asarray(t2t)[0, :, :n, :n], np.asarray(s2t)[0, :, :n, :], mtsa.head_masks
 
@@ -72,13 +78,17 @@ def plot(tokens, t2t, s2t, head_masks, path, title):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run-dir", required=True, help="training output dir (model.keras, preprocessor.json)")
+    parser.add_argument(
+        "--run-dir", required=True, help="training output dir (model.keras, preprocessor.json)"
+    )
     parser.add_argument("--text", required=True)
     parser.add_argument("--output", default="attention.png")
     args = parser.parse_args(argv)
     for name in ("model.keras", "preprocessor.json"):
         if not os.path.exists(os.path.join(args.run_dir, name)):
-            raise SystemExit(f"--run-dir {args.run_dir} has no {name}: point it at a training output dir")
+            raise SystemExit(
+                f"--run-dir {args.run_dir} has no {name}: point it at a training output dir"
+            )
     model = keras.models.load_model(os.path.join(args.run_dir, "model.keras"))
     with open(os.path.join(args.run_dir, "preprocessor.json")) as file:
         preprocessor = TextPreprocessor(**json.load(file))

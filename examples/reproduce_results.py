@@ -23,20 +23,42 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def experiments(data):
     trec = [
-        "--train", f"{data}/trec/train_5500.label", "--test", f"{data}/trec/TREC_10.label", "--format", "trec",
+        "--train",
+        f"{data}/trec/train_5500.label",
+        "--test",
+        f"{data}/trec/TREC_10.label",
+        "--format",
+        "trec",
     ]
     sst2 = [
-        "--train", f"{data}/sst2/stsa.binary.train", "--dev", f"{data}/sst2/stsa.binary.dev",
-        "--test", f"{data}/sst2/stsa.binary.test", "--format", "labeled-lines",
-        "--class-names", "negative,positive",
+        "--train",
+        f"{data}/sst2/stsa.binary.train",
+        "--dev",
+        f"{data}/sst2/stsa.binary.dev",
+        "--test",
+        f"{data}/sst2/stsa.binary.test",
+        "--format",
+        "labeled-lines",
+        "--class-names",
+        "negative,positive",
     ]
     sick = [
-        "--train", f"{data}/sick/SICK_train.txt", "--dev", f"{data}/sick/SICK_trial.txt",
-        "--test", f"{data}/sick/SICK_test_annotated.txt", "--format", "sick",
+        "--train",
+        f"{data}/sick/SICK_train.txt",
+        "--dev",
+        f"{data}/sick/SICK_trial.txt",
+        "--test",
+        f"{data}/sick/SICK_test_annotated.txt",
+        "--format",
+        "sick",
     ]
     return {
         "trec": ("TREC (6 coarse classes)", "train_classifier.py", trec),
-        "trec-mha": ("TREC, MultiHeadAttention encoder", "train_classifier.py", trec + ["--encoder", "mha"]),
+        "trec-mha": (
+            "TREC, MultiHeadAttention encoder",
+            "train_classifier.py",
+            trec + ["--encoder", "mha"],
+        ),
         "trec-cnn": ("TREC, Kim's CNN encoder", "train_classifier.py", trec + ["--encoder", "cnn"]),
         "sst2": ("SST-2", "train_classifier.py", sst2),
         "sick": ("SICK entailment", "train_pair_classifier.py", sick),
@@ -46,7 +68,9 @@ def experiments(data):
 def paired_comparison(first, second):
     """Seed-by-seed differences first - second (lists in seed order) and a one-line summary of them."""
     if len(first) != len(second) or not first:
-        raise ValueError(f"need two equally long, non-empty lists, got {len(first)} and {len(second)} values")
+        raise ValueError(
+            f"need two equally long, non-empty lists, got {len(first)} and {len(second)} values"
+        )
     # Rounded, so that equal accuracies stored as slightly different floats count as a tie.
     differences = [round(a - b, 6) for a, b in zip(first, second)]
     mean = statistics.mean(differences)
@@ -67,8 +91,17 @@ def paired_comparison(first, second):
 
 def run(name, script, arguments, seed, output_root):
     output_dir = os.path.join(output_root, f"{name}-seed{seed}")
-    command = [sys.executable, os.path.join(ROOT, "examples", script), *arguments,
-               "--seed", str(seed), "--output-dir", output_dir, "--verbose", "2"]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "examples", script),
+        *arguments,
+        "--seed",
+        str(seed),
+        "--output-dir",
+        output_dir,
+        "--verbose",
+        "2",
+    ]
     print("$", " ".join(command), flush=True)
     started = time.time()
     subprocess.run(command, check=True)
@@ -84,7 +117,10 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", help="experiment names to run (default: all)")
     parser.add_argument("--output-root", default=os.path.join(ROOT, "runs", "results"))
     args = parser.parse_args(argv)
-    table = ["| experiment | test accuracy (mean) | per seed | minutes per run |", "|---|---|---|---|"]
+    table = [
+        "| experiment | test accuracy (mean) | per seed | minutes per run |",
+        "|---|---|---|---|",
+    ]
     accuracies_of = {}
     for name, (title, script, arguments) in experiments(args.data).items():
         if args.only and name not in args.only:

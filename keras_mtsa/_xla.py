@@ -47,7 +47,9 @@ def _saving():
     """
     try:
         from tensorflow.python.saved_model import save_context
-    except ImportError:  # a TF without this internal: the export keeps its XLA core (the checker flags it)
+    except (
+        ImportError
+    ):  # a TF without this internal: the export keeps its XLA core (the checker flags it)
         return False
     return save_context.in_save_context()
 

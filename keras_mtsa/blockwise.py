@@ -90,10 +90,14 @@ def blockwise_self_attention(
     if padding_mask is None:
         padding_mask = ops.ones((ops.shape(value)[0], length), dtype="bool")
     key_valid = pad_length(ops.cast(padding_mask, "bool"), [1])  # padded keys never attended
-    dropout = None if source2token_dropout is None else pad_length(
-        ops.cast(source2token_dropout, "float32"), [2]
+    dropout = (
+        None
+        if source2token_dropout is None
+        else pad_length(ops.cast(source2token_dropout, "float32"), [2])
     )
-    attention_mask = None if attention_mask is None else pad_length(ops.cast(attention_mask, "bool"), [2, 3])
+    attention_mask = (
+        None if attention_mask is None else pad_length(ops.cast(attention_mask, "bool"), [2, 3])
+    )
 
     outputs = []
     for kind, heads in _head_groups(head_masks):
@@ -103,8 +107,15 @@ def blockwise_self_attention(
         if attention_mask is not None and attention_mask.shape[1] != 1:
             group_mask = ops.take(attention_mask, heads, axis=1)
         tiles = _Tiles(
-            kind, attend_to_self, token2token_activation, scale, block_size, num_blocks,
-            key_valid, group_mask, group_dropout,
+            kind,
+            attend_to_self,
+            token2token_activation,
+            scale,
+            block_size,
+            num_blocks,
+            key_valid,
+            group_mask,
+            group_dropout,
         )
         outputs.append((heads, tiles.attend(*group)))
     order = [head for heads, _ in outputs for head in heads]
@@ -150,7 +161,15 @@ class _Tiles:
     """The tile loops of one group of heads sharing a positional mask kind."""
 
     def __init__(
-        self, kind, attend_to_self, activation, scale, block_size, num_blocks, key_valid, attention_mask,
+        self,
+        kind,
+        attend_to_self,
+        activation,
+        scale,
+        block_size,
+        num_blocks,
+        key_valid,
+        attention_mask,
         dropout,
     ):
         self.kind = kind
@@ -191,7 +210,9 @@ class _Tiles:
 
         def valid(block):
             return ops.slice(
-                self.key_valid, [0, block * self.block_size], [ops.shape(self.key_valid)[0], self.block_size]
+                self.key_valid,
+                [0, block * self.block_size],
+                [ops.shape(self.key_valid)[0], self.block_size],
             )
 
         # Padding masks keys and queries, as in the full form: a padded query attends to nothing.
@@ -228,7 +249,9 @@ class _Tiles:
             return None
         shape = ops.shape(self.dropout)
         return ops.slice(
-            self.dropout, [0, 0, key_block * self.block_size, 0], [shape[0], shape[1], self.block_size, shape[3]]
+            self.dropout,
+            [0, 0, key_block * self.block_size, 0],
+            [shape[0], shape[1], self.block_size, shape[3]],
         )
 
     # -- forward and backward ---------------------------------------------------------------------
@@ -291,7 +314,9 @@ class _Tiles:
                     raw, a, b, offset = tiles.tile_factors(q, k, s, i, j)
                     o, g, block_lse = (ops.take(x, i, axis=0) for x in (out, gb, lse))
                     live = block_lse > _LOW / 2
-                    exponent = ops.minimum(offset - ops.where(live, block_lse, offset), _MAX_EXPONENT)
+                    exponent = ops.minimum(
+                        offset - ops.where(live, block_lse, offset), _MAX_EXPONENT
+                    )
                     grad = ops.where(live, g * ops.exp(exponent), ops.zeros_like(g))
                     grad_out = grad * o
                     a_t_grad = ops.einsum("bhqk,bhqd->bhkd", a, grad)
@@ -310,7 +335,9 @@ class _Tiles:
                     return dq, dk_j, ds_j, dv_j
 
                 low, high = tiles.query_range(j)
-                dq, dk_j, ds_j, dv_j = ops.fori_loop(low, high, per_query_block, (dq, zeros, zeros, zeros))
+                dq, dk_j, ds_j, dv_j = ops.fori_loop(
+                    low, high, per_query_block, (dq, zeros, zeros, zeros)
+                )
                 return dq, _set_block(dk, j, dk_j), _set_block(ds, j, ds_j), _set_block(dv, j, dv_j)
 
             dq, dk, ds, dv = ops.fori_loop(0, tiles.num_blocks, per_key_block, (dq, dk, ds, dv))

@@ -47,7 +47,9 @@ def get_strategy(name="auto", tpu_address=None):
                 'cluster, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
                 '"task": {"type": "worker", "index": 0}}'
             )
-        json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, with its own message
+        json.loads(
+            os.environ["TF_CONFIG"]
+        )  # a malformed TF_CONFIG fails here, with its own message
         return _reduce_leaf_by_leaf(tf.distribute.MultiWorkerMirroredStrategy())
     strategy, why_not = _try_tpu_strategy(tpu_address)
     if strategy is None:
@@ -110,7 +112,10 @@ def _try_tpu_strategy(tpu_address):
 
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
-    except (ValueError, OSError) as error:  # OSError: a TPU name looked up off Google Cloud (URLError)
+    except (
+        ValueError,
+        OSError,
+    ) as error:  # OSError: a TPU name looked up off Google Cloud (URLError)
         return None, f"TPUClusterResolver found none ({error})"
     master = resolver.master()
     if master.startswith("grpc://"):

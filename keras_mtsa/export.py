@@ -149,7 +149,9 @@ def export_for_serving(
             "buckets": preprocessor.bucket_boundaries,
             "max_length": None,
         }[request_padding]
-        preprocessor = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": boundaries})
+        preprocessor = TextPreprocessor(
+            **{**preprocessor.config(), "bucket_boundaries": boundaries}
+        )
         ids_spec = tf.TensorSpec([None, length], tf.int32)
         text_spec = tf.TensorSpec([None], tf.string)
 
@@ -159,7 +161,11 @@ def export_for_serving(
         def outputs(probabilities):
             probabilities = tf.cast(probabilities, tf.float32)
             label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-            return {"probabilities": probabilities, "label_id": label_id, "label": label_table.lookup(label_id)}
+            return {
+                "probabilities": probabilities,
+                "label_id": label_id,
+                "label": label_table.lookup(label_id),
+            }
 
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -196,7 +202,10 @@ def export_for_serving(
         labels=labels,
         pair=pair,
         max_length=preprocessor.max_length,
-        padding={"requests": request_padding, "bucket_boundaries": list(preprocessor.bucket_boundaries)},
+        padding={
+            "requests": request_padding,
+            "bucket_boundaries": list(preprocessor.bucket_boundaries),
+        },
     )
     return path
 
@@ -248,7 +257,9 @@ def write_warmup_requests(path, model_name, texts, pair=False):
 
 
 def _next_version(base):
-    versions = [int(name) for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
+    versions = (
+        [int(name) for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
+    )
     return max(versions, default=0) + 1
 
 

@@ -28,7 +28,9 @@ class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
     def call(self, y_true, y_pred):
         labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         targets = ops.one_hot(labels, self.num_classes, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.label_smoothing)
+        return keras.losses.categorical_crossentropy(
+            targets, y_pred, label_smoothing=self.label_smoothing
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -40,7 +40,9 @@ class PositionEmbedding(layers.Layer):
 
     def build(self, input_shape):
         self.position_embeddings = self.add_weight(
-            shape=(self.max_length, input_shape[-1]), initializer="glorot_uniform", name="embeddings"
+            shape=(self.max_length, input_shape[-1]),
+            initializer="glorot_uniform",
+            name="embeddings",
         )
 
     def call(self, inputs):
@@ -74,7 +76,12 @@ class TokenDropout(layers.Layer):
         return ops.where(drop, ops.cast(self.unknown_id, token_ids.dtype), token_ids)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "unknown_id": self.unknown_id,
+            "seed": self.seed,
+        }
 
 
 def _zero_padded(inputs, mask):
@@ -172,12 +179,16 @@ class Highway(layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         options = dict(kernel_regularizer=self.kernel_regularizer, dtype=self.dtype_policy)
-        self._transform = layers.Dense(width, activation=self.activation, name="transform", **options)
+        self._transform = layers.Dense(
+            width, activation=self.activation, name="transform", **options
+        )
         self._transform.build(input_shape)
         self._gate = layers.Dense(width, activation="sigmoid", name="gate", **options)
         self._gate.build(input_shape)
         if self.dropout:
-            self._dropout = layers.Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout")
+            self._dropout = layers.Dropout(
+                self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout"
+            )
 
     def call(self, inputs, training=None):
         def drop(x):
@@ -265,7 +276,9 @@ def build_sentence_encoder(
     num_heads = check.positive_int("num_heads", num_heads)
     if encoder == "cnn":
         if head_dim is not None:  # rather than silently ignored
-            raise ValueError(f"`head_dim` does not apply to encoder='cnn'. Received: head_dim={head_dim!r}")
+            raise ValueError(
+                f"`head_dim` does not apply to encoder='cnn'. Received: head_dim={head_dim!r}"
+            )
     elif head_dim is None:
         if embedding_dim % num_heads:
             raise ValueError(
@@ -276,13 +289,21 @@ def build_sentence_encoder(
     else:
         head_dim = check.positive_int("head_dim", head_dim)
     if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
-        raise ValueError(f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}")
+        raise ValueError(
+            f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}"
+        )
     if num_blocks and encoder != "mtsa":
-        raise ValueError(f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}")
+        raise ValueError(
+            f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}"
+        )
     if isinstance(conv_window, bool) or not isinstance(conv_window, int) or conv_window < 0:
-        raise ValueError(f"`conv_window` must be a non-negative integer. Received: conv_window={conv_window!r}")
+        raise ValueError(
+            f"`conv_window` must be a non-negative integer. Received: conv_window={conv_window!r}"
+        )
     if conv_window and encoder != "mtsa":
-        raise ValueError(f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}")
+        raise ValueError(
+            f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}"
+        )
     check.choice("fusion_gate", fusion_gate, ("per_head", "joint"))
     check.choice("dropout_sites", dropout_sites, DROPOUT_SITES)
     if dropout_sites == "authors" and (encoder != "mtsa" or num_blocks or conv_window):
@@ -301,25 +322,43 @@ def build_sentence_encoder(
 
     # Any padded length up to max_length: batches are padded to their length bucket, and every encoder but
     # the CNN gives a text the same vector whatever padding follows it.
-    token_ids = keras.Input((max_length if encoder == "cnn" else None,), dtype="int32", name="token_ids")
+    token_ids = keras.Input(
+        (max_length if encoder == "cnn" else None,), dtype="int32", name="token_ids"
+    )
     x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids
-    if isinstance(embedding_scale, bool) or not isinstance(embedding_scale, (int, float)) or embedding_scale <= 0:
-        raise ValueError(f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}")
+    if (
+        isinstance(embedding_scale, bool)
+        or not isinstance(embedding_scale, (int, float))
+        or embedding_scale <= 0
+    ):
+        raise ValueError(
+            f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}"
+        )
     initializer = keras.initializers.RandomUniform(-embedding_scale, embedding_scale)
     x = layers.Embedding(
-        vocabulary_size, embedding_dim, embeddings_initializer=initializer, mask_zero=True, name="embedding"
+        vocabulary_size,
+        embedding_dim,
+        embeddings_initializer=initializer,
+        mask_zero=True,
+        name="embedding",
     )(x)
     authors_sites = dropout_sites == "authors"
     if not authors_sites:
         x = layers.Dropout(dropout, name="embedding_dropout")(x)
     if conv_window:
-        x = LocalConvolution(embedding_dim, conv_window, kernel_regularizer=regularizer, name="local_convolution")(x)
+        x = LocalConvolution(
+            embedding_dim, conv_window, kernel_regularizer=regularizer, name="local_convolution"
+        )(x)
     if encoder == "cnn":
         x = ZeroPadding(name="zero_padding")(x)
         features = [
             layers.GlobalMaxPooling1D(name=f"max_pooling_{window}")(
                 layers.Conv1D(
-                    CNN_FILTERS, window, activation="relu", kernel_regularizer=regularizer, name=f"conv_{window}"
+                    CNN_FILTERS,
+                    window,
+                    activation="relu",
+                    kernel_regularizer=regularizer,
+                    name=f"conv_{window}",
                 )(x)
             )
             for window in CNN_WINDOWS
@@ -328,11 +367,17 @@ def build_sentence_encoder(
     if encoder == "mha":
         x = PositionEmbedding(max_length, name="position_embedding")(x)
         attended = layers.MultiHeadAttention(
-            num_heads, head_dim, dropout=attention_dropout, kernel_regularizer=regularizer, name="mha"
+            num_heads,
+            head_dim,
+            dropout=attention_dropout,
+            kernel_regularizer=regularizer,
+            name="mha",
         )(x, x)
         # An `Add` layer, not `x + attended`: a plain op drops the padding mask, and the pooling would then
         # average over padded positions.
-        x = layers.LayerNormalization(name="mha_norm")(layers.Add(name="mha_residual")([x, attended]))
+        x = layers.LayerNormalization(name="mha_norm")(
+            layers.Add(name="mha_residual")([x, attended])
+        )
     elif num_blocks == 0:
         x = MTSA(
             num_heads=num_heads,
@@ -368,7 +413,13 @@ def build_sentence_encoder(
 
 
 def build_sentence_classifier(
-    num_classes, *, hidden_units=300, dropout=0.5, dropout_sites="embedding", l2=0.0, **encoder_kwargs
+    num_classes,
+    *,
+    hidden_units=300,
+    dropout=0.5,
+    dropout_sites="embedding",
+    l2=0.0,
+    **encoder_kwargs,
 ):
     """Sentence classifier: encoder -> Dense(hidden_units, relu) -> dropout -> softmax.
 
@@ -386,10 +437,14 @@ def build_sentence_classifier(
         probabilities (batch, num_classes).
     """
     num_classes = _num_classes(num_classes)
-    encoder = build_sentence_encoder(dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs)
+    encoder = build_sentence_encoder(
+        dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs
+    )
     token_ids = keras.Input(encoder.input_shape[1:], dtype="int32", name="token_ids")
     features = encoder(token_ids)
-    probabilities = _classifier_head(features, num_classes, hidden_units, dropout, dropout_sites, l2)
+    probabilities = _classifier_head(
+        features, num_classes, hidden_units, dropout, dropout_sites, l2
+    )
     return keras.Model(token_ids, probabilities, name="sentence_classifier")
 
 
@@ -413,7 +468,9 @@ def build_pair_classifier(
     """
     num_classes = _num_classes(num_classes)
     check.choice("head", head, PAIR_HEADS)
-    encoder = build_sentence_encoder(dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs)
+    encoder = build_sentence_encoder(
+        dropout=dropout, dropout_sites=dropout_sites, l2=l2, **encoder_kwargs
+    )
     shape = encoder.input_shape[1:]
     premise = keras.Input(shape, dtype="int32", name="premise")
     hypothesis = keras.Input(shape, dtype="int32", name="hypothesis")
@@ -424,25 +481,38 @@ def build_pair_classifier(
     probabilities = _classifier_head(
         features, num_classes, hidden_units, dropout, dropout_sites, l2, highway=head == "highway"
     )
-    return keras.Model({"premise": premise, "hypothesis": hypothesis}, probabilities, name="pair_classifier")
+    return keras.Model(
+        {"premise": premise, "hypothesis": hypothesis}, probabilities, name="pair_classifier"
+    )
 
 
-def _classifier_head(features, num_classes, hidden_units, dropout, dropout_sites, l2, highway=False):
+def _classifier_head(
+    features, num_classes, hidden_units, dropout, dropout_sites, l2, highway=False
+):
     regularizer = keras.regularizers.L2(l2) if l2 else None
     authors_sites = dropout_sites == "authors"
     x = features
     if authors_sites:  # the authors drop the input of every dense map, the sentence vector's too
         x = layers.Dropout(dropout, name="features_dropout")(x)
     activation = "elu" if highway else "relu"
-    x = layers.Dense(hidden_units, activation=activation, kernel_regularizer=regularizer, name="hidden")(x)
+    x = layers.Dense(
+        hidden_units, activation=activation, kernel_regularizer=regularizer, name="hidden"
+    )(x)
     if highway:
         x = Highway(
-            activation, dropout=dropout if authors_sites else 0.0, kernel_regularizer=regularizer, name="highway"
+            activation,
+            dropout=dropout if authors_sites else 0.0,
+            kernel_regularizer=regularizer,
+            name="highway",
         )(x)
     x = layers.Dropout(dropout, name="hidden_dropout")(x)
     # float32 probabilities under mixed precision too.
     return layers.Dense(
-        num_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32", name="probabilities"
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=regularizer,
+        dtype="float32",
+        name="probabilities",
     )(x)
 
 

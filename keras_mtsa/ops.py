@@ -35,7 +35,9 @@ def positional_mask(length, head_masks, attend_to_self=False):
     """
     head_masks = validate_head_masks(head_masks)
     positions = ops.arange(length, dtype="int32")
-    return ops.stack([allowed_keys(kind, positions, positions, attend_to_self) for kind in head_masks], axis=0)
+    return ops.stack(
+        [allowed_keys(kind, positions, positions, attend_to_self) for kind in head_masks], axis=0
+    )
 
 
 def allowed_keys(kind, query_positions, key_positions, attend_to_self=False):
@@ -178,11 +180,15 @@ def _attention_factors(t, s, mask):
     return t_factor, s_factor
 
 
-def _numerator_and_denominator(t_factor, s_factor, value, token2token_dropout, source2token_dropout):
+def _numerator_and_denominator(
+    t_factor, s_factor, value, token2token_dropout, source2token_dropout
+):
     """N = (E_t * drop_t) @ (E_s * drop_s * v) and D = E_t @ E_s; the dropout masks may be None."""
     if token2token_dropout is None and source2token_dropout is None:
         # One matmul for numerator and denominator: E_t @ [E_s * v, E_s].
-        both = ops.einsum("bhqk,bhkd->bhqd", t_factor, ops.concatenate([s_factor * value, s_factor], -1))
+        both = ops.einsum(
+            "bhqk,bhkd->bhqd", t_factor, ops.concatenate([s_factor * value, s_factor], -1)
+        )
         numerator, denominator = ops.split(both, 2, axis=-1)
         return numerator, denominator
     denominator = ops.einsum("bhqk,bhkd->bhqd", t_factor, s_factor)
@@ -195,7 +201,14 @@ def _numerator_and_denominator(t_factor, s_factor, value, token2token_dropout, s
 
 
 def _attention_gradients(
-    upstream, t_factor, s_factor, value, output, reciprocal, token2token_dropout, source2token_dropout
+    upstream,
+    t_factor,
+    s_factor,
+    value,
+    output,
+    reciprocal,
+    token2token_dropout,
+    source2token_dropout,
 ):
     """Gradients of out = N / D with respect to the logits t, s and the value v.
 
@@ -210,7 +223,9 @@ def _attention_gradients(
     b = -upstream * output * reciprocal
     if token2token_dropout is None and source2token_dropout is None:
         ab = ops.concatenate([a, b], axis=-1)
-        d_t_factor = ops.einsum("bhqd,bhkd->bhqk", ab, ops.concatenate([s_factor * value, s_factor], -1))
+        d_t_factor = ops.einsum(
+            "bhqd,bhkd->bhqk", ab, ops.concatenate([s_factor * value, s_factor], -1)
+        )
         through_a, through_b = ops.split(ops.einsum("bhqk,bhqd->bhkd", t_factor, ab), 2, axis=-1)
         d_value = s_factor * through_a
         d_s_factor = value * through_a + through_b
@@ -240,10 +255,14 @@ def _safe_reciprocal(denominator):
     as underflowed: output 0 and no gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its
     products with moderate gradients stay finite.
     """
-    info = np.finfo(np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32)
+    info = np.finfo(
+        np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32
+    )
     usable = denominator > ops.cast(info.tiny / info.eps, denominator.dtype)
     return ops.where(
-        usable, 1.0 / ops.where(usable, denominator, ops.ones_like(denominator)), ops.zeros_like(denominator)
+        usable,
+        1.0 / ops.where(usable, denominator, ops.ones_like(denominator)),
+        ops.zeros_like(denominator),
     )
 
 

@@ -41,7 +41,9 @@ def build_argument_parser(pair=False):
     parser = argparse.ArgumentParser(description=f"Train an MTSA {kind} classifier.")
     parser.add_argument("--train", required=True, help="training file")
     parser.add_argument("--test", required=True, help="test file (used once, after training)")
-    parser.add_argument("--dev", help="dev file for model selection; default: 10%% carved from --train")
+    parser.add_argument(
+        "--dev", help="dev file for model selection; default: 10%% carved from --train"
+    )
     formats = PAIR_FORMATS if pair else CLASSIFICATION_FORMATS
     parser.add_argument("--format", required=True, choices=formats, help="file format")
     parser.add_argument("--trec-labels", default="coarse", choices=("coarse", "fine"))
@@ -52,10 +54,14 @@ def build_argument_parser(pair=False):
         help="comma-separated display names of the classes, in the order of the labels as sorted in the "
         "data (e.g. 'negative,positive' for 0/1 labels); they are what the exported model returns",
     )
-    parser.add_argument("--skip-malformed", action="store_true", help="skip malformed lines (counted)")
+    parser.add_argument(
+        "--skip-malformed", action="store_true", help="skip malformed lines (counted)"
+    )
     parser.add_argument("--output-dir", default="runs/" + ("pair" if pair else "classifier"))
     parser.add_argument("--export-dir", help="export a SavedModel here for TF Serving")
-    parser.add_argument("--model-name", help="model name in the export layout (default: from --train)")
+    parser.add_argument(
+        "--model-name", help="model name in the export layout (default: from --train)"
+    )
     # Defaults of both models: Adadelta with Kim's (2014) random-embedding range, batch 50 and 25 epochs
     # (measured best on TREC, and on SICK: 0.754 against 0.721 with Adam 1e-3, batch 32, 12 epochs).
     parser.add_argument("--epochs", type=int, default=25)
@@ -76,7 +82,10 @@ def build_argument_parser(pair=False):
     )
     parser.add_argument("--vocabulary-size", type=int, default=30000)
     parser.add_argument(
-        "--min-count", type=int, default=2, help="rarer training words map to [UNK], which so learns rare words"
+        "--min-count",
+        type=int,
+        default=2,
+        help="rarer training words map to [UNK], which so learns rare words",
     )
     parser.add_argument(
         "--keep-case",
@@ -90,7 +99,7 @@ def build_argument_parser(pair=False):
         action=argparse.BooleanOptionalAction,
         default=False,
         help="with --keep-case: a word missing from the vocabulary is looked up again case-folded "
-        "(\"Denver\" seen once and \"denver\" once become \"denver\")",
+        '("Denver" seen once and "denver" once become "denver")',
     )
     parser.add_argument(
         "--subwords",
@@ -109,7 +118,9 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--head-dim", type=int, help="features per head; default: --embedding-dim / --num-heads"
     )
-    parser.add_argument("--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks")
+    parser.add_argument(
+        "--num-blocks", type=int, default=0, help="0: single MTSA layer; N: stacked blocks"
+    )
     parser.add_argument(
         "--conv-window",
         type=int,
@@ -117,7 +128,9 @@ def build_argument_parser(pair=False):
         help="0: the paper's setup; N: a ReLU convolution over N tokens in front of MTSA (a hybrid, not the paper's)",
     )
     parser.add_argument(
-        "--encoder", default="mtsa", choices=ENCODERS,
+        "--encoder",
+        default="mtsa",
+        choices=ENCODERS,
         help="mtsa, or a baseline: mha (MultiHeadAttention, same width) or cnn (Kim's 2014 CNN)",
     )
     parser.add_argument(
@@ -175,7 +188,9 @@ def build_argument_parser(pair=False):
         "--learning-rate", type=float, help="default: 1.0 for adadelta, 1e-3 for adam"
     )
     parser.add_argument(
-        "--epsilon", type=float, help="the optimizer's epsilon; default: 1e-6 for adadelta (Kim's), 1e-7 for adam"
+        "--epsilon",
+        type=float,
+        help="the optimizer's epsilon; default: 1e-6 for adadelta (Kim's), 1e-7 for adam",
     )
     parser.add_argument(
         "--l2",
@@ -184,7 +199,9 @@ def build_argument_parser(pair=False):
         help="L2 on every kernel (not embeddings or biases), as Keras's L2(l2): the authors' weight decay wd "
         "(wd * tf.nn.l2_loss(W)) is --l2 wd/2",
     )
-    parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)")
+    parser.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)"
+    )
     parser.add_argument(
         "--ema",
         type=float,
@@ -220,9 +237,13 @@ def build_argument_parser(pair=False):
         "first epochs and end up to 0.006 apart in test accuracy)",
     )
     parser.add_argument(
-        "--steps-per-epoch", type=int, help="at most this many steps per epoch (the first of its batches)"
+        "--steps-per-epoch",
+        type=int,
+        help="at most this many steps per epoch (the first of its batches)",
     )
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
+    parser.add_argument(
+        "--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity"
+    )
     return parser
 
 
@@ -284,10 +305,16 @@ def train(args, pair=False):
         # A rerun after a crash during the refit: the selection finished before it.
         with open(selection_file) as file:
             selection = json.load(file)
-        args.max_length = selection["max_length"]  # as fitted to the training texts before the crash
-        args.buckets = selection.get("buckets", "none")  # a selection from before buckets padded to max_length
+        args.max_length = selection[
+            "max_length"
+        ]  # as fitted to the training texts before the crash
+        args.buckets = selection.get(
+            "buckets", "none"
+        )  # a selection from before buckets padded to max_length
         selection_seconds = 0.0
-        print(f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs.")
+        print(
+            f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs."
+        )
     else:
         model, preprocessor, history, selection_seconds = job.fit_selecting_on_dev(
             train_data, dev_data, selection_dir
@@ -310,8 +337,14 @@ def train(args, pair=False):
     refit = None
     if args.refit:
         all_data = join_splits(train_data, dev_data)
-        model, preprocessor, refit_seconds = job.refit(all_data, selection["best_epoch"], args.output_dir)
-        refit = {"epochs": selection["best_epoch"], "examples": len(all_data), "train_seconds": refit_seconds}
+        model, preprocessor, refit_seconds = job.refit(
+            all_data, selection["best_epoch"], args.output_dir
+        )
+        refit = {
+            "epochs": selection["best_epoch"],
+            "examples": len(all_data),
+            "train_seconds": refit_seconds,
+        }
 
     # The final model and its preprocessing settings, e.g. for examples/plot_attention.py.
     model.save(os.path.join(args.output_dir, "model.keras"))
@@ -325,10 +358,14 @@ def train(args, pair=False):
         "best_epoch": selection["best_epoch"],
         "epochs_run": selection["epochs_run"],
         # Fitting time of this process (selection and refit): a resumed run counts only what it trained.
-        "train_seconds_this_run": round(selection_seconds + (refit["train_seconds"] if refit else 0.0), 1),
+        "train_seconds_this_run": round(
+            selection_seconds + (refit["train_seconds"] if refit else 0.0), 1
+        ),
         "examples": {"train": len(train_data), "dev": len(dev_data), "test": len(test_data)},
         "skipped_malformed": {
-            "train": train_data.skipped, "dev": dev_data.skipped, "test": test_data.skipped
+            "train": train_data.skipped,
+            "dev": dev_data.skipped,
+            "test": test_data.skipped,
         },
         "label_names": list(train_data.label_names),
         "class_names": class_names,
@@ -404,7 +441,9 @@ class _Job:
                     "(the longest training text's length rounded up to a multiple of 8): give a larger "
                     "--max-length or smaller buckets"
                 )
-            preprocessor = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": boundaries})
+            preprocessor = TextPreprocessor(
+                **{**preprocessor.config(), "bucket_boundaries": boundaries}
+            )
         # Fitted once, to the training texts of the first run: a refit keeps the same lengths.
         if args.max_length is None:
             args.max_length = preprocessor.max_length
@@ -418,7 +457,9 @@ class _Job:
 
     def dataset(self, data, preprocessor, drop_remainder=False):
         """Batches of `data` for evaluation, grouped by length (the order does not matter there)."""
-        return self._make_dataset(data, preprocessor, drop_remainder=drop_remainder, group_by_length=True)
+        return self._make_dataset(
+            data, preprocessor, drop_remainder=drop_remainder, group_by_length=True
+        )
 
     def training_dataset(self, data, preprocessor, backup_dir):
         """Endless seeded batches, epoch after epoch, starting at the epoch the backup in `backup_dir` resumes.
@@ -509,14 +550,18 @@ class _Job:
         best_weights = os.path.join(directory, "best.weights.h5")
         history_file = os.path.join(directory, "history.csv")
         backup_dir = os.path.join(directory, _BACKUP_DIR)
-        if not os.path.exists(backup_dir):  # a fresh run, not a resume: forget an older run's results
+        if not os.path.exists(
+            backup_dir
+        ):  # a fresh run, not a resume: forget an older run's results
             for stale in (best_weights, history_file):
                 if os.path.exists(stale):
                     os.remove(stale)
         # On a resume, the checkpoint to beat is the best dev accuracy before the crash: a fresh
         # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
         # Dev accuracies of the epochs before a crash (none for a fresh run): they also carry early stopping on.
-        scores_before = [row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row]
+        scores_before = [
+            row["val_accuracy"] for row in _read_history(history_file) if "val_accuracy" in row
+        ]
         previous_best = max(scores_before, default=None) if os.path.exists(best_weights) else None
         callbacks = [
             # Survives a crash or preemption: rerunning the same command resumes from the last epoch.
@@ -537,7 +582,9 @@ class _Job:
         started = time.time()
         model.fit(
             self.training_dataset(train_data, preprocessor, backup_dir),
-            validation_data=self.dataset(dev_data, preprocessor, drop_remainder=self.drop_remainder),
+            validation_data=self.dataset(
+                dev_data, preprocessor, drop_remainder=self.drop_remainder
+            ),
             epochs=args.epochs,
             steps_per_epoch=self.steps_per_epoch(len(train_data)),
             shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it cannot)
@@ -626,24 +673,33 @@ def _claim_output_dir(args, unfinished):
         with open(path) as file:
             before = json.load(file)
         digests_before = before.pop(_DATA_DIGESTS, {})
-        before.setdefault("buckets", "none")  # a run from before length buckets padded every batch to max_length
+        before.setdefault(
+            "buckets", "none"
+        )  # a run from before length buckets padded every batch to max_length
         # Runs from before these options: the joint gate, dropout on the embeddings, the default epsilon.
         before.setdefault("fusion_gate", "joint")
         before.setdefault("dropout_sites", "embedding")
         before.setdefault("epsilon", None)
         if "head" in settings:
             before.setdefault("head", "relu")
-        changed = sorted(key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key))
+        changed = sorted(
+            key for key in settings.keys() | before.keys() if settings.get(key) != before.get(key)
+        )
         if changed:
             differences = ", ".join(
-                f"--{key.replace('_', '-')} {before.get(key)!r} there, {settings.get(key)!r} now" for key in changed
+                f"--{key.replace('_', '-')} {before.get(key)!r} there, {settings.get(key)!r} now"
+                for key in changed
             )
             raise SystemExit(
                 f"--output-dir {args.output_dir} holds an unfinished run with other settings ({differences}): "
                 "rerun that command to resume it, or give another --output-dir (or delete this one) to start anew"
             )
         # The same paths, but a file rewritten since: the backup learned from other examples or labels.
-        rewritten = [flag for flag in digests if flag in digests_before and digests[flag] != digests_before[flag]]
+        rewritten = [
+            flag
+            for flag in digests
+            if flag in digests_before and digests[flag] != digests_before[flag]
+        ]
         if rewritten:
             files = ", ".join(f"--{flag} {getattr(args, flag)}" for flag in rewritten)
             raise SystemExit(
@@ -706,12 +762,16 @@ def _optimizer(args, steps_per_epoch):
         # Overwriting once per epoch makes the validation (and so the best checkpoint) see the averaged
         # weights.
         options = dict(
-            use_ema=True, ema_momentum=args.ema, ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch
+            use_ema=True,
+            ema_momentum=args.ema,
+            ema_overwrite_frequency=args.steps_per_epoch or steps_per_epoch,
         )
     if args.optimizer == "adadelta":
         epsilon = 1e-6 if args.epsilon is None else args.epsilon
         return keras.optimizers.Adadelta(args.learning_rate, rho=0.95, epsilon=epsilon, **options)
-    return keras.optimizers.Adam(args.learning_rate, epsilon=1e-7 if args.epsilon is None else args.epsilon, **options)
+    return keras.optimizers.Adam(
+        args.learning_rate, epsilon=1e-7 if args.epsilon is None else args.epsilon, **options
+    )
 
 
 def _versions():
@@ -745,7 +805,9 @@ def _parse_buckets(args):
 
 def _resumed_epoch(backup_dir):
     """The epoch a BackupAndRestore backup in `backup_dir` resumes at (0 without one)."""
-    path = os.path.join(backup_dir, "training_metadata.json")  # written by keras.callbacks.BackupAndRestore
+    path = os.path.join(
+        backup_dir, "training_metadata.json"
+    )  # written by keras.callbacks.BackupAndRestore
     if not os.path.exists(path):
         return 0
     with open(path) as file:
@@ -761,31 +823,53 @@ def _loss(args, num_classes):
         return "sparse_categorical_crossentropy"
     from keras_mtsa.losses import SparseCategoricalCrossentropyWithSmoothing
 
-    return SparseCategoricalCrossentropyWithSmoothing(num_classes, label_smoothing=args.label_smoothing)
+    return SparseCategoricalCrossentropyWithSmoothing(
+        num_classes, label_smoothing=args.label_smoothing
+    )
 
 
 def _validate(args):
-    names = ("epochs", "batch_size", "max_length", "vocabulary_size", "min_count", "embedding_dim", "num_heads")
+    names = (
+        "epochs",
+        "batch_size",
+        "max_length",
+        "vocabulary_size",
+        "min_count",
+        "embedding_dim",
+        "num_heads",
+    )
     for name in names:
         value = getattr(args, name)
         if name == "max_length" and value is None:  # fitted to the training texts
             continue
         if value is None or value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:  # 0 would mean "whole epoch" to Keras
-        raise SystemExit(f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}")
+    if (
+        args.steps_per_epoch is not None and args.steps_per_epoch < 1
+    ):  # 0 would mean "whole epoch" to Keras
+        raise SystemExit(
+            f"--steps-per-epoch must be a positive integer, got {args.steps_per_epoch}"
+        )
     for name in ("learning_rate", "embedding_scale"):
         if not getattr(args, name) > 0:
-            raise SystemExit(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+            raise SystemExit(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
     if args.head_dim is not None and args.head_dim < 1:
         raise SystemExit(f"--head-dim must be a positive integer, got {args.head_dim}")
     if args.conv_window < 0:
         raise SystemExit(f"--conv-window must be 0 or a positive integer, got {args.conv_window}")
     if args.conv_window and args.encoder != "mtsa":
-        raise SystemExit(f"--conv-window feeds MTSA and needs --encoder mtsa, got --encoder {args.encoder}")
+        raise SystemExit(
+            f"--conv-window feeds MTSA and needs --encoder mtsa, got --encoder {args.encoder}"
+        )
     if args.num_blocks and args.encoder != "mtsa":
-        raise SystemExit(f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}")
-    if args.dropout_sites == "authors" and (args.encoder != "mtsa" or args.num_blocks or args.conv_window):
+        raise SystemExit(
+            f"--num-blocks stacks MTSA blocks and needs --encoder mtsa, got --encoder {args.encoder}"
+        )
+    if args.dropout_sites == "authors" and (
+        args.encoder != "mtsa" or args.num_blocks or args.conv_window
+    ):
         raise SystemExit(
             "--dropout-sites authors needs the single MTSA layer (--encoder mtsa, no --num-blocks or --conv-window)"
         )
@@ -795,28 +879,40 @@ def _validate(args):
         from keras_mtsa.data.buckets import check_bucket_boundaries
 
         if args.encoder == "cnn":
-            raise SystemExit("--buckets does not apply to --encoder cnn (it pads every batch to --max-length)")
+            raise SystemExit(
+                "--buckets does not apply to --encoder cnn (it pads every batch to --max-length)"
+            )
         try:
             boundaries = _parse_buckets(args)
-            check_bucket_boundaries(boundaries, max(boundaries) if args.max_length is None else args.max_length)
+            check_bucket_boundaries(
+                boundaries, max(boundaries) if args.max_length is None else args.max_length
+            )
         except ValueError:
             raise SystemExit(
                 "--buckets must be 'auto', 'none' or increasing positive integers separated by commas, at most "
                 f"--max-length, got {args.buckets!r}"
             ) from None
     if args.encoder == "cnn" and args.head_dim is not None:
-        raise SystemExit("--head-dim does not apply to --encoder cnn (3 windows x 100 feature maps)")
+        raise SystemExit(
+            "--head-dim does not apply to --encoder cnn (3 windows x 100 feature maps)"
+        )
     if args.encoder == "cnn" and args.max_length is not None and args.max_length < max(CNN_WINDOWS):
-        raise SystemExit(f"--max-length must be at least {max(CNN_WINDOWS)} for --encoder cnn, got {args.max_length}")
+        raise SystemExit(
+            f"--max-length must be at least {max(CNN_WINDOWS)} for --encoder cnn, got {args.max_length}"
+        )
     if args.encoder != "cnn" and args.head_dim is None and args.embedding_dim % args.num_heads:
         raise SystemExit(
             f"--embedding-dim ({args.embedding_dim}) must be divisible by --num-heads ({args.num_heads})"
         )
     for name in ("dropout", "attention_dropout", "token_dropout", "label_smoothing", "ema"):
         if not 0 <= getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+            raise SystemExit(
+                f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}"
+            )
     if args.case_fallback and (not args.keep_case or args.subwords):
-        raise SystemExit("--case-fallback needs --keep-case and no --subwords (it looks a cased word up again case-folded)")
+        raise SystemExit(
+            "--case-fallback needs --keep-case and no --subwords (it looks a cased word up again case-folded)"
+        )
     for name in ("train", "test", "dev"):
         path = getattr(args, name)
         if path and not os.path.isfile(path):
@@ -827,7 +923,9 @@ def _read_splits(args, pair):
     from keras_mtsa.data import read_dataset
     from keras_mtsa.data import split_dev
 
-    options = dict(on_error="skip" if args.skip_malformed else "raise", label_column=args.label_column)
+    options = dict(
+        on_error="skip" if args.skip_malformed else "raise", label_column=args.label_column
+    )
     if args.format == "trec":
         options["trec_labels"] = args.trec_labels
     if args.format in ("tsv", "csv"):
@@ -860,7 +958,9 @@ def _read_history(path):
         rows = list(csv.DictReader(file))
     # A resumed run appends; keep the last row of each epoch.
     by_epoch = {int(row["epoch"]): row for row in rows}
-    return [{key: float(value) for key, value in by_epoch[epoch].items()} for epoch in sorted(by_epoch)]
+    return [
+        {key: float(value) for key, value in by_epoch[epoch].items()} for epoch in sorted(by_epoch)
+    ]
 
 
 def _best_epoch(history):
@@ -893,7 +993,10 @@ def _optional_features(args):
     ):
         features[feature] = _installed(module)
         if not features[feature]:
-            print(f"Warning: {what} turned off: {module} is not installed (pip install {module})", file=sys.stderr)
+            print(
+                f"Warning: {what} turned off: {module} is not installed (pip install {module})",
+                file=sys.stderr,
+            )
     return features
 
 

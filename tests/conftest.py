@@ -39,7 +39,9 @@ def _float32_policy():
     keras.config.set_dtype_policy("float32")
 
 
-SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+SHARED_DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"
+)
 
 
 def require_shared_data(*paths):

@@ -28,7 +28,9 @@ def gradients(function, *args):
     if BACKEND == "jax":
         import jax
 
-        grads = jax.grad(function, argnums=tuple(range(len(args))))(*(jax.numpy.asarray(a) for a in args))
+        grads = jax.grad(function, argnums=tuple(range(len(args))))(
+            *(jax.numpy.asarray(a) for a in args)
+        )
         return [np.asarray(g) for g in grads]
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -115,7 +117,7 @@ def weights_by_path(layer):
     weights = {}
     for weight in layer.weights:
         path = weight.path
-        weights[path[path.index(prefix) + len(prefix):]] = np.asarray(weight.numpy(), np.float64)
+        weights[path[path.index(prefix) + len(prefix) :]] = np.asarray(weight.numpy(), np.float64)
     return weights
 
 
@@ -125,7 +127,9 @@ def _sigmoid(x):
 
 def numpy_mtsa(layer, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
     """MTSA in float64 numpy from an MTSA layer's weights and configuration; see `numpy_mtsa_from`."""
-    return numpy_mtsa_from(layer.get_config(), weights_by_path(layer), x, mask, attention_mask, t_dropout, s_dropout)
+    return numpy_mtsa_from(
+        layer.get_config(), weights_by_path(layer), x, mask, attention_mask, t_dropout, s_dropout
+    )
 
 
 def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
@@ -156,7 +160,8 @@ def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
     if config["token2token_activation"] == "sigmoid":
         token2token = np.log(_sigmoid(token2token))
     hidden = source2token_activation(
-        np.einsum("bhnd,hde->bhne", value, w["source2token_hidden/kernel"]) + bias("source2token_hidden/bias")
+        np.einsum("bhnd,hde->bhne", value, w["source2token_hidden/kernel"])
+        + bias("source2token_hidden/bias")
     )
     source2token = np.einsum("bhnd,hde->bhne", hidden, w["source2token_output/kernel"]) + bias(
         "source2token_output/bias"
@@ -167,7 +172,9 @@ def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
         allowed = allowed & np.asarray(mask, bool)[:, None, None, :]
     if attention_mask is not None:
         attention_mask = np.asarray(attention_mask, bool)
-        allowed = allowed & (attention_mask[:, None] if attention_mask.ndim == 3 else attention_mask)
+        allowed = allowed & (
+            attention_mask[:, None] if attention_mask.ndim == 3 else attention_mask
+        )
     return value, token2token, source2token, allowed
 
 
@@ -183,21 +190,29 @@ def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None
     def bias(name):
         return w.get(name, 0.0)
 
-    value, token2token, source2token, full_mask = numpy_mtsa_logits(config, w, x, mask, attention_mask)
-    attended = numpy_tensorized_attention(token2token, source2token, value, full_mask, t_dropout, s_dropout)
+    value, token2token, source2token, full_mask = numpy_mtsa_logits(
+        config, w, x, mask, attention_mask
+    )
+    attended = numpy_tensorized_attention(
+        token2token, source2token, value, full_mask, t_dropout, s_dropout
+    )
 
     def merge(a):
         return a.transpose(0, 2, 1, 3).reshape(batch, length, heads * head_dim)
 
     if config["use_fusion_gate"] and config.get("fusion_gate", "joint") == "per_head":
         gate = _sigmoid(
-            np.einsum("bhnc,hcd->bhnd", np.concatenate([value, attended], -1), w["fusion_gate/kernel"])
+            np.einsum(
+                "bhnc,hcd->bhnd", np.concatenate([value, attended], -1), w["fusion_gate/kernel"]
+            )
             + bias("fusion_gate/bias")
         )
         attended = gate * value + (1.0 - gate) * attended
     value, output = merge(value), merge(attended)
     if config["use_fusion_gate"] and config.get("fusion_gate", "joint") == "joint":
-        gate = _sigmoid(np.concatenate([value, output], -1) @ w["fusion_gate/kernel"] + bias("fusion_gate/bias"))
+        gate = _sigmoid(
+            np.concatenate([value, output], -1) @ w["fusion_gate/kernel"] + bias("fusion_gate/bias")
+        )
         output = gate * value + (1.0 - gate) * output
     if config["output_dim"] is not None:
         output = output @ w["output/kernel"] + bias("output/bias")
@@ -211,11 +226,13 @@ def numpy_source2token_pooling(layer, x, mask=None):
     w = weights_by_path(layer)
     activation = numpy_activation(layer.get_config()["activation"])
     x = np.asarray(x, np.float64)
-    scores = activation(x @ w["hidden/kernel"] + w.get("hidden/bias", 0.0)) @ w["score/kernel"] + w.get(
-        "score/bias", 0.0
-    )
+    scores = activation(x @ w["hidden/kernel"] + w.get("hidden/bias", 0.0)) @ w[
+        "score/kernel"
+    ] + w.get("score/bias", 0.0)
     token_mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask, bool)
-    weights = numpy_masked_softmax(scores, np.broadcast_to(token_mask[..., None], scores.shape), axis=1)
+    weights = numpy_masked_softmax(
+        scores, np.broadcast_to(token_mask[..., None], scores.shape), axis=1
+    )
     return np.sum(weights * x, axis=1)
 
 

@@ -14,11 +14,16 @@ KINDS = ("forward", "backward", "none", "forward")
 
 def _inputs(seed, batch=2, heads=4, length=13, head_dim=5, scale=1.0):
     rng = np.random.default_rng(seed)
-    return [(rng.normal(size=(batch, heads, length, head_dim)) * scale).astype("float32") for _ in range(4)]
+    return [
+        (rng.normal(size=(batch, heads, length, head_dim)) * scale).astype("float32")
+        for _ in range(4)
+    ]
 
 
 def _full(q, k, s, v, padding=None, attention_mask=None, **options):
-    return masked_tensorized_self_attention(q, k, s, v, padding, attention_mask, None, None, **options)
+    return masked_tensorized_self_attention(
+        q, k, s, v, padding, attention_mask, None, None, **options
+    )
 
 
 def _gradients(function, tensors, weights):
@@ -35,7 +40,9 @@ def _gradients(function, tensors, weights):
     import jax.numpy as jnp
 
     loss = lambda *args: jnp.sum(function(*args) * weights)  # noqa: E731
-    return [np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=tuple(range(len(tensors)))))(*tensors)]
+    return [
+        np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=tuple(range(len(tensors)))))(*tensors)
+    ]
 
 
 @pytest.mark.parametrize("activation", ["exp", "sigmoid"])
@@ -45,9 +52,13 @@ def test_equals_full_form_for_every_mask_kind_with_padding(activation, attend_to
     q, k, s, v = _inputs(0, scale=2.0)
     padding = np.ones((2, 13), bool)
     padding[1, 9:] = False
-    options = dict(head_masks=KINDS, attend_to_self=attend_to_self, token2token_activation=activation)
+    options = dict(
+        head_masks=KINDS, attend_to_self=attend_to_self, token2token_activation=activation
+    )
     full = _full(q, k, s, v, padding, **options)
-    blockwise = blockwise_self_attention(q, k, s, v, block_size=block_size, padding_mask=padding, **options)
+    blockwise = blockwise_self_attention(
+        q, k, s, v, block_size=block_size, padding_mask=padding, **options
+    )
     np.testing.assert_allclose(np.asarray(blockwise), np.asarray(full), rtol=1e-5, atol=1e-5)
 
 
@@ -56,7 +67,9 @@ def test_equals_full_form_with_a_per_head_attention_mask():
     attention_mask = np.random.default_rng(1).random((2, 4, 13, 13)) > 0.3
     options = dict(head_masks=KINDS, attend_to_self=False, token2token_activation="exp")
     full = _full(q, k, s, v, None, attention_mask, **options)
-    blockwise = blockwise_self_attention(q, k, s, v, block_size=5, attention_mask=attention_mask, **options)
+    blockwise = blockwise_self_attention(
+        q, k, s, v, block_size=5, attention_mask=attention_mask, **options
+    )
     np.testing.assert_allclose(np.asarray(blockwise), np.asarray(full), rtol=1e-5, atol=1e-5)
 
 
@@ -69,10 +82,14 @@ def test_gradients_equal_the_full_forms(activation):
     options = dict(head_masks=KINDS, attend_to_self=False, token2token_activation=activation)
     full = _gradients(lambda *t: _full(*t, padding, **options), tensors, weights)
     blockwise = _gradients(
-        lambda *t: blockwise_self_attention(*t, block_size=4, padding_mask=padding, **options), tensors, weights
+        lambda *t: blockwise_self_attention(*t, block_size=4, padding_mask=padding, **options),
+        tensors,
+        weights,
     )
     for name, got, want in zip("qksv", blockwise, full):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"gradient w.r.t. {name}")
+        np.testing.assert_allclose(
+            got, want, rtol=1e-4, atol=1e-5, err_msg=f"gradient w.r.t. {name}"
+        )
 
 
 def test_computes_what_underflows_in_the_full_form():
@@ -106,7 +123,9 @@ def test_dropout_mask_of_ones_changes_nothing_and_a_random_one_stays_finite():
     q, k, s, v = _inputs(5)
     options = dict(head_masks=KINDS, block_size=4)
     plain = np.asarray(blockwise_self_attention(q, k, s, v, **options))
-    ones = np.asarray(blockwise_self_attention(q, k, s, v, source2token_dropout=np.ones_like(s), **options))
+    ones = np.asarray(
+        blockwise_self_attention(q, k, s, v, source2token_dropout=np.ones_like(s), **options)
+    )
     np.testing.assert_allclose(ones, plain, rtol=1e-6, atol=1e-6)
     keep = (np.random.default_rng(5).random(s.shape) < 0.8).astype("float32") / 0.8
     dropped = np.asarray(blockwise_self_attention(q, k, s, v, source2token_dropout=keep, **options))
@@ -132,16 +151,24 @@ def test_dropout_forward_and_gradients_equal_the_full_forms_with_the_same_mask(a
             q, k, s, v, block_size=4, padding_mask=padding, source2token_dropout=keep, **options
         )
 
-    np.testing.assert_allclose(np.asarray(blockwise(*tensors)), np.asarray(full(*tensors)), rtol=1e-5, atol=1e-5)
-    for name, got, want in zip("qksv", _gradients(blockwise, tensors, weights), _gradients(full, tensors, weights)):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"gradient w.r.t. {name}")
+    np.testing.assert_allclose(
+        np.asarray(blockwise(*tensors)), np.asarray(full(*tensors)), rtol=1e-5, atol=1e-5
+    )
+    for name, got, want in zip(
+        "qksv", _gradients(blockwise, tensors, weights), _gradients(full, tensors, weights)
+    ):
+        np.testing.assert_allclose(
+            got, want, rtol=1e-4, atol=1e-5, err_msg=f"gradient w.r.t. {name}"
+        )
 
 
 def test_large_inputs_give_finite_outputs_and_gradients():
     tensors = _inputs(6, scale=30.0)
     weights = np.ones_like(tensors[0])
     out = blockwise_self_attention(*tensors, block_size=4, head_masks=KINDS)
-    grads = _gradients(lambda *t: blockwise_self_attention(*t, block_size=4, head_masks=KINDS), tensors, weights)
+    grads = _gradients(
+        lambda *t: blockwise_self_attention(*t, block_size=4, head_masks=KINDS), tensors, weights
+    )
     assert np.all(np.isfinite(np.asarray(out)))
     assert all(np.all(np.isfinite(g)) for g in grads)
 
@@ -158,9 +185,14 @@ def test_compiles_with_xla_on_tensorflow():
 
     q, k, s, v = _inputs(8)
     options = dict(head_masks=KINDS, attend_to_self=False, token2token_activation="exp")
-    compiled = tf.function(lambda *t: blockwise_self_attention(*t, block_size=4, **options), jit_compile=True)
+    compiled = tf.function(
+        lambda *t: blockwise_self_attention(*t, block_size=4, **options), jit_compile=True
+    )
     np.testing.assert_allclose(
-        np.asarray(compiled(q, k, s, v)), np.asarray(_full(q, k, s, v, **options)), rtol=1e-5, atol=1e-5
+        np.asarray(compiled(q, k, s, v)),
+        np.asarray(_full(q, k, s, v, **options)),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 

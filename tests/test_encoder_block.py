@@ -4,13 +4,13 @@ layer, stacking with masks, serialization, training and argument checks."""
 import keras
 import numpy as np
 import pytest
+
 from helpers import assert_close
 from helpers import numpy_activation
 from helpers import numpy_layer_norm
 from helpers import numpy_mtsa_from
 from helpers import to_numpy
 from helpers import weights_by_path
-
 from keras_mtsa import MTSAEncoderBlock
 from keras_mtsa import Source2TokenPooling
 from keras_mtsa import ops as mtsa_ops
@@ -20,7 +20,9 @@ IDS = np.array([[3, 1, 4, 1, 5], [2, 7, 1, 0, 0]], "int32")
 
 
 def make_block(**kwargs):
-    defaults = dict(num_heads=HEADS, intermediate_dim=8, bias_initializer="random_normal", jit_compile=False)
+    defaults = dict(
+        num_heads=HEADS, intermediate_dim=8, bias_initializer="random_normal", jit_compile=False
+    )
     return MTSAEncoderBlock(**{**defaults, **kwargs})
 
 
@@ -51,7 +53,9 @@ def numpy_block(block, x, mask=None):
         use_fusion_gate=config["use_fusion_gate"],
         output_dim=width,
     )
-    attention_weights = {k[len("attention/") :]: v for k, v in weights.items() if k.startswith("attention/")}
+    attention_weights = {
+        k[len("attention/") :]: v for k, v in weights.items() if k.startswith("attention/")
+    }
     activation = numpy_activation(config["activation"])
     epsilon = config["layer_norm_epsilon"]
 

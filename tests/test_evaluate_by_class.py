@@ -12,11 +12,22 @@ import tensorflow as tf
 from keras_mtsa import models
 from keras_mtsa.data import TextPreprocessor
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+)
 
 from evaluate_by_class import main  # noqa: E402
 
-TEXTS = ["good film", "bad film", "a good plot", "bad acting", "fine", "so bad", "good good", "plot"]
+TEXTS = [
+    "good film",
+    "bad film",
+    "a good plot",
+    "bad acting",
+    "fine",
+    "so bad",
+    "good good",
+    "plot",
+]
 LABELS = [1, 0, 1, 0, 2, 0, 1, 2]
 
 
@@ -26,7 +37,11 @@ def run_dir(tmp_path):
     preprocessor = TextPreprocessor.from_texts(TEXTS, str(tmp_path / "vocabulary.txt"), 8)
     keras.utils.set_random_seed(3)
     model = models.build_sentence_classifier(
-        3, vocabulary_size=preprocessor.vocabulary_size, max_length=8, embedding_dim=8, hidden_units=4
+        3,
+        vocabulary_size=preprocessor.vocabulary_size,
+        max_length=8,
+        embedding_dim=8,
+        hidden_units=4,
     )
     model.save(tmp_path / "model.keras")
     with open(tmp_path / "preprocessor.json", "w") as file:
@@ -42,7 +57,21 @@ def run_dir(tmp_path):
 def test_accuracy_of_each_class_and_the_confusions_equal_the_models_predictions(run_dir, capsys):
     directory, test, predicted = run_dir
     output = str(directory / "by_class.json")
-    assert main(["--run-dir", str(directory), "--test", test, "--format", "labeled-lines", "--json", output]) == 0
+    assert (
+        main(
+            [
+                "--run-dir",
+                str(directory),
+                "--test",
+                test,
+                "--format",
+                "labeled-lines",
+                "--json",
+                output,
+            ]
+        )
+        == 0
+    )
     result = json.load(open(output))
     labels = np.asarray(LABELS)
     for label, name in enumerate(["0", "1", "2"]):

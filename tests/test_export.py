@@ -5,26 +5,24 @@ reloaded in a fresh process without Keras or keras_mtsa, queried with hostile in
 `python -m keras_mtsa.serving check`, next to SavedModels the checker must reject.
 """
 
-import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tensorflow as tf
 
 from keras_mtsa import models
 from keras_mtsa import serving
 from keras_mtsa.data import TextClassificationData
 from keras_mtsa.data import TextPreprocessor
+from keras_mtsa.data import make_classification_dataset
 from keras_mtsa.data.preprocessing import read_vocabulary
 from keras_mtsa.data.preprocessing import write_vocabulary
-from keras_mtsa.data import make_classification_dataset
 from keras_mtsa.export import WARMUP_FILE
 from keras_mtsa.export import WARMUP_TEXTS
 from keras_mtsa.export import export_for_serving
@@ -51,7 +49,6 @@ PROBE_TEXTS = [
 ]
 
 
-
 def _environment():
     """A child's environment: this checkout first on its path (never an installed, possibly stale copy)."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +70,10 @@ def trained(tmp_path_factory):
         embedding_dim=16, hidden_units=16, dropout=0.1,
     )  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
-    model.fit(make_classification_dataset(data, preprocessor, batch_size=8, shuffle=True, seed=2), verbose=0)
+    model.fit(
+        make_classification_dataset(data, preprocessor, batch_size=8, shuffle=True, seed=2),
+        verbose=0,
+    )
     return model, preprocessor
 
 
@@ -85,7 +85,9 @@ def export_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(trained, export_dir):
     model, preprocessor = trained
-    return export_for_serving(model, preprocessor, str(export_dir), model_name="reviews", labels=LABELS)
+    return export_for_serving(
+        model, preprocessor, str(export_dir), model_name="reviews", labels=LABELS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,10 @@ HOSTILE = {
     "whitespace": [" \t\n\r\u3000 ".encode()],
     "100k characters": [("the film is great " * 6000)[:100_000].encode()],
     "invalid UTF-8": [b"\xff\xfe\xfd abc", b"abc \xc3"],  # invalid bytes; a cut 2-byte character
-    "emoji and mixed scripts": ["😀 the film текст 文本 مرحبا é́ 👍🏽 great!!!".encode(), "🎬🎬🎬".encode()],
+    "emoji and mixed scripts": [
+        "😀 the film текст 文本 مرحبا é́ 👍🏽 great!!!".encode(),
+        "🎬🎬🎬".encode(),
+    ],
     "batch of 1": [b"the film is great"],
     "batch of 1000": [text.encode() for text in LARGE_BATCH],
     "row 123 of the batch of 1000": [LARGE_BATCH[123].encode()],
@@ -191,15 +196,26 @@ def test_session_road_answers_hostile_requests_as_keras_does(trained, on_session
 
 def test_session_road_rows_are_independent_of_their_batch(on_session_road):
     # Each row is computed on its own: a text gives the same answer alone as in a batch of 1000.
-    large, single = on_session_road["batch of 1000"], on_session_road["row 123 of the batch of 1000"]
-    np.testing.assert_allclose(large["probabilities"][123:124], single["probabilities"], rtol=0, atol=1e-6)
+    large, single = (
+        on_session_road["batch of 1000"],
+        on_session_road["row 123 of the batch of 1000"],
+    )
+    np.testing.assert_allclose(
+        large["probabilities"][123:124], single["probabilities"], rtol=0, atol=1e-6
+    )
     np.testing.assert_array_equal(large["label"][123:124], single["label"])
 
 
 def test_requests_are_timed_on_the_session_road(exported, on_session_road):
-    answers, seconds = serving.time_requests(exported, [("serving_default", {"text": PROBE_TEXTS})], repeats=3)
-    np.testing.assert_array_equal(answers[0]["probabilities"], on_session_road["probes"]["probabilities"])
-    assert len(seconds) == 1 and len(seconds[0]) == 3 and all(0 < value < 60 for value in seconds[0])
+    answers, seconds = serving.time_requests(
+        exported, [("serving_default", {"text": PROBE_TEXTS})], repeats=3
+    )
+    np.testing.assert_array_equal(
+        answers[0]["probabilities"], on_session_road["probes"]["probabilities"]
+    )
+    assert (
+        len(seconds) == 1 and len(seconds[0]) == 3 and all(0 < value < 60 for value in seconds[0])
+    )
     with pytest.raises(ValueError, match="`repeats` must be a positive int. Received: repeats=0"):
         serving.time_requests(exported, [], repeats=0)
 
@@ -235,42 +251,68 @@ def test_layout_assets_and_signatures(trained, exported, export_dir, loaded):
         assert file.read().splitlines() == LABELS
 
     default = loaded.signatures["serving_default"]
-    assert default.structured_input_signature[1] == {"text": tf.TensorSpec([None], tf.string, name="text")}
+    assert default.structured_input_signature[1] == {
+        "text": tf.TensorSpec([None], tf.string, name="text")
+    }
     assert set(default.structured_outputs) == {"probabilities", "label_id", "label"}
     ids = loaded.signatures["token_ids"]
     with open(os.path.join(exported, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
         description = json.load(file)
     # No XLA in the graph: requests are padded to their longest text.
     assert description["max_length"] == MAX_LENGTH
-    assert description["padding"] == {"requests": "longest", "bucket_boundaries": list(range(1, MAX_LENGTH + 1))}
+    assert description["padding"] == {
+        "requests": "longest",
+        "bucket_boundaries": list(range(1, MAX_LENGTH + 1)),
+    }
     # Ids of any padded length (cut to max_length): the models ignore padding.
     assert ids.structured_input_signature[1] == {
         "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids")
     }
 
 
-def test_an_xla_export_pads_requests_to_length_buckets_and_answers_as_max_length_padding(trained, tmp_path):
+def test_an_xla_export_pads_requests_to_length_buckets_and_answers_as_max_length_padding(
+    trained, tmp_path
+):
     model, preprocessor = trained
     path = export_for_serving(
-        model, preprocessor, str(tmp_path), model_name="xla", labels=LABELS, warmup_texts=(), jit_compile=True
+        model,
+        preprocessor,
+        str(tmp_path),
+        model_name="xla",
+        labels=LABELS,
+        warmup_texts=(),
+        jit_compile=True,
     )
     with open(os.path.join(path, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
-        assert json.load(file)["padding"] == {"requests": "buckets", "bucket_boundaries": [*BUCKETS, MAX_LENGTH]}
+        assert json.load(file)["padding"] == {
+            "requests": "buckets",
+            "bucket_boundaries": [*BUCKETS, MAX_LENGTH],
+        }
     signature = tf.saved_model.load(path).signatures["serving_default"]
     # Batches whose longest text lands in each bucket (4, 8, 16) and beyond max_length.
-    for texts in (["the film"], ["the film is great", "dull"], ["the acting is not bad at all"], PROBE_TEXTS):
+    for texts in (
+        ["the film"],
+        ["the film is great", "dull"],
+        ["the acting is not bad at all"],
+        PROBE_TEXTS,
+    ):
         answer = signature(text=tf.constant(texts, tf.string))["probabilities"].numpy()
         np.testing.assert_allclose(answer, _keras_probabilities(trained, texts), rtol=0, atol=1e-5)
 
 
-def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_text(trained, tmp_path, loaded):
+def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_text(
+    trained, tmp_path, loaded
+):
     model, preprocessor = trained
     path = export_for_serving(
         model, preprocessor, str(tmp_path), model_name="fixed", labels=LABELS, warmup_texts=(),
         request_padding="max_length",
     )  # fmt: skip
     with open(os.path.join(path, "assets.extra", "keras_mtsa.json"), encoding="utf-8") as file:
-        assert json.load(file)["padding"] == {"requests": "max_length", "bucket_boundaries": [MAX_LENGTH]}
+        assert json.load(file)["padding"] == {
+            "requests": "max_length",
+            "bucket_boundaries": [MAX_LENGTH],
+        }
     fixed = tf.saved_model.load(path).signatures["serving_default"]
     texts = tf.constant(["the film", "the plot is dull , but the ending is wonderful"], tf.string)
     np.testing.assert_allclose(
@@ -287,7 +329,10 @@ def test_a_model_whose_positions_end_before_max_length_is_not_exported(trained, 
         len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH // 2, encoder="mha",
         embedding_dim=8, hidden_units=4,
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"embeds positions up to 8 only: .*Received: a preprocessor with max_length=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"embeds positions up to 8 only: .*Received: a preprocessor with max_length=16",
+    ):
         export_for_serving(mha, preprocessor, str(tmp_path), model_name="mha", labels=LABELS)
 
 
@@ -297,7 +342,9 @@ def test_a_model_of_one_input_length_is_not_exported_with_length_buckets(trained
         len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, encoder="cnn",
         embedding_dim=8, hidden_units=4,
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"takes ids of length 16 only: `preprocessor` must pad to it"):
+    with pytest.raises(
+        ValueError, match=r"takes ids of length 16 only: `preprocessor` must pad to it"
+    ):
         export_for_serving(cnn, preprocessor, str(tmp_path), model_name="cnn", labels=LABELS)
 
 
@@ -362,7 +409,9 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
         hidden_units=16,
     )  # fmt: skip
     labels = ["entailment", "neutral", "contradiction"]
-    path = export_for_serving(model, preprocessor, str(tmp_path), model_name="nli", labels=labels, pair=True)
+    path = export_for_serving(
+        model, preprocessor, str(tmp_path), model_name="nli", labels=labels, pair=True
+    )
     served = tf.saved_model.load(path)
     default = served.signatures["serving_default"]
     assert default.structured_input_signature[1] == {
@@ -384,7 +433,9 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     ])  # fmt: skip
     for answer in (text_answer, ids_answer):  # on TF Serving's road
         np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
-        assert [label.decode() for label in answer["label"]] == [labels[i] for i in expected.argmax(-1)]
+        assert [label.decode() for label in answer["label"]] == [
+            labels[i] for i in expected.argmax(-1)
+        ]
     log = next(iter(tf.data.TFRecordDataset(os.path.join(path, WARMUP_FILE))))
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -417,25 +468,35 @@ def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(traine
 
     model, fitted = trained
     tokens = read_vocabulary(fitted.config()["vocabulary_file"])
-    texts = ["the film is great", "the plot is dull , but the ending is wonderful", "boring and flat"]
+    texts = [
+        "the film is great",
+        "the plot is dull , but the ending is wonderful",
+        "boring and flat",
+    ]
     # The same path for both, rewritten in between, and the first preprocessor freed before the second
     # exists: neither a path nor a reused memory address may lead the second to the first one's table.
     path = str(tmp_path / "vocabulary.txt")
     write_vocabulary(tokens, path)
     first = TextPreprocessor(path, MAX_LENGTH)
     first_ids = first(tf.constant(texts)).numpy()
-    first_export = export_for_serving(model, first, str(tmp_path / "first"), model_name="m", labels=LABELS)
+    first_export = export_for_serving(
+        model, first, str(tmp_path / "first"), model_name="m", labels=LABELS
+    )
     del first
     gc.collect()
     write_vocabulary(tokens[:2] + tokens[2:][::-1], path)  # the same words, other ids
     second = TextPreprocessor(path, MAX_LENGTH)
     second_ids = second(tf.constant(texts)).numpy()
     assert not np.array_equal(first_ids, second_ids)
-    second_export = export_for_serving(model, second, str(tmp_path / "second"), model_name="m", labels=LABELS)
+    second_export = export_for_serving(
+        model, second, str(tmp_path / "second"), model_name="m", labels=LABELS
+    )
     for export, ids in ((first_export, first_ids), (second_export, second_ids)):
         expected = model(ids, training=False).numpy()
         [answer] = serving.serve(export, [("serving_default", {"text": texts})])
-        np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)  # TF Serving's road
+        np.testing.assert_allclose(
+            answer["probabilities"], expected, rtol=0, atol=1e-5
+        )  # TF Serving's road
         # Loaded in this process too, next to the live preprocessor and the other export.
         loaded = tf.saved_model.load(export).signatures["serving_default"](text=tf.constant(texts))
         np.testing.assert_allclose(loaded["probabilities"].numpy(), expected, rtol=0, atol=1e-5)
@@ -452,8 +513,14 @@ def test_a_subword_export_serves_on_the_session_road(tmp_path):
         len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, embedding_dim=8,
         hidden_units=8,
     )  # fmt: skip
-    path = export_for_serving(model, preprocessor, str(tmp_path), model_name="subwords", labels=LABELS)
+    path = export_for_serving(
+        model, preprocessor, str(tmp_path), model_name="subwords", labels=LABELS
+    )
     probes = [b"the films are greatest", b"unseenword", b""]
     [answer] = serving.serve(path, [("serving_default", {"text": probes})])
-    np.testing.assert_allclose(answer["probabilities"], _keras_probabilities((model, preprocessor), probes), atol=1e-5)
-    assert "WordpieceTokenizeWithOffsets" in serving.check(path, threads=0)["ops"]["tensorflow_text"]
+    np.testing.assert_allclose(
+        answer["probabilities"], _keras_probabilities((model, preprocessor), probes), atol=1e-5
+    )
+    assert (
+        "WordpieceTokenizeWithOffsets" in serving.check(path, threads=0)["ops"]["tensorflow_text"]
+    )

@@ -20,7 +20,9 @@ def test_matches_the_smoothed_one_hot_cross_entropy():
 def test_without_smoothing_it_is_the_sparse_cross_entropy_and_accepts_column_labels():
     loss = SparseCategoricalCrossentropyWithSmoothing(3)
     expected = keras.losses.SparseCategoricalCrossentropy()(LABELS, PROBABILITIES)
-    np.testing.assert_allclose(float(loss(LABELS[:, None], PROBABILITIES)), float(expected), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(loss(LABELS[:, None], PROBABILITIES)), float(expected), rtol=1e-6
+    )
 
 
 def test_config_round_trip():
@@ -31,7 +33,10 @@ def test_config_round_trip():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"num_classes": 0}, "num_classes"), ({"num_classes": 3, "label_smoothing": 1.0}, "label_smoothing")],
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": 3, "label_smoothing": 1.0}, "label_smoothing"),
+    ],
 )
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):

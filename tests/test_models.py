@@ -3,17 +3,18 @@
 Every model is tiny (embedding_dim 16, max_length 12) and is built and trained once per module.
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_mtsa import models
 
 VOCABULARY_SIZE = 40
 MAX_LENGTH = 12
 NUM_CLASSES = 3
-SIZES = dict(vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16, hidden_units=8)
+SIZES = dict(
+    vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16, hidden_units=8
+)
 
 SENTENCE_CONFIGS = {
     "mtsa": dict(encoder="mtsa", num_heads=2, num_blocks=0),
@@ -123,21 +124,37 @@ def test_a_sentence_gets_the_same_output_in_every_bucket_it_can_land_in(trained,
     model, inputs, _ = trained[name]
 
     def cut(ids, length):
-        return {key: value[:, :length] for key, value in ids.items()} if isinstance(ids, dict) else ids[:, :length]
+        return (
+            {key: value[:, :length] for key, value in ids.items()}
+            if isinstance(ids, dict)
+            else ids[:, :length]
+        )
 
     longest = 7
-    rows = cut(inputs, longest)  # sentences of at most 7 tokens, some shorter, padded to max_length below
-    rows = {key: np.pad(value, [(0, 0), (0, MAX_LENGTH - longest)]) for key, value in rows.items()} if isinstance(
-        rows, dict
-    ) else np.pad(rows, [(0, 0), (0, MAX_LENGTH - longest)])
-    assert np.any(_flat_ids(rows)[:, longest - 1] == 0) and np.all(_flat_ids(rows)[:, longest:] == 0)
+    rows = cut(
+        inputs, longest
+    )  # sentences of at most 7 tokens, some shorter, padded to max_length below
+    rows = (
+        {key: np.pad(value, [(0, 0), (0, MAX_LENGTH - longest)]) for key, value in rows.items()}
+        if isinstance(rows, dict)
+        else np.pad(rows, [(0, 0), (0, MAX_LENGTH - longest)])
+    )
+    assert np.any(_flat_ids(rows)[:, longest - 1] == 0) and np.all(
+        _flat_ids(rows)[:, longest:] == 0
+    )
     expected = model.predict(rows, verbose=0)
     for length in range(longest, MAX_LENGTH):
-        np.testing.assert_allclose(model.predict(cut(rows, length), verbose=0), expected, atol=1e-5, err_msg=length)
+        np.testing.assert_allclose(
+            model.predict(cut(rows, length), verbose=0), expected, atol=1e-5, err_msg=length
+        )
 
 
 def _flat_ids(inputs):
-    return np.concatenate([inputs["premise"], inputs["hypothesis"]]) if isinstance(inputs, dict) else inputs
+    return (
+        np.concatenate([inputs["premise"], inputs["hypothesis"]])
+        if isinstance(inputs, dict)
+        else inputs
+    )
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -202,7 +219,12 @@ def test_bad_num_classes(build, num_classes):
 
 def test_head_dim_sets_the_sentence_vector_width_and_embedding_scale_the_initial_range():
     encoder = models.build_sentence_encoder(
-        vocabulary_size=50, max_length=6, embedding_dim=8, num_heads=2, head_dim=5, embedding_scale=0.25
+        vocabulary_size=50,
+        max_length=6,
+        embedding_dim=8,
+        num_heads=2,
+        head_dim=5,
+        embedding_scale=0.25,
     )
     assert encoder.output.shape == (None, 10)  # 2 heads x 5 features, not the embedding width
     table = keras.ops.convert_to_numpy(encoder.get_layer("embedding").embeddings)
@@ -232,7 +254,9 @@ def test_l2_reaches_every_kernel_of_every_encoder_and_nothing_else(name):
     l2 = 0.25
     model = models.build_sentence_classifier(NUM_CLASSES, l2=l2, **SIZES, **SENTENCE_CONFIGS[name])
     kernels = _kernels(model)
-    assert len(model.losses) == len(kernels)  # no embedding, position embedding, bias or norm weight
+    assert len(model.losses) == len(
+        kernels
+    )  # no embedding, position embedding, bias or norm weight
     expected = sum(l2 * float(np.sum(np.square(keras.ops.convert_to_numpy(w)))) for w in kernels)
     np.testing.assert_allclose(sum(float(loss) for loss in model.losses), expected, rtol=1e-5)
 
@@ -240,19 +264,27 @@ def test_l2_reaches_every_kernel_of_every_encoder_and_nothing_else(name):
 def test_stacked_blocks_default_to_exp_token2token_and_take_the_one_given():
     def block_activation(**kwargs):
         encoder = models.build_sentence_encoder(
-            vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16, num_blocks=1, **kwargs
+            vocabulary_size=VOCABULARY_SIZE,
+            max_length=MAX_LENGTH,
+            embedding_dim=16,
+            num_blocks=1,
+            **kwargs,
         )
         return encoder.get_layer("mtsa_block_0").token2token_activation
 
     assert block_activation() == "exp"
     assert block_activation(token2token_activation="sigmoid") == "sigmoid"
-    single = models.build_sentence_encoder(vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16)
+    single = models.build_sentence_encoder(
+        vocabulary_size=VOCABULARY_SIZE, max_length=MAX_LENGTH, embedding_dim=16
+    )
     assert single.get_layer("mtsa").token2token_activation == "sigmoid"
     assert single.get_layer("mtsa").fusion_gate == "per_head"
 
 
 def test_the_authors_dropout_sites_drop_every_dense_input_and_not_the_embeddings():
-    model = models.build_sentence_classifier(NUM_CLASSES, dropout=0.4, dropout_sites="authors", **SIZES)
+    model = models.build_sentence_classifier(
+        NUM_CLASSES, dropout=0.4, dropout_sites="authors", **SIZES
+    )
     encoder = model.get_layer("sentence_encoder")
     names = {layer.name for layer in encoder.layers}
     assert "embedding_dropout" not in names
@@ -262,11 +294,17 @@ def test_the_authors_dropout_sites_drop_every_dense_input_and_not_the_embeddings
     plain = models.build_sentence_classifier(NUM_CLASSES, dropout=0.4, **SIZES)
     plain_encoder = plain.get_layer("sentence_encoder")
     assert plain_encoder.get_layer("embedding_dropout").rate == 0.4
-    assert plain_encoder.get_layer("mtsa").projection_dropout == plain_encoder.get_layer("pooling").dropout == 0
+    assert (
+        plain_encoder.get_layer("mtsa").projection_dropout
+        == plain_encoder.get_layer("pooling").dropout
+        == 0
+    )
     assert "features_dropout" not in {layer.name for layer in plain.layers}
     ids = _token_ids(np.random.default_rng(4), 4)
     plain.set_weights(model.get_weights())  # the dropout sites add no weights
-    np.testing.assert_allclose(model.predict(ids, verbose=0), plain.predict(ids, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(ids, verbose=0), plain.predict(ids, verbose=0), atol=1e-6
+    )
 
 
 def test_highway_equals_its_formula_and_drops_only_while_training():
@@ -284,7 +322,9 @@ def test_highway_equals_its_formula_and_drops_only_while_training():
 
 def test_the_authors_pair_head_is_elu_then_highway_and_round_trips(batch, tmp_path):
     _, pair, labels = batch
-    model = models.build_pair_classifier(NUM_CLASSES, head="highway", dropout_sites="authors", **SIZES)
+    model = models.build_pair_classifier(
+        NUM_CLASSES, head="highway", dropout_sites="authors", **SIZES
+    )
     assert model.get_layer("hidden").get_config()["activation"] == "elu"
     assert model.get_layer("highway").dropout == 0.5
     before, after = _train(model, pair, labels)
@@ -292,6 +332,8 @@ def test_the_authors_pair_head_is_elu_then_highway_and_round_trips(batch, tmp_pa
     path = tmp_path / "pair.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(restored.predict(pair, verbose=0), model.predict(pair, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        restored.predict(pair, verbose=0), model.predict(pair, verbose=0), atol=1e-6
+    )
     with pytest.raises(ValueError, match="`head`"):
         models.build_pair_classifier(NUM_CLASSES, head="maxout", **SIZES)

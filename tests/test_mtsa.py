@@ -9,16 +9,16 @@ jit_compile=False unless XLA is what the test is about.
 import keras
 import numpy as np
 import pytest
+from keras import ops
+
 from helpers import assert_close
 from helpers import copy_weights
 from helpers import gradients
 from helpers import numpy_masked_softmax
 from helpers import numpy_mtsa
 from helpers import numpy_mtsa_logits
-from helpers import weights_by_path
 from helpers import to_numpy
-from keras import ops
-
+from helpers import weights_by_path
 from keras_mtsa import MTSA
 from keras_mtsa import Source2TokenPooling
 
@@ -62,7 +62,9 @@ def padding_mask(lengths, length=LENGTH):
             source2token_activation="tanh",
         ),
         dict(token2token_activation="sigmoid", output_dim=4),
-        dict(token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]),
+        dict(
+            token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]
+        ),
         # The same layer math through the tiled core (keras_mtsa.blockwise), blocks not dividing the length.
         dict(token2token_activation="exp", block_size=2),
         dict(token2token_activation="sigmoid", fusion_gate="joint", output_dim=4),
@@ -147,7 +149,9 @@ def test_per_head_attention_mask_matches_numpy_and_3d_mask_applies_to_every_head
     x = random_inputs(4)
     rng = np.random.default_rng(4)
     per_head = rng.random((BATCH, HEADS, LENGTH, LENGTH)) < 0.6
-    assert_close(layer(x, attention_mask=per_head), numpy_mtsa(layer, x, attention_mask=per_head), LAYER_TOL)
+    assert_close(
+        layer(x, attention_mask=per_head), numpy_mtsa(layer, x, attention_mask=per_head), LAYER_TOL
+    )
     shared = rng.random((BATCH, LENGTH, LENGTH)) < 0.6
     repeated = np.repeat(shared[:, None], HEADS, axis=1)
     assert_close(layer(x, attention_mask=shared), to_numpy(layer(x, attention_mask=repeated)), 1e-7)
@@ -173,7 +177,9 @@ def test_return_attention_scores_shapes_and_normalisation():
     x = random_inputs(5)
     lengths = [LENGTH, 3]
     mask = padding_mask(lengths)
-    output, token2token, source2token = (to_numpy(a) for a in layer(x, mask=mask, return_attention_scores=True))
+    output, token2token, source2token = (
+        to_numpy(a) for a in layer(x, mask=mask, return_attention_scores=True)
+    )
     assert output.shape == (BATCH, LENGTH, HEADS * HEAD_DIM)
     assert token2token.shape == (BATCH, HEADS, LENGTH, LENGTH)
     assert source2token.shape == (BATCH, HEADS, LENGTH, HEAD_DIM)
@@ -205,16 +211,23 @@ def test_attention_scores_are_masked_softmaxes_of_the_oracles_logits(activation,
     if mask_kind != "padding":
         attention_mask = np.random.default_rng(11).random((BATCH, HEADS, LENGTH, LENGTH)) > 0.3
     _, token2token, source2token = (
-        to_numpy(a) for a in layer(x, mask=mask, attention_mask=attention_mask, return_attention_scores=True)
+        to_numpy(a)
+        for a in layer(x, mask=mask, attention_mask=attention_mask, return_attention_scores=True)
     )
     _, t_logits, s_logits, allowed = numpy_mtsa_logits(
         layer.get_config(), weights_by_path(layer), x, mask, attention_mask
     )
-    allowed = np.broadcast_to(allowed & mask[:, None, :, None], t_logits.shape)  # padded queries: no row
-    usable_keys = np.broadcast_to(allowed.any(axis=-2)[..., None], s_logits.shape)  # seen by some query
+    allowed = np.broadcast_to(
+        allowed & mask[:, None, :, None], t_logits.shape
+    )  # padded queries: no row
+    usable_keys = np.broadcast_to(
+        allowed.any(axis=-2)[..., None], s_logits.shape
+    )  # seen by some query
     # Normalized weights in [0, 1], compared absolutely; measured errors are below 1e-7.
     assert_close(token2token, numpy_masked_softmax(t_logits, allowed, axis=-1), 1e-6, scale=1.0)
-    assert_close(source2token, numpy_masked_softmax(s_logits, usable_keys, axis=-2), 1e-6, scale=1.0)
+    assert_close(
+        source2token, numpy_masked_softmax(s_logits, usable_keys, axis=-2), 1e-6, scale=1.0
+    )
 
 
 class _RecordedDropout:
@@ -251,9 +264,15 @@ def test_dropout_keeps_each_factor_with_probability_sqrt_1_minus_rate_and_equals
     for name, dropout in (("token2token", t_dropout), ("source2token", s_dropout)):
         fraction, values = _kept(dropout)
         # 4,096 and 768 draws: 0.05 is more than 3 standard errors of the kept fraction.
-        assert abs(fraction - keep) < 0.05, f"{name} factor kept with probability {fraction:.3f}, not {keep:.3f}"
-        assert np.allclose(values, 1.0 / keep, rtol=1e-6), f"{name} factor's kept entries are {values}, not 1 / {keep:.3f}"
-    expected = numpy_mtsa(layer, x, mask, t_dropout=to_numpy(t_dropout), s_dropout=to_numpy(s_dropout))
+        assert abs(fraction - keep) < 0.05, (
+            f"{name} factor kept with probability {fraction:.3f}, not {keep:.3f}"
+        )
+        assert np.allclose(values, 1.0 / keep, rtol=1e-6), (
+            f"{name} factor's kept entries are {values}, not 1 / {keep:.3f}"
+        )
+    expected = numpy_mtsa(
+        layer, x, mask, t_dropout=to_numpy(t_dropout), s_dropout=to_numpy(s_dropout)
+    )
     assert_close(output, expected, LAYER_TOL, scale=np.abs(expected).max())
     assert not np.allclose(output, to_numpy(layer(x, mask=mask, training=False)), atol=1e-3)
 
@@ -269,7 +288,9 @@ def test_blockwise_dropout_drops_the_source2token_factor_with_probability_rate_a
     t_dropout, s_dropout = recorded.masks
     assert t_dropout is None
     fraction, values = _kept(s_dropout)
-    assert abs(fraction - 0.5) < 0.06 and np.allclose(values, 2.0, rtol=1e-6)  # 768 draws: 3 standard errors
+    assert abs(fraction - 0.5) < 0.06 and np.allclose(
+        values, 2.0, rtol=1e-6
+    )  # 768 draws: 3 standard errors
     expected = numpy_mtsa(layer, x, mask, s_dropout=to_numpy(s_dropout))
     assert_close(output, expected, LAYER_TOL, scale=np.abs(expected).max())
     assert not np.allclose(output, to_numpy(layer(x, mask=mask, training=False)), atol=1e-3)
@@ -277,7 +298,9 @@ def test_blockwise_dropout_drops_the_source2token_factor_with_probability_rate_a
 
 def test_symbolic_call_with_attention_scores_returns_three_tensors():
     inputs = keras.Input((LENGTH, FEATURES))
-    output, token2token, source2token = make_mtsa(output_dim=4)(inputs, return_attention_scores=True)
+    output, token2token, source2token = make_mtsa(output_dim=4)(
+        inputs, return_attention_scores=True
+    )
     assert tuple(output.shape) == (None, LENGTH, 4)
     assert tuple(token2token.shape) == (None, HEADS, LENGTH, LENGTH)
     assert tuple(source2token.shape) == (None, HEADS, LENGTH, HEAD_DIM)
@@ -336,7 +359,10 @@ def test_the_per_head_fusion_gate_has_the_authors_shapes_and_parameter_count():
         layer.build((None, None, 300))
     weights = weights_by_path(per_head)
     assert weights["fusion_gate/kernel"].shape == (2, 300, 150)  # (heads, [v_h; o_h], head_dim)
-    assert weights_by_path(joint)["fusion_gate/kernel"].shape == (600, 300)  # ([v; o] of all heads, heads * head_dim)
+    assert weights_by_path(joint)["fusion_gate/kernel"].shape == (
+        600,
+        300,
+    )  # ([v; o] of all heads, heads * head_dim)
     assert (per_head.count_params(), joint.count_params()) == (361_200, 451_200)
 
 
@@ -367,16 +393,23 @@ def test_projection_dropout_drops_the_input_with_a_separate_mask_per_head():
     layer._fusion_gate.kernel.assign(np.zeros(layer._fusion_gate.kernel.shape, "float32"))
     output = to_numpy(layer(x, training=True)).reshape(*x.shape[:2], heads, features)
     kept = output != 0
-    np.testing.assert_allclose(output[kept], np.broadcast_to(x[:, :, None], output.shape)[kept] / (1 - rate))
+    np.testing.assert_allclose(
+        output[kept], np.broadcast_to(x[:, :, None], output.shape)[kept] / (1 - rate)
+    )
     assert 0.45 < kept.mean() < 0.55
-    assert 0.45 < np.mean(kept[:, :, 0] != kept[:, :, 1]) < 0.55  # independent masks: P(differ) = 1/2
+    assert (
+        0.45 < np.mean(kept[:, :, 0] != kept[:, :, 1]) < 0.55
+    )  # independent masks: P(differ) = 1/2
     assert_close(to_numpy(layer(x)), np.concatenate([x, x], -1), 1e-6)  # off in inference
 
 
 def test_projection_dropout_is_off_in_inference_and_keeps_the_weights_of_the_layer_without_it():
     x = random_inputs(14)
     mask = padding_mask([LENGTH, 3])
-    dropped, plain = make_mtsa(projection_dropout=0.4, seed=2, output_dim=4), make_mtsa(output_dim=4)
+    dropped, plain = (
+        make_mtsa(projection_dropout=0.4, seed=2, output_dim=4),
+        make_mtsa(output_dim=4),
+    )
     for layer in (dropped, plain):
         layer.build(x.shape)
     plain.set_weights(dropped.get_weights())  # the same variables: the per-head tiling adds none
@@ -391,7 +424,12 @@ def test_keras_file_round_trip_in_functional_model(tmp_path):
     tokens = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(20, FEATURES, mask_zero=True)(tokens)
     x = MTSA(
-        HEADS, HEAD_DIM, token2token_activation="sigmoid", dropout=0.1, seed=1, bias_initializer="random_normal"
+        HEADS,
+        HEAD_DIM,
+        token2token_activation="sigmoid",
+        dropout=0.1,
+        seed=1,
+        bias_initializer="random_normal",
     )(x)
     x = Source2TokenPooling(bias_initializer="random_normal")(x)
     model = keras.Model(tokens, keras.layers.Dense(3)(x))
@@ -401,7 +439,9 @@ def test_keras_file_round_trip_in_functional_model(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(to_numpy(loaded(ids)), expected)
-    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        type(layer).__name__ for layer in model.layers
+    ]
     assert loaded.layers[2].get_config() == model.layers[2].get_config()
 
 
@@ -426,7 +466,9 @@ def test_training_step_with_compiled_model_is_finite_and_updates_weights():
 
 
 def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorflow_only):
-    compiled = MTSA(HEADS, HEAD_DIM, output_dim=4, bias_initializer="random_normal", jit_compile=True)
+    compiled = MTSA(
+        HEADS, HEAD_DIM, output_dim=4, bias_initializer="random_normal", jit_compile=True
+    )
     plain = MTSA(HEADS, HEAD_DIM, output_dim=4, jit_compile=False)
     x = random_inputs(7)
     mask = padding_mask([LENGTH, 3])
@@ -445,7 +487,9 @@ def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorf
 
         return function
 
-    for got, want in zip(gradients(loss(compiled), x, *weights), gradients(loss(plain), x, *weights)):
+    for got, want in zip(
+        gradients(loss(compiled), x, *weights), gradients(loss(plain), x, *weights)
+    ):
         assert_close(got, want, 1e-5, scale=max(1.0, np.abs(want).max()))
 
 
@@ -515,7 +559,11 @@ def test_mixed_precision_is_finite_close_to_float32_with_float32_weights(policy)
 
 
 def _argument_id(case):
-    return ",".join(f"{key}={value!r}" for key, value in case.items()) if isinstance(case, dict) else None
+    return (
+        ",".join(f"{key}={value!r}" for key, value in case.items())
+        if isinstance(case, dict)
+        else None
+    )
 
 
 @pytest.mark.parametrize(
@@ -544,7 +592,9 @@ def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
         MTSA(**{"num_heads": 2, "head_dim": 4, **kwargs})
 
 
-@pytest.mark.parametrize("shape", [(BATCH, FEATURES), (BATCH, 1, LENGTH, FEATURES)], ids=["rank2", "rank4"])
+@pytest.mark.parametrize(
+    "shape", [(BATCH, FEATURES), (BATCH, 1, LENGTH, FEATURES)], ids=["rank2", "rank4"]
+)
 def test_inputs_of_rank_other_than_3_raise_value_error(shape):
     with pytest.raises(ValueError, match="`inputs` of rank 3"):
         make_mtsa()(np.zeros(shape, "float32"))
@@ -557,7 +607,12 @@ def test_unknown_feature_dimension_raises_value_error():
 
 @pytest.mark.parametrize(
     "shape",
-    [(BATCH, LENGTH, LENGTH + 1), (BATCH, HEADS + 1, LENGTH, LENGTH), (BATCH, LENGTH), (BATCH, 1, 1, LENGTH, LENGTH)],
+    [
+        (BATCH, LENGTH, LENGTH + 1),
+        (BATCH, HEADS + 1, LENGTH, LENGTH),
+        (BATCH, LENGTH),
+        (BATCH, 1, 1, LENGTH, LENGTH),
+    ],
     ids=["key_length", "heads", "rank2", "rank5"],
 )
 def test_attention_mask_of_wrong_shape_raises_value_error(shape):

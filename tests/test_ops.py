@@ -6,6 +6,8 @@ import itertools
 import keras
 import numpy as np
 import pytest
+from keras import ops
+
 from helpers import PRECISE_FLOAT
 from helpers import assert_close
 from helpers import gradients
@@ -13,8 +15,6 @@ from helpers import loop_positional_mask
 from helpers import numpy_masked_softmax
 from helpers import numpy_tensorized_attention
 from helpers import to_numpy
-from keras import ops
-
 from keras_mtsa import ops as mtsa_ops
 
 # Tolerances, relative to max(|expected|, value scale) (outputs are averages of the values). TensorFlow runs
@@ -35,7 +35,14 @@ SHAPES = [(1, 1, 2, 1), (2, 3, 5, 2), (3, 2, 7, 4)]
 
 
 def random_case(
-    rng, kind, attend_to_self, t_std=1.0, s_std=1.0, dtype=PRECISE_FLOAT, random_mask=True, shape=None
+    rng,
+    kind,
+    attend_to_self,
+    t_std=1.0,
+    s_std=1.0,
+    dtype=PRECISE_FLOAT,
+    random_mask=True,
+    shape=None,
 ):
     """A random shape (unless given) and logits with the given head mask kind, random key padding and
     (optionally) a random boolean mask on top. Returns (t, s, v, mask) as numpy arrays."""
@@ -45,7 +52,10 @@ def random_case(
     v = rng.normal(0.0, 1.0, (batch, heads, length, head_dim)).astype(dtype)
     lengths = rng.integers(1, length + 1, size=batch)
     key_padding = np.arange(length)[None, :] < lengths[:, None]
-    mask = loop_positional_mask(length, [kind] * heads, attend_to_self)[None] & key_padding[:, None, None, :]
+    mask = (
+        loop_positional_mask(length, [kind] * heads, attend_to_self)[None]
+        & key_padding[:, None, None, :]
+    )
     if random_mask:
         mask = mask & (rng.random(mask.shape) < 0.7)
     return t, s, v, mask
@@ -56,7 +66,9 @@ def random_case(
 def test_tensorized_attention_equals_explicit_softmax_oracle_and_reference(kind, attend_to_self):
     rng = np.random.default_rng([mtsa_ops.MASK_KINDS.index(kind), attend_to_self])
     for (t_std, s_std), random_mask in itertools.product(LOGIT_SPREADS, (False, True)):
-        t, s, v, mask = random_case(rng, kind, attend_to_self, t_std, s_std, random_mask=random_mask)
+        t, s, v, mask = random_case(
+            rng, kind, attend_to_self, t_std, s_std, random_mask=random_mask
+        )
         expected = numpy_tensorized_attention(t, s, v, mask)
         context = f"t_std={t_std} s_std={s_std} random_mask={random_mask} shape={v.shape}"
         # Backend tensors, as a model passes them (numpy arrays would hide dtype handling).
@@ -64,19 +76,33 @@ def test_tensorized_attention_equals_explicit_softmax_oracle_and_reference(kind,
         output = mtsa_ops.tensorized_attention(t, s, v, mask)
         assert keras.backend.standardize_dtype(output.dtype) == PRECISE_FLOAT
         np.testing.assert_allclose(
-            to_numpy(output), expected, rtol=ORACLE_TOL, atol=ORACLE_TOL * np.abs(v).max(), err_msg=context
+            to_numpy(output),
+            expected,
+            rtol=ORACLE_TOL,
+            atol=ORACLE_TOL * np.abs(v).max(),
+            err_msg=context,
         )
         reference = mtsa_ops.reference_tensorized_attention(t, s, v, mask)
         np.testing.assert_allclose(
-            to_numpy(reference), expected, rtol=ORACLE_TOL, atol=ORACLE_TOL * np.abs(v).max(), err_msg=context
+            to_numpy(reference),
+            expected,
+            rtol=ORACLE_TOL,
+            atol=ORACLE_TOL * np.abs(v).max(),
+            err_msg=context,
         )
 
 
 def test_no_mask_means_every_key_is_allowed():
     rng = np.random.default_rng(1)
     t, s, v, _ = random_case(rng, "none", True)
-    assert_close(mtsa_ops.tensorized_attention(t, s, v), numpy_tensorized_attention(t, s, v), ORACLE_TOL)
-    assert_close(mtsa_ops.reference_tensorized_attention(t, s, v), numpy_tensorized_attention(t, s, v), ORACLE_TOL)
+    assert_close(
+        mtsa_ops.tensorized_attention(t, s, v), numpy_tensorized_attention(t, s, v), ORACLE_TOL
+    )
+    assert_close(
+        mtsa_ops.reference_tensorized_attention(t, s, v),
+        numpy_tensorized_attention(t, s, v),
+        ORACLE_TOL,
+    )
 
 
 def test_masked_entries_have_no_influence_whatever_their_values():
@@ -155,10 +181,14 @@ def test_rows_without_an_allowed_key_are_exactly_zero():
         v = rng.normal(0, scale, (2, 2, length, 3)).astype("float32")
         # Head 0 forward (its first query sees nothing), head 1 backward (its last query sees nothing),
         # plus one query row masked out entirely by hand.
-        mask = np.broadcast_to(loop_positional_mask(length, ["forward", "backward"], False), t.shape).copy()
+        mask = np.broadcast_to(
+            loop_positional_mask(length, ["forward", "backward"], False), t.shape
+        ).copy()
         mask[1, :, 2, :] = False
         empty = ~mask.any(-1)
-        assert empty.sum() == 2 * 2 + 2  # first/last row of each head and example, plus the hand-masked ones
+        assert (
+            empty.sum() == 2 * 2 + 2
+        )  # first/last row of each head and example, plus the hand-masked ones
         output = to_numpy(mtsa_ops.tensorized_attention(t, s, v, mask))
         assert np.all(output[empty] == 0.0)
         if scale == 1.0:  # (at 1e3 some rows underflow to 0 as well: the documented limit)
@@ -217,12 +247,18 @@ def test_denominator_underflow_gives_zero_not_nan():
 
     # Beyond it (every allowed key 120 below the combined maxima) query 0 underflows to exactly 0.
     t, s, v, mask = case(120.0)
-    assert_close(mtsa_ops.reference_tensorized_attention(t, s, v, mask)[0, 0, 0], (v[0, 0, 0] + v[0, 0, 1]) / 2, 1e-6)
+    assert_close(
+        mtsa_ops.reference_tensorized_attention(t, s, v, mask)[0, 0, 0],
+        (v[0, 0, 0] + v[0, 0, 1]) / 2,
+        1e-6,
+    )
     output = to_numpy(mtsa_ops.tensorized_attention(t, s, v, mask))
     assert np.all(np.isfinite(output))
     assert np.all(output[0, 0, 0] == 0.0)
     assert_close(output[0, 0, 2], v[0, 0, 2], 1e-6)  # the other query is unaffected
-    grads = gradients(lambda t, s, v: ops.sum(mtsa_ops.tensorized_attention(t, s, v, mask)), t, s, v)
+    grads = gradients(
+        lambda t, s, v: ops.sum(mtsa_ops.tensorized_attention(t, s, v, mask)), t, s, v
+    )
     for grad in grads:
         assert np.all(np.isfinite(grad))
     assert np.all(grads[2][0, 0, :2] == 0.0)
@@ -321,7 +357,9 @@ def test_gradients_with_dropout_masks_match_autodiff_of_the_formula(dropped):
     cotangent = rng.normal(size=v.shape).astype(PRECISE_FLOAT)
 
     def fast(t, s, v):
-        return ops.sum(mtsa_ops.tensorized_attention(t, s, v, mask, t_dropout, s_dropout) * cotangent)
+        return ops.sum(
+            mtsa_ops.tensorized_attention(t, s, v, mask, t_dropout, s_dropout) * cotangent
+        )
 
     def slow(t, s, v):
         ones_t, ones_s = np.ones(t.shape, PRECISE_FLOAT), np.ones(s.shape, PRECISE_FLOAT)
@@ -330,8 +368,12 @@ def test_gradients_with_dropout_masks_match_autodiff_of_the_formula(dropped):
         return ops.sum(dropout_reference(t, s, v, mask, t_keep, s_keep) * cotangent)
 
     scale = np.abs(cotangent).max() * max(1.0, np.abs(v).max()) / 0.7
-    for name, got, want in zip(("token2token", "source2token", "value"), gradients(fast, t, s, v), gradients(slow, t, s, v)):
-        np.testing.assert_allclose(got, want, rtol=GRADIENT_TOL, atol=GRADIENT_TOL * scale, err_msg=f"d/d{name}")
+    for name, got, want in zip(
+        ("token2token", "source2token", "value"), gradients(fast, t, s, v), gradients(slow, t, s, v)
+    ):
+        np.testing.assert_allclose(
+            got, want, rtol=GRADIENT_TOL, atol=GRADIENT_TOL * scale, err_msg=f"d/d{name}"
+        )
 
 
 def test_masked_softmax_sums_to_one_over_allowed_entries_and_empty_slices_are_zero():
@@ -354,7 +396,9 @@ def test_masked_softmax_sums_to_one_over_allowed_entries_and_empty_slices_are_ze
 def test_attention_weights_are_normalized_and_reproduce_the_attention_output():
     rng = np.random.default_rng(10)
     t, s, v, mask = random_case(rng, "forward", False)
-    t_weights, s_weights = (to_numpy(w).astype(np.float64) for w in mtsa_ops.attention_weights(t, s, mask))
+    t_weights, s_weights = (
+        to_numpy(w).astype(np.float64) for w in mtsa_ops.attention_weights(t, s, mask)
+    )
     assert t_weights.shape == t.shape and s_weights.shape == s.shape
     # token2token: softmax over the allowed keys of each query; empty rows 0.
     assert np.all(t_weights[~mask] == 0.0)
@@ -371,4 +415,8 @@ def test_attention_weights_are_normalized_and_reproduce_the_attention_output():
     product = t_weights[..., None] * s_weights[..., None, :, :]
     total = product.sum(-2, keepdims=True)
     p = np.divide(product, total, out=np.zeros_like(product), where=total > 0)
-    assert_close((p * v[..., None, :, :].astype(np.float64)).sum(-2), numpy_tensorized_attention(t, s, v, mask), 1e-5)
+    assert_close(
+        (p * v[..., None, :, :].astype(np.float64)).sum(-2),
+        numpy_tensorized_attention(t, s, v, mask),
+        1e-5,
+    )

@@ -58,7 +58,9 @@ def preprocessor(vocabulary_file):
 
 
 def ids_of(*tokens):
-    return [CORPUS_VOCABULARY.index(token) if token in CORPUS_VOCABULARY else UNK_ID for token in tokens]
+    return [
+        CORPUS_VOCABULARY.index(token) if token in CORPUS_VOCABULARY else UNK_ID for token in tokens
+    ]
 
 
 def padded(ids, length=MAX_LENGTH):
@@ -66,7 +68,9 @@ def padded(ids, length=MAX_LENGTH):
 
 
 def token_strings(preprocessor, text):
-    return [token.decode("utf-8") for token in preprocessor.tokenize(tf.constant([text])).to_list()[0]]
+    return [
+        token.decode("utf-8") for token in preprocessor.tokenize(tf.constant([text])).to_list()[0]
+    ]
 
 
 # Vocabulary
@@ -96,7 +100,15 @@ def test_vocabulary_never_contains_reserved_tokens_from_the_text():
 
 
 def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_that_together_are_frequent():
-    texts = ["Denver is far .", "denver is near .", "Paris is far .", "Paris is near .", "ROME is far .", "IS", "Is"]
+    texts = [
+        "Denver is far .",
+        "denver is near .",
+        "Paris is far .",
+        "Paris is near .",
+        "ROME is far .",
+        "IS",
+        "Is",
+    ]
 
     vocabulary = build_vocabulary(texts, min_count=2, lower_case=False, case_fallback=True)
 
@@ -104,25 +116,42 @@ def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_that_tog
     # training would never see). "ROME" once, no other casing: not kept. "IS" and "Is" fall back to "is",
     # which keeps its own count and rank.
     assert vocabulary == ["[PAD]", "[UNK]", ".", "is", "far", "Paris", "denver", "near"]
-    assert build_vocabulary(texts, min_count=2, lower_case=False) == ["[PAD]", "[UNK]", ".", "is", "far", "Paris", "near"]
+    assert build_vocabulary(texts, min_count=2, lower_case=False) == [
+        "[PAD]",
+        "[UNK]",
+        ".",
+        "is",
+        "far",
+        "Paris",
+        "near",
+    ]
 
 
 def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path):
     write_vocabulary(["[PAD]", "[UNK]", "The", "the", "film"], tmp_path / "vocab.txt")
     plain = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False)
-    fallback = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True)
+    fallback = TextPreprocessor(
+        tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True
+    )
     texts = tf.constant(["The THE the Film FILM plot"])
 
     assert plain(texts).numpy().tolist() == [padded([2, 1, 3, 1, 1, 1])]
     # A token in the vocabulary keeps its own id ("The"); only missing ones fall back; unknown stays [UNK].
     assert fallback(texts).numpy().tolist() == [padded([2, 3, 3, 4, 4, 1])]
-    assert TextPreprocessor(**fallback.config())(texts).numpy().tolist() == fallback(texts).numpy().tolist()
+    assert (
+        TextPreprocessor(**fallback.config())(texts).numpy().tolist()
+        == fallback(texts).numpy().tolist()
+    )
 
 
 def test_case_fallback_survives_saving_and_loading(tmp_path):
     write_vocabulary(["[PAD]", "[UNK]", "the", "film"], tmp_path / "vocab.txt")
-    module = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True)
-    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
+    module = TextPreprocessor(
+        tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback=True
+    )
+    tf.saved_model.save(
+        module, str(tmp_path / "export"), signatures={"serving_default": module.__call__}
+    )
 
     loaded = tf.saved_model.load(str(tmp_path / "export"))
 
@@ -132,12 +161,17 @@ def test_case_fallback_survives_saving_and_loading(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"lower_case": True, "case_fallback": True}, {"lower_case": False, "subwords": True, "case_fallback": True}],
+    [
+        {"lower_case": True, "case_fallback": True},
+        {"lower_case": False, "subwords": True, "case_fallback": True},
+    ],
 )
 def test_case_fallback_needs_cased_whole_words(tmp_path, kwargs):
     write_vocabulary(SUBWORD_VOCABULARY, tmp_path / "vocab.txt")
 
-    with pytest.raises(ValueError, match="case_fallback=True needs lower_case=False and subwords=False"):
+    with pytest.raises(
+        ValueError, match="case_fallback=True needs lower_case=False and subwords=False"
+    ):
         TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, **kwargs)
     with pytest.raises(ValueError, match="case_fallback=True needs lower_case=False"):
         build_vocabulary(CORPUS, lower_case=True, case_fallback=True)
@@ -147,7 +181,10 @@ def test_case_fallback_needs_cased_whole_words(tmp_path, kwargs):
 
 @pytest.mark.parametrize(
     "kwargs, expected",
-    [({"max_size": 1}, "max_size must be an int >= 2"), ({"min_count": 0}, "min_count must be an int >= 1")],
+    [
+        ({"max_size": 1}, "max_size must be an int >= 2"),
+        ({"min_count": 0}, "min_count must be an int >= 1"),
+    ],
 )
 def test_vocabulary_arguments_are_validated(kwargs, expected):
     with pytest.raises(ValueError, match=expected):
@@ -208,7 +245,18 @@ def test_output_has_static_shape_batch_by_max_length(preprocessor):
 def test_punctuation_is_split_from_words_but_whitespace_stays_a_boundary(preprocessor):
     assert token_strings(preprocessor, "good!it's") == ["good", "!", "it", "'", "s"]
     # A script-only tokenizer would merge these runs into "(2" and ",3" and "...".
-    assert token_strings(preprocessor, "( 2x , 3x ) . . .") == ["(", "2", "x", ",", "3", "x", ")", ".", ".", "."]
+    assert token_strings(preprocessor, "( 2x , 3x ) . . .") == [
+        "(",
+        "2",
+        "x",
+        ",",
+        "3",
+        "x",
+        ")",
+        ".",
+        ".",
+        ".",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n \u3000"])
@@ -233,7 +281,11 @@ def test_invalid_utf8_is_replaced_not_fatal(preprocessor):
 def test_normalize_repairs_invalid_utf8_before_the_unicode_ops():
     normalized = preprocessing.normalize(tf.constant([b"\xff\xfe abc", b"a\xc3", b"\xed\xa0\x80x"]))
 
-    assert [text.decode("utf-8") for text in normalized.numpy()] == ["\ufffd\ufffd abc", "a\ufffd", "\ufffd" * 3 + "x"]
+    assert [text.decode("utf-8") for text in normalized.numpy()] == [
+        "\ufffd\ufffd abc",
+        "a\ufffd",
+        "\ufffd" * 3 + "x",
+    ]
 
 
 def test_character_cut_by_byte_truncation_is_repaired(vocabulary_file):
@@ -265,7 +317,9 @@ def test_nfkc_and_case_folding_normalize_full_width_and_capital_letters(preproce
 def test_without_lower_case_capitals_are_distinct_tokens(vocabulary_file):
     cased = TextPreprocessor(vocabulary_file, MAX_LENGTH, lower_case=False)
 
-    assert cased(tf.constant(["Film film ＦＩＬＭ"])).numpy().tolist() == [padded(ids_of("[UNK]", "film", "[UNK]"))]
+    assert cased(tf.constant(["Film film ＦＩＬＭ"])).numpy().tolist() == [
+        padded(ids_of("[UNK]", "film", "[UNK]"))
+    ]
 
 
 @pytest.mark.parametrize("batch_size", [0, 1, 1000])
@@ -273,7 +327,9 @@ def test_any_batch_size_including_zero(preprocessor, batch_size):
     ids = preprocessor(tf.constant(["the film"] * batch_size, dtype=tf.string))
 
     assert ids.shape == (batch_size, MAX_LENGTH)
-    np.testing.assert_array_equal(ids.numpy(), np.tile(padded(ids_of("the", "film")), (batch_size, 1)))
+    np.testing.assert_array_equal(
+        ids.numpy(), np.tile(padded(ids_of("the", "film")), (batch_size, 1))
+    )
 
 
 def test_attributes_and_config_recreate_an_equivalent_preprocessor(preprocessor, vocabulary_file):
@@ -294,7 +350,9 @@ def test_from_texts_builds_writes_and_uses_the_vocabulary(tmp_path):
     built = TextPreprocessor.from_texts(CORPUS, path, 4, min_count=2)
 
     assert read_vocabulary(path) == CORPUS_VOCABULARY[:7]
-    assert built(tf.constant(["the cast is good"])).numpy().tolist() == [ids_of("the", "[UNK]", "is", "good")]
+    assert built(tf.constant(["the cast is good"])).numpy().tolist() == [
+        ids_of("the", "[UNK]", "is", "good")
+    ]
 
 
 def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_address(tmp_path):
@@ -305,13 +363,18 @@ def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_addr
     for index in range(200):
         word = "word" + "".join("abcdefghij"[int(digit)] for digit in str(index))
         path = tmp_path / f"vocab{index}.txt"
-        write_vocabulary(["[PAD]", "[UNK]"] + [f"filler{letter}" for letter in "abcdef"[: index % 7]] + [word], path)
+        write_vocabulary(
+            ["[PAD]", "[UNK]"] + [f"filler{letter}" for letter in "abcdef"[: index % 7]] + [word],
+            path,
+        )
         built = TextPreprocessor(path, 2)
         address = id(built.vocabulary_file)
         if address in seen_addresses:
             reused += 1
             ids = built(tf.constant([word])).numpy().tolist()
-            assert ids == [[2 + index % 7, PAD_ID]], f"{word!r} was looked up in another preprocessor's vocabulary"
+            assert ids == [[2 + index % 7, PAD_ID]], (
+                f"{word!r} was looked up in another preprocessor's vocabulary"
+            )
             if reused == 2:
                 return
         seen_addresses.add(address)
@@ -370,7 +433,9 @@ def test_from_texts_without_max_length_fits_it_to_the_longest_text(tmp_path):
 
 def test_from_texts_without_max_length_counts_subwords_not_words(tmp_path, monkeypatch):
     # A fixed WordPiece vocabulary: "playing" is two pieces, so 5 words make 10 pieces.
-    monkeypatch.setattr(preprocessing, "build_wordpiece_vocabulary", lambda texts, **options: SUBWORD_VOCABULARY)
+    monkeypatch.setattr(
+        preprocessing, "build_wordpiece_vocabulary", lambda texts, **options: SUBWORD_VOCABULARY
+    )
     texts = ["playing " * 5, "the film"]
 
     subwords = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", None, subwords=True)
@@ -416,7 +481,13 @@ LOADER_SCRIPT = textwrap.dedent(
 def load_in_fresh_process(export_dir, texts, cwd):
     """Runs LOADER_SCRIPT on the export in a new Python process; returns its JSON result."""
     completed = subprocess.run(
-        [sys.executable, "-c", LOADER_SCRIPT, export_dir, json.dumps([text.decode("latin-1") for text in texts])],
+        [
+            sys.executable,
+            "-c",
+            LOADER_SCRIPT,
+            export_dir,
+            json.dumps([text.decode("latin-1") for text in texts]),
+        ],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -433,13 +504,23 @@ def serve_on_session_road(export_dir, texts):
     return answer["output_0"].tolist()
 
 
-def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path, vocabulary_file):
+def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(
+    tmp_path, vocabulary_file
+):
     vocabulary_copy = tmp_path / "vocab_to_delete.txt"
     shutil.copy(vocabulary_file, vocabulary_copy)
     module = TextPreprocessor(vocabulary_copy, MAX_LENGTH)
-    texts = [b"The film is GOOD !", b"\xff\xfe abc", b"", "ＦＩＬＭ 日本語😀".encode(), b"the film " * 20]
+    texts = [
+        b"The film is GOOD !",
+        b"\xff\xfe abc",
+        b"",
+        "ＦＩＬＭ 日本語😀".encode(),
+        b"the film " * 20,
+    ]
     expected = module(tf.constant(texts)).numpy().tolist()
-    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
+    tf.saved_model.save(
+        module, str(tmp_path / "export"), signatures={"serving_default": module.__call__}
+    )
     # The export must not depend on the original vocabulary file or directory.
     vocabulary_copy.unlink()
     moved = shutil.move(str(tmp_path / "export"), str(tmp_path / "moved"))
@@ -468,21 +549,36 @@ def subword_preprocessor(tmp_path_factory):
     return TextPreprocessor(path, MAX_LENGTH, subwords=True)
 
 
-def test_subwords_split_unseen_words_into_known_pieces_and_unsplittable_ones_into_unk(subword_preprocessor):
-    ids = subword_preprocessor(tf.constant(["The film is PLAYING !", "replayed plays"])).numpy().tolist()
+def test_subwords_split_unseen_words_into_known_pieces_and_unsplittable_ones_into_unk(
+    subword_preprocessor,
+):
+    ids = (
+        subword_preprocessor(tf.constant(["The film is PLAYING !", "replayed plays"]))
+        .numpy()
+        .tolist()
+    )
 
     index = SUBWORD_VOCABULARY.index
-    assert ids[0] == padded([index("the"), index("film"), index("is"), index("play"), index("##ing"), index("!")])
+    assert ids[0] == padded(
+        [index("the"), index("film"), index("is"), index("play"), index("##ing"), index("!")]
+    )
     # "replayed" has no known prefix: one [UNK] for the whole word, not one per character.
     assert ids[1] == padded([UNK_ID, index("play"), index("##s")])
-    assert token_strings(subword_preprocessor, "the playing film") == ["the", "play", "##ing", "film"]
+    assert token_strings(subword_preprocessor, "the playing film") == [
+        "the",
+        "play",
+        "##ing",
+        "film",
+    ]
 
 
 def test_subword_pieces_count_against_max_length(subword_preprocessor):
     ids = subword_preprocessor(tf.constant(["played " * 10])).numpy()
 
     assert ids.shape == (1, MAX_LENGTH)
-    assert ids[0].tolist() == [SUBWORD_VOCABULARY.index("play"), SUBWORD_VOCABULARY.index("##ed")] * 4
+    assert (
+        ids[0].tolist() == [SUBWORD_VOCABULARY.index("play"), SUBWORD_VOCABULARY.index("##ed")] * 4
+    )
 
 
 def test_subwords_survive_the_config_round_trip(subword_preprocessor):
@@ -494,7 +590,9 @@ def test_subwords_survive_the_config_round_trip(subword_preprocessor):
 
 
 def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_path):
-    texts = ["playing played plays player", "the player plays", "walking walked walks"] * 20 + ["jumping"]
+    texts = ["playing played plays player", "the player plays", "walking walked walks"] * 20 + [
+        "jumping"
+    ]
 
     tokens = preprocessing.build_wordpiece_vocabulary(texts, max_size=200, min_count=2)
 
@@ -502,16 +600,25 @@ def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_pat
     assert len(tokens) == len(set(tokens)) <= 200
     assert {"the", "plays", "player"} <= set(tokens)
     assert any(token.startswith("##") for token in tokens)
-    built = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", 6, max_size=200, min_count=2, subwords=True)
+    built = TextPreprocessor.from_texts(
+        texts, tmp_path / "vocab.txt", 6, max_size=200, min_count=2, subwords=True
+    )
     assert read_vocabulary(tmp_path / "vocab.txt") == tokens
     # "jumping" (seen once, below min_count) is spelled with learned pieces rather than one [UNK].
     pieces = token_strings(built, "jumping")
-    assert len(pieces) > 1 and "[UNK]" not in pieces and "".join(p.removeprefix("##") for p in pieces) == "jumping"
+    assert (
+        len(pieces) > 1
+        and "[UNK]" not in pieces
+        and "".join(p.removeprefix("##") for p in pieces) == "jumping"
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs, expected",
-    [({"max_size": 2}, "max_size must be an int > 2"), ({"min_count": 0}, "min_count must be an int >= 1")],
+    [
+        ({"max_size": 2}, "max_size must be an int > 2"),
+        ({"min_count": 0}, "min_count must be an int >= 1"),
+    ],
 )
 def test_wordpiece_vocabulary_arguments_are_validated(kwargs, expected):
     with pytest.raises(ValueError, match=expected):
@@ -529,7 +636,9 @@ def test_subword_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf
     module = TextPreprocessor(path, MAX_LENGTH, subwords=True)
     texts = [b"The film is PLAYING !", b"\xff replayed", b""]
     expected = module(tf.constant(texts)).numpy().tolist()
-    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
+    tf.saved_model.save(
+        module, str(tmp_path / "export"), signatures={"serving_default": module.__call__}
+    )
 
     assert serve_on_session_road(str(tmp_path / "export"), texts) == expected
     result = load_in_fresh_process(str(tmp_path / "export"), texts, cwd=tmp_path)
@@ -546,7 +655,9 @@ def classification_data():
     return TextClassificationData(texts=CORPUS, labels=[1, 0, 1, 0, 1], label_names=["0", "1"])
 
 
-def test_classification_dataset_yields_int32_ids_and_labels_in_order(preprocessor, classification_data):
+def test_classification_dataset_yields_int32_ids_and_labels_in_order(
+    preprocessor, classification_data
+):
     dataset = pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2)
 
     batches = list(dataset.as_numpy_iterator())
@@ -558,7 +669,9 @@ def test_classification_dataset_yields_int32_ids_and_labels_in_order(preprocesso
 
 
 def test_drop_remainder_gives_a_static_batch_dimension(preprocessor, classification_data):
-    dataset = pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2, drop_remainder=True)
+    dataset = pipeline.make_classification_dataset(
+        classification_data, preprocessor, batch_size=2, drop_remainder=True
+    )
 
     ids_spec, labels_spec = dataset.element_spec
     assert ids_spec == tf.TensorSpec((2, MAX_LENGTH), tf.int32)
@@ -566,12 +679,17 @@ def test_drop_remainder_gives_a_static_batch_dimension(preprocessor, classificat
     assert len(list(dataset)) == 2
 
 
-def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(preprocessor, classification_data):
+def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(
+    preprocessor, classification_data
+):
     def labels_and_first_ids(seed):
         dataset = pipeline.make_classification_dataset(
             classification_data, preprocessor, batch_size=5, shuffle=True, seed=seed, repeat=True
         )
-        return [(ids[:, 0].tolist(), labels.tolist()) for ids, labels in dataset.take(3).as_numpy_iterator()]
+        return [
+            (ids[:, 0].tolist(), labels.tolist())
+            for ids, labels in dataset.take(3).as_numpy_iterator()
+        ]
 
     first = labels_and_first_ids(seed=7)
 
@@ -583,24 +701,33 @@ def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(preprocessor,
 def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor):
     # Labels carry each example's index, so the order of a batch is the order of the examples.
     texts = [f"text {i}" for i in range(40)]
-    data = TextClassificationData(texts=texts, labels=list(range(40)), label_names=[str(i) for i in range(40)])
+    data = TextClassificationData(
+        texts=texts, labels=list(range(40)), label_names=[str(i) for i in range(40)]
+    )
 
     def epochs(count, first_epoch=0, **options):
         dataset = pipeline.make_classification_dataset(
             data, preprocessor, batch_size=8, seed=3, first_epoch=first_epoch, **options
         )
-        order = [int(i) for _, labels in dataset.take(5 * count).as_numpy_iterator() for i in labels]
+        order = [
+            int(i) for _, labels in dataset.take(5 * count).as_numpy_iterator() for i in labels
+        ]
         return [order[40 * epoch : 40 * (epoch + 1)] for epoch in range(count)]
 
     assert epochs(1, shuffle=False) == [list(range(40))]
     first, second = epochs(2, shuffle=True, repeat=True)
     assert sorted(first) == sorted(second) == list(range(40))  # each epoch sees every example once
     assert first != list(range(40)) and second != list(range(40)) and first != second
-    assert epochs(2, shuffle=True, repeat=True) == [first, second]  # the seed repeats the sequence of epochs
+    assert epochs(2, shuffle=True, repeat=True) == [
+        first,
+        second,
+    ]  # the seed repeats the sequence of epochs
     # Epoch k's order depends only on the seed and k: a run resumed at epoch 1 (or an iterator made again,
     # as Keras's distributed fit does before its first epoch) sees the batches of the uninterrupted one.
     assert epochs(1, shuffle=True, repeat=True, first_epoch=1) == [second]
-    assert epochs(1, shuffle=True) == [first]  # a dataset iterated again starts at its first epoch again
+    assert epochs(1, shuffle=True) == [
+        first
+    ]  # a dataset iterated again starts at its first epoch again
 
 
 # Length buckets
@@ -629,7 +756,9 @@ def test_chosen_bucket_boundaries_carry_the_fewest_padded_tokens(tmp_path):
     assert padded_tokens(chosen) == best[0] and chosen == best[2]
     assert chosen[-1] == 100 and all(b % 8 == 0 for b in chosen[:-1])
     assert choose_bucket_boundaries([3, 3, 3], 40) == (8, 40)
-    assert choose_bucket_boundaries([40] * 5, 40) == (40,)  # a bucket that holds nothing is not kept
+    assert choose_bucket_boundaries([40] * 5, 40) == (
+        40,
+    )  # a bucket that holds nothing is not kept
 
 
 @pytest.mark.parametrize(
@@ -644,7 +773,9 @@ def test_chosen_bucket_boundaries_carry_the_fewest_padded_tokens(tmp_path):
     ],
 )
 def test_bad_bucket_boundaries_are_refused_by_name(vocabulary_file, boundaries, message):
-    with pytest.raises(ValueError, match=f"`bucket_boundaries`.*{message}.*Received: bucket_boundaries="):
+    with pytest.raises(
+        ValueError, match=f"`bucket_boundaries`.*{message}.*Received: bucket_boundaries="
+    ):
         TextPreprocessor(vocabulary_file, MAX_LENGTH, bucket_boundaries=boundaries)
 
 
@@ -653,23 +784,32 @@ def bucketed(vocabulary_file):
     return TextPreprocessor(vocabulary_file, MAX_LENGTH, bucket_boundaries=[2, 4])
 
 
-def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(preprocessor, bucketed):
+def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(
+    preprocessor, bucketed
+):
     assert bucketed.bucket_boundaries == (2, 4, MAX_LENGTH)  # max_length is always the last
-    for texts, length in [([""], 2), (["the", "a film"], 2), (["the film is"], 4), (["a", "the film is good ."], MAX_LENGTH), ([], 2)]:  # fmt: skip
+    cases = [([""], 2), (["the", "a film"], 2), (["the film is"], 4)]
+    cases += [(["a", "the film is good ."], MAX_LENGTH), ([], 2)]
+    for texts, length in cases:
         ids = bucketed(tf.constant(texts, tf.string)).numpy()
         assert ids.shape == (len(texts), length), texts
         # The ids padded to max_length, cut to the bucket: the same ids, only less padding.
         full = preprocessor(tf.constant(texts, tf.string)).numpy()
         np.testing.assert_array_equal(ids, full[:, :length])
         assert np.all(full[:, length:] == PAD_ID)
-    assert bucketed(tf.constant(["the film " * 10])).numpy().shape == (1, MAX_LENGTH)  # truncated as before
+    assert bucketed(tf.constant(["the film " * 10])).numpy().shape == (
+        1,
+        MAX_LENGTH,
+    )  # truncated as before
     assert bucketed.bucket_indices(["", "the film is", "the film " * 10]).tolist() == [0, 1, 2]
     assert TextPreprocessor(**bucketed.config()).bucket_boundaries == bucketed.bucket_boundaries
 
 
 def test_from_texts_chooses_buckets_from_the_training_lengths(tmp_path):
     texts = ["word"] * 50 + ["many words " * 9] * 5  # 1 and 18 tokens
-    chosen = TextPreprocessor.from_texts(texts, tmp_path / "vocab.txt", None, bucket_boundaries="auto")
+    chosen = TextPreprocessor.from_texts(
+        texts, tmp_path / "vocab.txt", None, bucket_boundaries="auto"
+    )
     assert chosen.max_length == 24 and chosen.bucket_boundaries == (8, 24)
     assert TextPreprocessor.from_texts(texts, tmp_path / "v2.txt", None).bucket_boundaries == (24,)
 
@@ -678,7 +818,9 @@ def _bucketed_corpus(count=37):
     rng = np.random.default_rng(5)
     lengths = rng.integers(0, 12, size=count)
     texts = [" ".join(["film"] * int(n)) for n in lengths]
-    return TextClassificationData(texts=texts, labels=list(range(count)), label_names=[str(i) for i in range(count)])
+    return TextClassificationData(
+        texts=texts, labels=list(range(count)), label_names=[str(i) for i in range(count)]
+    )
 
 
 @pytest.mark.parametrize("drop_remainder", [False, True])
@@ -689,7 +831,13 @@ def test_training_batches_are_full_batches_of_one_bucket_padded_to_it(bucketed, 
     data = _bucketed_corpus()
     buckets = bucketed.bucket_indices(data.texts)
     dataset = pipeline.make_classification_dataset(
-        data, bucketed, batch_size=4, shuffle=True, seed=2, repeat=True, drop_remainder=drop_remainder
+        data,
+        bucketed,
+        batch_size=4,
+        shuffle=True,
+        seed=2,
+        repeat=True,
+        drop_remainder=drop_remainder,
     )
     per_epoch = 37 // 4 if drop_remainder else -(-37 // 4)
     batches = list(dataset.take(per_epoch).as_numpy_iterator())
@@ -705,16 +853,25 @@ def test_training_batches_are_full_batches_of_one_bucket_padded_to_it(bucketed, 
         mixed += len(set(own.tolist())) > 1
     assert mixed <= 2
     orders = [[int(i) for i in labels] for _, labels in batches]
-    assert orders != sorted(orders, key=lambda labels: buckets[labels].max())  # the batches are shuffled too
+    assert orders != sorted(
+        orders, key=lambda labels: buckets[labels].max()
+    )  # the batches are shuffled too
 
 
 def test_without_grouping_the_data_keeps_its_order_and_each_batch_its_own_padding(bucketed):
     data = _bucketed_corpus(9)
-    dataset = pipeline.make_classification_dataset(data, bucketed, batch_size=4, group_by_length=False)
+    dataset = pipeline.make_classification_dataset(
+        data, bucketed, batch_size=4, group_by_length=False
+    )
     batches = list(dataset.as_numpy_iterator())
     assert np.concatenate([labels for _, labels in batches]).tolist() == list(range(9))
     for ids, labels in batches:
-        assert ids.shape[1] == bucketed.bucket_boundaries[bucketed.bucket_indices([data.texts[i] for i in labels]).max()]
+        assert (
+            ids.shape[1]
+            == bucketed.bucket_boundaries[
+                bucketed.bucket_indices([data.texts[i] for i in labels]).max()
+            ]
+        )
 
 
 def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
@@ -730,15 +887,24 @@ def test_pair_dataset_yields_premise_and_hypothesis_ids(preprocessor):
     features, labels = next(iter(dataset))
     assert set(features) == {"premise", "hypothesis"}
     assert dataset.element_spec[0]["premise"] == tf.TensorSpec((2, MAX_LENGTH), tf.int32)
-    assert features["hypothesis"].numpy().tolist() == [padded(ids_of("is", "good")), padded(ids_of("is", "bad"))]
+    assert features["hypothesis"].numpy().tolist() == [
+        padded(ids_of("is", "good")),
+        padded(ids_of("is", "bad")),
+    ]
     assert labels.numpy().tolist() == [0, 2]
 
 
 def test_pipeline_arguments_are_validated(preprocessor, classification_data):
-    with pytest.raises(ValueError, match="`batch_size` must be a positive int. Received: batch_size=0"):
+    with pytest.raises(
+        ValueError, match="`batch_size` must be a positive int. Received: batch_size=0"
+    ):
         pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=0)
-    with pytest.raises(ValueError, match="`first_epoch` must be a non-negative int. Received: first_epoch=-1"):
-        pipeline.make_classification_dataset(classification_data, preprocessor, batch_size=2, first_epoch=-1)
+    with pytest.raises(
+        ValueError, match="`first_epoch` must be a non-negative int. Received: first_epoch=-1"
+    ):
+        pipeline.make_classification_dataset(
+            classification_data, preprocessor, batch_size=2, first_epoch=-1
+        )
     with pytest.raises(ValueError, match="`batch_size` must be at most the number of examples"):
         pipeline.make_classification_dataset(
             classification_data, preprocessor, batch_size=8, drop_remainder=True, repeat=True

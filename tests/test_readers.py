@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import require_shared_data
 
+from conftest import require_shared_data
 from keras_mtsa.data import readers
 from keras_mtsa.data.readers import DataFormatError
 from keras_mtsa.data.readers import TextClassificationData
@@ -36,7 +36,19 @@ def write(tmp_path):
 
 
 def sick_full_row(pair_id, sentence_a, sentence_b, label, semeval_set):
-    fields = [str(pair_id), sentence_a, sentence_b, label, "4.5", "A_x_B", "B_x_A", "a", "b", "FLICKR", "FLICKR"]
+    fields = [
+        str(pair_id),
+        sentence_a,
+        sentence_b,
+        label,
+        "4.5",
+        "A_x_B",
+        "B_x_A",
+        "a",
+        "b",
+        "FLICKR",
+        "FLICKR",
+    ]
     return ("\t".join(fields + [semeval_set]) + "\n").encode()
 
 
@@ -125,7 +137,9 @@ def test_malformed_line_raises_with_file_name_line_number_and_expectation(write)
     assert raised.value.path == str(path)
 
 
-@pytest.mark.parametrize("line", [b"1.5 text", b"x text", b" 1 leading space", b"\xd9\xa3 arabic-indic digit"])
+@pytest.mark.parametrize(
+    "line", [b"1.5 text", b"x text", b" 1 leading space", b"\xd9\xa3 arabic-indic digit"]
+)
 def test_non_integer_labels_are_malformed(write, line):
     path = write("labels.txt", line + b"\n")
 
@@ -195,7 +209,9 @@ def test_label_unseen_in_training_is_a_clear_error(write):
     assert "test.label, line 2" in message
     assert "'NUM'" in message
     assert "label_names" in message
-    assert read_dataset(test_path, "trec", label_names=train.label_names, on_error="skip").skipped == 1
+    assert (
+        read_dataset(test_path, "trec", label_names=train.label_names, on_error="skip").skipped == 1
+    )
 
 
 @pytest.mark.parametrize("line", [b"DESC How ?", b"DESC: How ?", b":manner How ?", b""])
@@ -252,7 +268,9 @@ def test_delimited_empty_label_is_malformed(write):
 def test_delimited_missing_column_names_the_argument_and_the_header(write):
     path = write("data.csv", b"sentence,label\nx,1\n")
 
-    with pytest.raises(ValueError, match=r"text_column='text' is not a column .*\['sentence', 'label'\]"):
+    with pytest.raises(
+        ValueError, match=r"text_column='text' is not a column .*\['sentence', 'label'\]"
+    ):
         read_dataset(path, "csv")
 
 
@@ -267,7 +285,8 @@ def test_delimited_file_without_header_is_malformed(write):
 def test_sick_semeval_file_reads_pairs_with_fixed_label_order(write):
     path = write(
         "SICK_train.txt",
-        SICK_HEADER + b"1\tA man runs\tA person runs\t4.5\tENTAILMENT\n2\tA dog\tNo dog\t3.0\tCONTRADICTION\n",
+        SICK_HEADER
+        + b"1\tA man runs\tA person runs\t4.5\tENTAILMENT\n2\tA dog\tNo dog\t3.0\tCONTRADICTION\n",
     )
 
     data = read_dataset(path, "sick")
@@ -298,14 +317,19 @@ def test_sick_full_release_selects_a_semeval_split(write):
 def test_sick_split_is_validated(write):
     semeval = write("SICK_trial.txt", SICK_HEADER + b"1\ta\tb\t1.0\tNEUTRAL\n")
 
-    with pytest.raises(ValueError, match=r"split must be None or one of \('TRAIN', 'TRIAL', 'TEST'\)"):
+    with pytest.raises(
+        ValueError, match=r"split must be None or one of \('TRAIN', 'TRIAL', 'TEST'\)"
+    ):
         read_dataset(semeval, "sick", split="DEV")
     with pytest.raises(ValueError, match="SemEval_set"):
         read_dataset(semeval, "sick", split="TRIAL")
 
 
 def test_sick_wrong_column_count_and_unknown_label_are_malformed(write):
-    path = write("SICK_trial.txt", SICK_HEADER + b"1\ta\tb\t1.0\n2\ta\tb\t1.0\tMAYBE\n3\ta\tb\t1.0\tNEUTRAL\n")
+    path = write(
+        "SICK_trial.txt",
+        SICK_HEADER + b"1\ta\tb\t1.0\n2\ta\tb\t1.0\tMAYBE\n3\ta\tb\t1.0\tNEUTRAL\n",
+    )
 
     with pytest.raises(DataFormatError, match=r"line 2: expected 5 tab-separated fields"):
         read_dataset(path, "sick")
@@ -322,12 +346,19 @@ def test_sick_file_without_the_expected_header_is_malformed(write):
 
 
 def snli_line(gold, premise="A man.", hypothesis="A person."):
-    record = {"gold_label": gold, "sentence1": premise, "sentence2": hypothesis, "annotator_labels": []}
+    record = {
+        "gold_label": gold,
+        "sentence1": premise,
+        "sentence2": hypothesis,
+        "annotator_labels": [],
+    }
     return json.dumps(record, ensure_ascii=False).encode() + b"\n"
 
 
 def test_snli_drops_no_consensus_pairs_and_counts_them_apart_from_errors(write):
-    path = write("snli.jsonl", snli_line("neutral") + snli_line("-") + snli_line("contradiction", "Ça", "😀"))
+    path = write(
+        "snli.jsonl", snli_line("neutral") + snli_line("-") + snli_line("contradiction", "Ça", "😀")
+    )
 
     data = read_dataset(path, "snli")
 
@@ -343,7 +374,10 @@ def test_snli_drops_no_consensus_pairs_and_counts_them_apart_from_errors(write):
     [
         (b'{"gold_label": "neutral", "sentence1": "x"\n', "expected a JSON object"),
         (b'["neutral", "x", "y"]\n', "expected a JSON object with string fields"),
-        (b'{"gold_label": "neutral", "sentence1": "x", "sentence2": null}\n', "expected a JSON object with string"),
+        (
+            b'{"gold_label": "neutral", "sentence1": "x", "sentence2": null}\n',
+            "expected a JSON object with string",
+        ),
     ],
 )
 def test_snli_malformed_json_lines_follow_on_error(write, bad_line, expected):
@@ -387,7 +421,9 @@ def test_missing_file_raises_file_not_found_with_the_path(tmp_path):
 def test_option_that_the_format_ignores_is_rejected(write):
     path = write("x.txt", b"0 a\n")
 
-    with pytest.raises(ValueError, match="trec_labels='fine' has no effect with format='labeled-lines'"):
+    with pytest.raises(
+        ValueError, match="trec_labels='fine' has no effect with format='labeled-lines'"
+    ):
         read_dataset(path, "labeled-lines", trec_labels="fine")
 
 
@@ -480,8 +516,12 @@ def test_join_splits_appends_the_second_part_and_sums_the_counters():
 
 
 def test_join_splits_keeps_pairs_aligned_and_sums_dropped():
-    first = TextPairData(premises=["p0"], hypotheses=["h0"], labels=[0], label_names=["e", "c"], dropped=2)
-    second = TextPairData(premises=["p1"], hypotheses=["h1"], labels=[1], label_names=["e", "c"], dropped=1)
+    first = TextPairData(
+        premises=["p0"], hypotheses=["h0"], labels=[0], label_names=["e", "c"], dropped=2
+    )
+    second = TextPairData(
+        premises=["p1"], hypotheses=["h1"], labels=[1], label_names=["e", "c"], dropped=1
+    )
 
     joined = join_splits(first, second)
 
@@ -538,8 +578,12 @@ def real_path(relative):
     return path
 
 
-@pytest.mark.parametrize("relative, format, kwargs, size, num_classes, empty_texts", REAL_CLASSIFICATION)
-def test_real_classification_dataset_counts(relative, format, kwargs, size, num_classes, empty_texts):
+@pytest.mark.parametrize(
+    "relative, format, kwargs, size, num_classes, empty_texts", REAL_CLASSIFICATION
+)
+def test_real_classification_dataset_counts(
+    relative, format, kwargs, size, num_classes, empty_texts
+):
     data = read_dataset(real_path(relative), format, **kwargs)
 
     assert len(data) == size

@@ -8,10 +8,9 @@ The checker must call the good ones READY and name the flaw of each bad one.
 
 import os
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tensorflow as tf
 
 from keras_mtsa import MTSA
@@ -22,7 +21,10 @@ from keras_mtsa.data.tables import text_file_table
 from keras_mtsa.export import export_for_serving
 from keras_mtsa.serving.session_road import SessionRoadError
 
-LABELS = ["b-label", "a-label"]  # not in sorted order: a label looked up by sorted position would show
+LABELS = [
+    "b-label",
+    "a-label",
+]  # not in sorted order: a label looked up by sorted position would show
 
 
 def _check(path, capsys, *flags):
@@ -65,7 +67,9 @@ def test_model_export_of_a_user_model_has_no_xla_marker_and_serves(user_export):
     model, token_ids, path = user_export
     assert _graph_xla_functions(path) == []
     [answer] = serving.serve(path, [("serving_default", {"token_ids": token_ids})])
-    np.testing.assert_allclose(answer["output_0"], model.predict(token_ids, verbose=0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        answer["output_0"], model.predict(token_ids, verbose=0), rtol=0, atol=1e-5
+    )
 
 
 def test_checker_calls_a_user_model_ready_without_the_text_schema(user_export, capsys):
@@ -90,7 +94,9 @@ def test_export_for_serving_keeps_xla_on_request_and_the_checker_flags_it(tmp_pa
     x = keras.layers.Embedding(preprocessor.vocabulary_size, 8, mask_zero=True)(text)
     x = Source2TokenPooling()(MTSA(num_heads=2, head_dim=4, jit_compile=True)(x))
     model = keras.Model(text, keras.layers.Dense(2, activation="softmax")(x))
-    path = export_for_serving(model, preprocessor, str(tmp_path), model_name="xla", labels=LABELS, jit_compile=True)
+    path = export_for_serving(
+        model, preprocessor, str(tmp_path), model_name="xla", labels=LABELS, jit_compile=True
+    )
     assert _graph_xla_functions(path)
     status, output = _check(path, capsys)
     assert status != 0
@@ -142,7 +148,11 @@ class _TextClassifier(tf.Module):
             probabilities = probabilities * 0.5
         if self.flaw == "non-finite":
             probabilities = probabilities / tf.reduce_min(probabilities * 0.0)
-        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32 if self.flaw == "int32 label_id" else tf.int64)
+        label_id = tf.argmax(
+            probabilities,
+            axis=-1,
+            output_type=tf.int32 if self.flaw == "int32 label_id" else tf.int64,
+        )
         if self.flaw == "wrong label":
             label = tf.gather(self.labels, 1 - label_id)
         else:
@@ -164,7 +174,9 @@ def test_a_named_table_over_an_asset_is_ready(tmp_path, capsys):
     status, output = _check(path, capsys, "--schema", "keras-mtsa")
     assert status == 0, output
     [answer] = serving.serve(path, [("serving_default", {"text": ["good bad", "nothing"]})])
-    np.testing.assert_allclose(answer["probabilities"][:, 0], 1 / (1 + np.exp(-np.array([1.5, -1.5]))), atol=1e-6)
+    np.testing.assert_allclose(
+        answer["probabilities"][:, 0], 1 / (1 + np.exp(-np.array([1.5, -1.5]))), atol=1e-6
+    )
 
 
 def test_an_anonymous_table_fails_on_the_session_road_and_the_checker_names_it(tmp_path, capsys):
@@ -173,7 +185,9 @@ def test_an_anonymous_table_fails_on_the_session_road_and_the_checker_names_it(t
     loaded = tf.saved_model.load(path).signatures["serving_default"]
     assert loaded(text=tf.constant(["good"]))["probabilities"].shape == (1, 2)
     # ... but TF Serving's road initializes one instance and reads another.
-    with pytest.raises(SessionRoadError, match="(?s)Table not initialized.*anonymous lookup tables: 'hash_table'"):
+    with pytest.raises(
+        SessionRoadError, match="(?s)Table not initialized.*anonymous lookup tables: 'hash_table'"
+    ):
         serving.serve(path, [("serving_default", {"text": ["good"]})])
     status, output = _check(path, capsys)
     assert status != 0 and "NOT READY" in output
@@ -185,7 +199,10 @@ def test_an_anonymous_table_fails_on_the_session_road_and_the_checker_names_it(t
 @pytest.mark.parametrize(
     "flaw, message",
     [
-        ("py_function", "ops that need a Python runtime (py_function), which TF Serving has not: EagerPyFunc"),
+        (
+            "py_function",
+            "ops that need a Python runtime (py_function), which TF Serving has not: EagerPyFunc",
+        ),
         ("unnormalized", "probabilities are not a distribution"),
         ("non-finite", "output 'probabilities' has non-finite values"),
         ("int32 label_id", "output 'label_id' is int32, expected int64"),
@@ -229,7 +246,10 @@ def test_without_serving_default_the_checker_warns_and_the_text_schema_fails(tmp
     path = _save(tmp_path, signature="predict")
     status, output = _check(path, capsys)
     assert status == 0, output
-    assert "WARNING: no 'serving_default' signature" in output and "predict: generated inputs" in output
+    assert (
+        "WARNING: no 'serving_default' signature" in output
+        and "predict: generated inputs" in output
+    )
     assert '"signature_name": "predict"' in output  # the REST request names it
     status, output = _check(path, capsys, "--schema", "keras-mtsa")
     assert status != 0
@@ -243,10 +263,18 @@ def test_checker_rejects_a_failing_warmup_request(tmp_path, capsys):
 
     path = _save(tmp_path)
     os.makedirs(os.path.join(path, "assets.extra"))
-    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="m", signature_name="serving_default"))
-    request.inputs["text"].CopyFrom(tf.make_tensor_proto([[1.0]], dtype=tf.float32))  # wrong dtype and rank
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    with tf.io.TFRecordWriter(os.path.join(path, "assets.extra", "tf_serving_warmup_requests")) as writer:
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name="m", signature_name="serving_default")
+    )
+    request.inputs["text"].CopyFrom(
+        tf.make_tensor_proto([[1.0]], dtype=tf.float32)
+    )  # wrong dtype and rank
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    with tf.io.TFRecordWriter(
+        os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+    ) as writer:
         writer.write(log.SerializeToString())
     status, output = _check(path, capsys)
     assert status != 0
@@ -263,7 +291,9 @@ def test_checker_reads_the_meta_graph_tagged_exactly_serve(tmp_path, capsys):
     vocabulary.write_text("[PAD]\ngood\nbad\n", encoding="utf-8")
     module = _TextClassifier(str(vocabulary))
     path = str(tmp_path / "model" / "1")
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve, "extra": module.serve})
+    tf.saved_model.save(
+        module, path, signatures={"serving_default": module.serve, "extra": module.serve}
+    )
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())
@@ -283,7 +313,9 @@ def test_checker_reads_the_meta_graph_tagged_exactly_serve(tmp_path, capsys):
 class _MixedInputs(tf.Module):
     """Text and a numeric feature in, a float32 and a bfloat16 output: one batch size for all inputs."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 2], tf.float32)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 2], tf.float32)]
+    )
     def serve(self, text, feature):
         score = tf.cast(tf.strings.length(text), tf.float32)[:, None] + feature
         return {"score": score, "compact": tf.cast(score, tf.bfloat16)}
@@ -296,8 +328,13 @@ def test_checker_feeds_one_batch_to_mixed_inputs_and_skips_outputs_it_cannot_rea
     status, output = _check(path, capsys)
     assert status == 0, output
     assert "outputs ['compact'] are of a dtype the checker does not read" in output
-    [answer] = serving.serve(path, [("serving_default", {"text": ["ab\x00", "c"], "feature": np.zeros((2, 2), "float32")})])
-    np.testing.assert_array_equal(answer["score"], [[3.0, 3.0], [1.0, 1.0]])  # the trailing NUL counts
+    [answer] = serving.serve(
+        path,
+        [("serving_default", {"text": ["ab\x00", "c"], "feature": np.zeros((2, 2), "float32")})],
+    )
+    np.testing.assert_array_equal(
+        answer["score"], [[3.0, 3.0], [1.0, 1.0]]
+    )  # the trailing NUL counts
 
 
 def test_checker_rejects_a_saved_model_without_a_serve_meta_graph(tmp_path, capsys):
@@ -312,4 +349,6 @@ def test_checker_rejects_a_saved_model_without_a_serve_meta_graph(tmp_path, caps
         file.write(saved_model.SerializeToString())
     status, output = _check(path, capsys)
     assert status != 0
-    assert "no meta graph tagged exactly {serve}, which TF Serving loads (tags: [['train']])" in output
+    assert (
+        "no meta graph tagged exactly {serve}, which TF Serving loads (tags: [['train']])" in output
+    )

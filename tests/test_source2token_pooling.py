@@ -3,11 +3,11 @@
 import keras
 import numpy as np
 import pytest
+
 from helpers import assert_close
 from helpers import copy_weights
 from helpers import numpy_source2token_pooling
 from helpers import to_numpy
-
 from keras_mtsa import Source2TokenPooling
 
 BATCH, LENGTH, FEATURES = 2, 5, 6
@@ -77,7 +77,11 @@ def test_compute_output_shape_and_symbolic_call():
 
 def test_serialization_round_trip(tmp_path):
     layer = Source2TokenPooling(
-        activation="tanh", use_bias=False, kernel_initializer="he_normal", kernel_regularizer="l2", name="pool"
+        activation="tanh",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer="l2",
+        name="pool",
     )
     config = layer.get_config()
     assert Source2TokenPooling.from_config(config).get_config() == config
@@ -102,7 +106,9 @@ def test_mixed_float16_pools_in_float16_close_to_float32():
     output = layer(x, mask=mask)
     assert keras.backend.standardize_dtype(output.dtype) == "float16"
     # Measured largest relative error 3.3e-4 (TensorFlow and JAX): about 4x.
-    assert_close(np.asarray(to_numpy(output), np.float32), to_numpy(reference(x, mask=mask)), 1.5e-3)
+    assert_close(
+        np.asarray(to_numpy(output), np.float32), to_numpy(reference(x, mask=mask)), 1.5e-3
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +136,9 @@ def test_dropout_reaches_the_scores_only_and_is_off_in_inference():
     # Still a weighted mean of the undropped tokens: a sequence of one repeated token pools to that token.
     repeated = np.broadcast_to(x[:, :1], x.shape)
     assert_close(dropped(repeated, mask=mask, training=True), x[:, 0], 1e-5)
-    assert Source2TokenPooling.from_config(dropped.get_config()).get_config() == dropped.get_config()
+    assert (
+        Source2TokenPooling.from_config(dropped.get_config()).get_config() == dropped.get_config()
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,20 +20,18 @@ import sys
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-
+import keras_mtsa
 from conftest import SHARED_DATA
 from conftest import require_shared_data
-import keras_mtsa
 from keras_mtsa import _xla
 from keras_mtsa import distribute
 from keras_mtsa import models
 from keras_mtsa import serving
-from keras_mtsa import training
 from keras_mtsa.data import TextPreprocessor
 from keras_mtsa.data import fitting_max_length
 from keras_mtsa.data import make_classification_dataset
@@ -72,13 +70,18 @@ def _trec_slice(directory, train_lines=320, test_lines=64):
     train = lines[:train_lines]
     labels = {line.split(b":")[0] for line in train}
     test = [line for line in lines[train_lines:] if line.split(b":")[0] in labels][:test_lines]
-    return _write_lines(directory / "train.label", train), _write_lines(directory / "test.label", test)
+    return _write_lines(directory / "train.label", train), _write_lines(
+        directory / "test.label", test
+    )
 
 
 def _sick_slice(directory, train_pairs=320, test_pairs=64):
     require_shared_data(SICK_TRAIN, SICK_TRIAL)
     slices = []
-    for source, count, name in ((SICK_TRAIN, train_pairs, "train.txt"), (SICK_TRIAL, test_pairs, "test.txt")):
+    for source, count, name in (
+        (SICK_TRAIN, train_pairs, "train.txt"),
+        (SICK_TRIAL, test_pairs, "test.txt"),
+    ):
         with open(source, "rb") as file:
             lines = file.readlines()
         slices.append(_write_lines(directory / name, lines[: count + 1]))  # with the header
@@ -120,7 +123,9 @@ def _assert_run_outputs(output_dir, epochs):
     assert metrics["settings"]["output_dir"] == str(output_dir)
     with open(os.path.join(output_dir, "learning_curves.png"), "rb") as file:
         assert file.read(8) == PNG_SIGNATURE
-    events = glob.glob(os.path.join(output_dir, "logs", "**", "events.out.tfevents.*"), recursive=True)
+    events = glob.glob(
+        os.path.join(output_dir, "logs", "**", "events.out.tfevents.*"), recursive=True
+    )
     assert {os.path.basename(os.path.dirname(path)) for path in events} >= {"train", "validation"}
     assert os.path.getsize(os.path.join(output_dir, "best.weights.h5")) > 0
     assert [int(row["epoch"]) for row in _read_history(output_dir)] == list(range(epochs))
@@ -138,7 +143,10 @@ def _assert_test_accuracy_is_the_saved_models_on(output_dir, test_file, data_for
     preprocessor = _read_preprocessor(output_dir)
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     if pair:
-        inputs = {"premise": preprocessor(tf.constant(data.premises)), "hypothesis": preprocessor(tf.constant(data.hypotheses))}
+        inputs = {
+            "premise": preprocessor(tf.constant(data.premises)),
+            "hypothesis": preprocessor(tf.constant(data.hypotheses)),
+        }
     else:
         inputs = preprocessor(tf.constant(data.texts))
     predicted = np.argmax(model.predict(inputs, verbose=0), axis=-1)
@@ -166,7 +174,9 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     assert metrics["strategy"] == "_DefaultDistributionStrategy" and metrics["replicas"] == 1
     assert metrics["worker"] == "chief"
     assert metrics["settings"]["format"] == "trec"
-    assert _read_preprocessor(output_dir).lower_case is False  # sentences keep their case by default
+    assert (
+        _read_preprocessor(output_dir).lower_case is False
+    )  # sentences keep their case by default
     assert metrics["settings"]["token_dropout"] == 0.2  # word dropout by default for sentences
 
 
@@ -205,7 +215,9 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
 def _train_under(strategy, data, preprocessor, steps=3):
     keras.utils.set_random_seed(7)
     # In order and whole batches: the same examples in each step under both strategies.
-    dataset = make_classification_dataset(data, preprocessor, batch_size=32, drop_remainder=True).take(steps)
+    dataset = make_classification_dataset(
+        data, preprocessor, batch_size=32, drop_remainder=True
+    ).take(steps)
     with strategy.scope():
         model = models.build_sentence_classifier(
             len(data.label_names),
@@ -223,7 +235,9 @@ def _train_under(strategy, data, preprocessor, steps=3):
     return model, initial
 
 
-def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(tmp_path, monkeypatch):
+def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(
+    tmp_path, monkeypatch
+):
     import tensorflow as tf
 
     train, _, _ = _demo_corpus(tmp_path, sizes=(96, 1, 1))
@@ -251,7 +265,9 @@ def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(t
     for before, after in zip(single_initial, mirrored_initial):
         np.testing.assert_array_equal(before, after)  # same seed, same initial weights
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(single_initial, single.get_weights()))
-    assert moved > 1e-2, "training must have changed the weights for the comparison to mean anything"
+    assert moved > 1e-2, (
+        "training must have changed the weights for the comparison to mean anything"
+    )
     for a, b, variable in zip(single.get_weights(), mirrored.get_weights(), single.weights):
         np.testing.assert_allclose(b, a, atol=1e-5, err_msg=variable.path)
 
@@ -319,7 +335,18 @@ def multi_worker_run(tmp_path_factory):
     train, dev, test = _demo_corpus(tmp_path, sizes=(128, 32, 32))
     data = ["--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines"]
     # Nothing random but the shared seed: the two workers together should train what one process trains.
-    same_training = [*data, "--epochs", "1", "--dropout", "0", "--token-dropout", "0", "--verbose", "2", *TINY]
+    same_training = [
+        *data,
+        "--epochs",
+        "1",
+        "--dropout",
+        "0",
+        "--token-dropout",
+        "0",
+        "--verbose",
+        "2",
+        *TINY,
+    ]
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes, logs = [], []
@@ -333,7 +360,11 @@ def multi_worker_run(tmp_path_factory):
         logs.append(log)
         processes.append(
             subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+                start_new_session=True,
                 env=_environment(TF_CONFIG=tf_config),
             )  # fmt: skip
         )
@@ -352,7 +383,9 @@ def multi_worker_run(tmp_path_factory):
         outputs.append(log.read()[-3000:])
         log.close()
     for index, process in enumerate(processes):
-        assert process.returncode == 0, f"worker {index} exited {process.returncode}:\n{outputs[index]}"
+        assert process.returncode == 0, (
+            f"worker {index} exited {process.returncode}:\n{outputs[index]}"
+        )
     return tmp_path, same_training
 
 
@@ -379,7 +412,10 @@ def test_multi_worker_training_equals_one_process_over_the_same_global_batches(m
     # changes nothing, and one process trains the weights of the two workers.
     tmp_path, same_training = multi_worker_run
     chief = _load_h5(tmp_path / "run" / "best.weights.h5")
-    assert main([*same_training, "--output-dir", str(tmp_path / "single"), "--strategy", "default"]) == 0
+    assert (
+        main([*same_training, "--output-dir", str(tmp_path / "single"), "--strategy", "default"])
+        == 0
+    )
     single = _load_h5(tmp_path / "single" / "best.weights.h5")
     assert single.keys() == chief.keys()
     differences = {name: float(np.max(np.abs(single[name] - chief[name]))) for name in single}
@@ -420,7 +456,9 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
             time.sleep(0.05)
     finally:
         _kill(process)  # SIGKILL: no callback or cleanup runs
-    assert 1 <= done < epochs - 1, f"no backup while the run was in progress (exit {process.returncode})"
+    assert 1 <= done < epochs - 1, (
+        f"no backup while the run was in progress (exit {process.returncode})"
+    )
     assert not os.path.exists(os.path.join(output_dir, "metrics.json"))
     backed_up = json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"]
     assert backed_up >= done
@@ -429,9 +467,13 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
         command, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=_environment()
     )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    epoch_lines = [line for line in rerun.stdout.splitlines() if line.startswith("Epoch ")]  # "Epoch 3/4"
+    epoch_lines = [
+        line for line in rerun.stdout.splitlines() if line.startswith("Epoch ")
+    ]  # "Epoch 3/4"
     started = [int(line.split()[1].split("/")[0]) for line in epoch_lines]
-    assert started and started[0] == backed_up + 1, f"the rerun trained epochs {started}; backup at {backed_up}"
+    assert started and started[0] == backed_up + 1, (
+        f"the rerun trained epochs {started}; backup at {backed_up}"
+    )
     assert started == list(range(backed_up + 1, epochs + 1))
 
     metrics = _read_metrics(output_dir)
@@ -489,10 +531,14 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     assert main(argv) == 0
     rows = _read_history(output_dir)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
-    assert best_weights.stat().st_mtime_ns == saved, "a resumed epoch that is no better replaced the best"
+    assert best_weights.stat().st_mtime_ns == saved, (
+        "a resumed epoch that is no better replaced the best"
+    )
     metrics = _read_metrics(output_dir)
     assert metrics["best_epoch"] in (1, 2)
-    assert metrics["dev_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
+    assert metrics["dev_accuracy"] == pytest.approx(
+        max(float(row["val_accuracy"]) for row in rows), abs=1e-6
+    )
 
 
 def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, monkeypatch):
@@ -509,10 +555,17 @@ def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, 
     monkeypatch.setattr(keras.callbacks, "TensorBoard", tensorboard)
     assert main(argv) == 0
     resumed, uninterrupted = _read_history(output_dir), _read_history(whole)
-    assert [row["epoch"] for row in resumed] == [row["epoch"] for row in uninterrupted] == ["0", "1", "2"]
+    assert (
+        [row["epoch"] for row in resumed]
+        == [row["epoch"] for row in uninterrupted]
+        == ["0", "1", "2"]
+    )
     for row, expected in zip(resumed, uninterrupted):
         assert float(row["loss"]) == pytest.approx(float(expected["loss"]), abs=1e-6)
-    weights, expected = _load_h5(output_dir / "best.weights.h5"), _load_h5(whole / "best.weights.h5")
+    weights, expected = (
+        _load_h5(output_dir / "best.weights.h5"),
+        _load_h5(whole / "best.weights.h5"),
+    )
     assert weights.keys() == expected.keys()
     for name in weights:
         np.testing.assert_allclose(weights[name], expected[name], atol=1e-6, err_msg=name)
@@ -561,14 +614,20 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
     assert _read_metrics(output_dir)["settings"]["seed"] == 2
 
 
-def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gate_joint(tmp_path, monkeypatch):
+def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gate_joint(
+    tmp_path, monkeypatch
+):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     tensorboard = _crash_before_epoch(monkeypatch, 1)
     with pytest.raises(_SimulatedCrash):
         main(argv + ["--fusion-gate", "joint"])
     settings_path = os.path.join(output_dir, "run_settings.json")
     settings = json.load(open(settings_path))
-    for key in ("fusion_gate", "dropout_sites", "epsilon"):  # as the package wrote them before these options
+    for key in (
+        "fusion_gate",
+        "dropout_sites",
+        "epsilon",
+    ):  # as the package wrote them before these options
         del settings[key]
     json.dump(settings, open(settings_path, "w"))
 
@@ -582,15 +641,43 @@ def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gat
 def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
     train, test = _sick_slice(tmp_path, train_pairs=96, test_pairs=32)
     output_dir = tmp_path / "run"
-    argv = ["--train", train, "--test", test, "--format", "sick", "--output-dir", str(output_dir), *TINY]
-    assert main(argv + ["--epochs", "1", "--verbose", "0", "--head", "highway", "--dropout-sites", "authors"], pair=True) == 0
+    argv = [
+        "--train",
+        train,
+        "--test",
+        test,
+        "--format",
+        "sick",
+        "--output-dir",
+        str(output_dir),
+        *TINY,
+    ]
+    assert (
+        main(
+            argv
+            + [
+                "--epochs",
+                "1",
+                "--verbose",
+                "0",
+                "--head",
+                "highway",
+                "--dropout-sites",
+                "authors",
+            ],
+            pair=True,
+        )
+        == 0
+    )
     model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
     assert model.get_layer("highway").dropout == 0.5
     assert model.get_layer("sentence_encoder").get_layer("mtsa").projection_dropout == 0.5
     assert _read_metrics(output_dir)["settings"]["head"] == "highway"
 
 
-def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(tmp_path, monkeypatch):
+def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(
+    tmp_path, monkeypatch
+):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     train = argv[argv.index("--train") + 1]
     tensorboard = _crash_before_epoch(monkeypatch, 1)
@@ -634,7 +721,9 @@ def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, mo
 def _refit_argv(tmp_path, epochs=3):
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 30, 32))
     with open(dev, "a", encoding="utf-8") as file:
-        file.write("1 zyzzyva is great\n0 zyzzyva is awful\n")  # a word seen twice, both times in dev
+        file.write(
+            "1 zyzzyva is great\n0 zyzzyva is awful\n"
+        )  # a word seen twice, both times in dev
     output_dir = tmp_path / "run"
     argv = [
         "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
@@ -651,26 +740,41 @@ def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(t
     selection_dir = output_dir / "selection"
     metrics = _read_metrics(output_dir)
     best_epoch = metrics["best_epoch"]
-    assert [int(row["epoch"]) for row in _read_history(selection_dir)] == [0, 1, 2]  # the dev-selected run
+    assert [int(row["epoch"]) for row in _read_history(selection_dir)] == [
+        0,
+        1,
+        2,
+    ]  # the dev-selected run
     assert (selection_dir / "best.weights.h5").stat().st_size > 0
     assert metrics["refit"]["epochs"] == best_epoch and metrics["refit"]["examples"] == 96 + 32
     with open(output_dir / "refit_history.csv", newline="") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(best_epoch))
     assert 0.0 <= metrics["refit"]["test_accuracy_before_refit"] <= 1.0
-    assert metrics["train_seconds_this_run"] > metrics["refit"]["train_seconds"] > 0, "selection + refit"
+    assert metrics["train_seconds_this_run"] > metrics["refit"]["train_seconds"] > 0, (
+        "selection + refit"
+    )
     # The refit learns its vocabulary from train and dev; the selection run saw only train.
     assert "zyzzyva" in (output_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
-    assert "zyzzyva" not in (selection_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    assert "zyzzyva" not in (selection_dir / "vocabulary.txt").read_text(encoding="utf-8").split(
+        "\n"
+    )
     assert _read_preprocessor(output_dir).vocabulary_size == metrics["vocabulary_size"]
     model = keras.models.load_model(output_dir / "model.keras")
-    assert model.get_layer("sentence_encoder").get_layer("embedding").input_dim == metrics["vocabulary_size"]
+    assert (
+        model.get_layer("sentence_encoder").get_layer("embedding").input_dim
+        == metrics["vocabulary_size"]
+    )
     leftovers = ("selection/selection.json", "selection/backup", "refit_backup")
-    assert not [name for name in leftovers if (output_dir / name).exists()], "a finished job leaves no state"
+    assert not [name for name in leftovers if (output_dir / name).exists()], (
+        "a finished job leaves no state"
+    )
 
 
 def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, monkeypatch):
     argv, output_dir = _refit_argv(tmp_path)
-    del argv[argv.index("--max-length") : argv.index("--max-length") + 2]  # fitted to the training texts
+    del argv[
+        argv.index("--max-length") : argv.index("--max-length") + 2
+    ]  # fitted to the training texts
     dev = argv[argv.index("--dev") + 1]
     with open(dev, "a", encoding="utf-8") as file:
         file.write("1 " + "the plot is great " * 10 + "\n")  # longer than every training text
@@ -685,7 +789,9 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
     monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashAfterFirstRefitEpoch)
     with pytest.raises(_SimulatedCrash):
         main(argv)
-    assert (output_dir / "selection" / "selection.json").exists() and (output_dir / "refit_backup").is_dir()
+    assert (output_dir / "selection" / "selection.json").exists() and (
+        output_dir / "refit_backup"
+    ).is_dir()
     selection_history = (output_dir / "selection" / "history.csv").read_bytes()
     selection = json.loads((output_dir / "selection" / "selection.json").read_text())
     fitted_length, fitted_buckets = selection["max_length"], selection["buckets"]
@@ -703,11 +809,15 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
     assert main(argv) == 0
 
     metrics = _read_metrics(output_dir)
-    assert trained == [("refit", epoch) for epoch in range(1, metrics["best_epoch"])], "only the rest of the refit"
+    assert trained == [("refit", epoch) for epoch in range(1, metrics["best_epoch"])], (
+        "only the rest of the refit"
+    )
     assert (output_dir / "selection" / "history.csv").read_bytes() == selection_history
     assert metrics["refit"]["epochs"] == metrics["best_epoch"]
     with open(output_dir / "refit_history.csv", newline="") as file:
-        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(metrics["best_epoch"]))
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(
+            range(metrics["best_epoch"])
+        )
     assert not (output_dir / "selection" / "selection.json").exists()
     # The resumed refit pads to the length and buckets the crashed run used, as its backed-up model did.
     refit_preprocessor = json.loads((output_dir / "preprocessor.json").read_text())
@@ -795,7 +905,10 @@ def _local_server(reply):
 @pytest.mark.parametrize(
     "reply, message",
     [
-        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "it does not answer as a gRPC server"),
+        (
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            "it does not answer as a gRPC server",
+        ),
         (None, "timed out"),
     ],
     ids=["an HTTP/1 server", "a silent server"],
@@ -823,10 +936,37 @@ def test_the_tpu_address_check_accepts_a_grpc_server():
 
 
 def test_model_and_optimizer_options_train_and_reload(corpus):
-    argv = corpus + ["--epochs", "2", "--head-dim", "12", "--label-smoothing", "0.1", "--ema", "0.9", *TINY]
+    argv = corpus + [
+        "--epochs",
+        "2",
+        "--head-dim",
+        "12",
+        "--label-smoothing",
+        "0.1",
+        "--ema",
+        "0.9",
+        *TINY,
+    ]
     argv += ["--attention-dropout", "0.3"]
-    argv += ["--optimizer", "adadelta", "--learning-rate", "0.5", "--embedding-scale", "0.25", "--no-keep-case"]
-    argv += ["--epsilon", "1e-8", "--dropout-sites", "authors", "--fusion-gate", "joint", "--l2", "1e-4"]
+    argv += [
+        "--optimizer",
+        "adadelta",
+        "--learning-rate",
+        "0.5",
+        "--embedding-scale",
+        "0.25",
+        "--no-keep-case",
+    ]
+    argv += [
+        "--epsilon",
+        "1e-8",
+        "--dropout-sites",
+        "authors",
+        "--fusion-gate",
+        "joint",
+        "--l2",
+        "1e-4",
+    ]
     assert main(argv + ["--verbose", "0"]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
     assert _read_preprocessor(output_dir).tokenize(["The Film"]).to_list() == [[b"the", b"film"]]
@@ -835,7 +975,10 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
     assert model.get_layer("sentence_encoder").output.shape == (None, 24)
     mtsa = model.get_layer("sentence_encoder").get_layer("mtsa")
     assert mtsa.dropout == 0.3
-    assert (mtsa.fusion_gate, mtsa.projection_dropout) == ("joint", 0.5)  # the authors' sites at --dropout
+    assert (mtsa.fusion_gate, mtsa.projection_dropout) == (
+        "joint",
+        0.5,
+    )  # the authors' sites at --dropout
     assert len(model.losses) == 10  # --l2 on every kernel
     assert model.loss.label_smoothing == 0.1
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
@@ -847,7 +990,16 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
 
 
 def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpus, tmp_path):
-    argv = corpus + ["--epochs", "1", "--verbose", "0", *TINY, "--case-fallback", "--export-dir", str(tmp_path / "e")]
+    argv = corpus + [
+        "--epochs",
+        "1",
+        "--verbose",
+        "0",
+        *TINY,
+        "--case-fallback",
+        "--export-dir",
+        str(tmp_path / "e"),
+    ]
     assert main(argv) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
     assert _read_preprocessor(output_dir).case_fallback is True
@@ -859,23 +1011,32 @@ def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpu
     np.testing.assert_array_equal(answer["probabilities"][0], answer["probabilities"][1])
 
 
-def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warning(corpus, monkeypatch, capsys):
+def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warning(
+    corpus, monkeypatch, capsys
+):
     for module in ("tensorboard", "matplotlib"):  # as if not installed: find_spec answers None
         monkeypatch.setitem(sys.modules, module, None)
     assert main(corpus + ["--epochs", "1", "--verbose", "0", *TINY]) == 0
     output_dir = corpus[corpus.index("--output-dir") + 1]
     warnings = capsys.readouterr().err
-    assert "Warning: TensorBoard logs turned off: tensorboard is not installed (pip install tensorboard)" in warnings
+    assert (
+        "Warning: TensorBoard logs turned off: tensorboard is not installed (pip install tensorboard)"
+        in warnings
+    )
     assert "Warning: learning_curves.png turned off: matplotlib is not installed" in warnings
     assert not os.path.exists(os.path.join(output_dir, "logs"))
     assert not os.path.exists(os.path.join(output_dir, "learning_curves.png"))
     assert 0.0 <= _read_metrics(output_dir)["test_accuracy"] <= 1.0
 
 
-def test_an_export_without_tensorflow_serving_api_exits_before_any_work(corpus, monkeypatch, tmp_path):
+def test_an_export_without_tensorflow_serving_api_exits_before_any_work(
+    corpus, monkeypatch, tmp_path
+):
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)
     output_dir = corpus[corpus.index("--output-dir") + 1]
-    with pytest.raises(SystemExit, match=r"need tensorflow-serving-api: pip install 'tensorflow-serving-api"):
+    with pytest.raises(
+        SystemExit, match=r"need tensorflow-serving-api: pip install 'tensorflow-serving-api"
+    ):
         main(corpus + ["--export-dir", str(tmp_path / "export"), *TINY])
     assert not os.path.exists(output_dir)
 
@@ -885,7 +1046,10 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
     from tensorflow.python.framework import config
 
     output_dir = corpus[corpus.index("--output-dir") + 1]
-    for flag, expected in (([], True), (["--no-deterministic"], False)):  # the setting is process-wide
+    for flag, expected in (
+        ([], True),
+        (["--no-deterministic"], False),
+    ):  # the setting is process-wide
         assert main(corpus + ["--epochs", "1", "--verbose", "0", *TINY, *flag]) == 0
         assert config.is_op_determinism_enabled() == expected
         assert _read_metrics(output_dir)["settings"]["deterministic"] == expected
@@ -901,7 +1065,10 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
         (["--token-dropout", "-0.1"], "--token-dropout must be in [0, 1)"),
         (["--attention-dropout", "1.0"], "--attention-dropout must be in [0, 1)"),
-        (["--case-fallback", "--no-keep-case"], "--case-fallback needs --keep-case and no --subwords"),
+        (
+            ["--case-fallback", "--no-keep-case"],
+            "--case-fallback needs --keep-case and no --subwords",
+        ),
         (["--min-count", "0"], "--min-count must be a positive integer"),
         (["--head-dim", "0"], "--head-dim must be a positive integer"),
         (["--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1)"),
@@ -910,21 +1077,42 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--learning-rate", "0"], "--learning-rate must be positive"),
         (["--epsilon", "0"], "--epsilon must be positive"),
         (["--format", "trec"], "(--format trec: is that the file's format?)"),
-        (["--encoder", "cnn", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
-        (["--num-blocks", "1", "--dropout-sites", "authors"], "--dropout-sites authors needs the single MTSA layer"),
-        (["--embedding-dim", "30", "--num-heads", "4"], "--embedding-dim (30) must be divisible by --num-heads (4)"),
-        (["--encoder", "mha", "--num-blocks", "2"], "--num-blocks stacks MTSA blocks and needs --encoder mtsa"),
+        (
+            ["--encoder", "cnn", "--dropout-sites", "authors"],
+            "--dropout-sites authors needs the single MTSA layer",
+        ),
+        (
+            ["--num-blocks", "1", "--dropout-sites", "authors"],
+            "--dropout-sites authors needs the single MTSA layer",
+        ),
+        (
+            ["--embedding-dim", "30", "--num-heads", "4"],
+            "--embedding-dim (30) must be divisible by --num-heads (4)",
+        ),
+        (
+            ["--encoder", "mha", "--num-blocks", "2"],
+            "--num-blocks stacks MTSA blocks and needs --encoder mtsa",
+        ),
         (["--encoder", "cnn", "--head-dim", "8"], "--head-dim does not apply to --encoder cnn"),
-        (["--encoder", "cnn", "--max-length", "4"], "--max-length must be at least 5 for --encoder cnn"),
+        (
+            ["--encoder", "cnn", "--max-length", "4"],
+            "--max-length must be at least 5 for --encoder cnn",
+        ),
         (["--conv-window", "-1"], "--conv-window must be 0 or a positive integer"),
-        (["--encoder", "mha", "--conv-window", "3"], "--conv-window feeds MTSA and needs --encoder mtsa"),
+        (
+            ["--encoder", "mha", "--conv-window", "3"],
+            "--conv-window feeds MTSA and needs --encoder mtsa",
+        ),
         (["--buckets", "16,8"], "--buckets must be 'auto', 'none' or increasing positive integers"),
         (["--buckets", "a,b"], "--buckets must be 'auto', 'none' or increasing positive integers"),
         (["--buckets", "8,64", "--max-length", "32"], "at most --max-length, got '8,64'"),
         (["--buckets", "8,512"], "--buckets 8,512 must not exceed the fitted --max-length"),
         (["--encoder", "cnn", "--buckets", "8,16"], "--buckets does not apply to --encoder cnn"),
         (["--test", "/nonexistent/test.txt"], "--test: no such file"),
-        (["--class-names", "one,two,three"], "--class-names gives 3 names but the data has 2 labels"),
+        (
+            ["--class-names", "one,two,three"],
+            "--class-names gives 3 names but the data has 2 labels",
+        ),
     ],
 )
 def test_bad_values_exit_with_a_message(corpus, extra, message):

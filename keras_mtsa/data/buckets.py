@@ -37,7 +37,9 @@ def check_bucket_boundaries(boundaries, max_length):
             f"Received: bucket_boundaries={boundaries!r}"
         )
     boundaries = tuple(boundaries)
-    valid = all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 1 for b in boundaries)
+    valid = all(
+        isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 1 for b in boundaries
+    )
     if not boundaries or not valid or any(a >= b for a, b in zip(boundaries, boundaries[1:])):
         raise ValueError(
             f"`bucket_boundaries` must be a non-empty sequence of increasing positive ints. "
@@ -52,7 +54,9 @@ def check_bucket_boundaries(boundaries, max_length):
     return boundaries if boundaries[-1] == max_length else (*boundaries, max_length)
 
 
-def choose_bucket_boundaries(lengths, max_length, *, max_buckets=DEFAULT_MAX_BUCKETS, multiple=BUCKET_MULTIPLE):
+def choose_bucket_boundaries(
+    lengths, max_length, *, max_buckets=DEFAULT_MAX_BUCKETS, multiple=BUCKET_MULTIPLE
+):
     """The bucket boundaries that carry the fewest padded tokens over `lengths`.
 
     Candidates are the multiples of `multiple` below `max_length`, and `max_length` itself, which is always
@@ -70,13 +74,19 @@ def choose_bucket_boundaries(lengths, max_length, *, max_buckets=DEFAULT_MAX_BUC
     Returns:
         A tuple of increasing ints ending with `max_length`.
     """
-    for name, value in (("max_length", max_length), ("max_buckets", max_buckets), ("multiple", multiple)):
+    for name, value in (
+        ("max_length", max_length),
+        ("max_buckets", max_buckets),
+        ("multiple", multiple),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
     lengths = np.minimum(np.asarray(lengths, dtype=np.int64).reshape(-1), max_length)
     candidates = np.array([*range(multiple, max_length, multiple), max_length], dtype=np.int64)
     # counts[i]: texts whose smallest holding candidate is candidates[i].
-    counts = np.bincount(np.searchsorted(candidates, lengths, side="left"), minlength=len(candidates))
+    counts = np.bincount(
+        np.searchsorted(candidates, lengths, side="left"), minlength=len(candidates)
+    )
     prefix = np.concatenate([[0], np.cumsum(counts)])
     m = len(candidates)
     # best[k][j]: the least cost of the texts up to candidate j with k boundaries, the last at candidate j.

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras_mtsa.data.readers import TextClassificationData
 from keras_mtsa.data.readers import TextPairData
 
+
 def make_classification_dataset(
     data,
     preprocessor,
@@ -67,7 +68,11 @@ def make_classification_dataset(
     """
     _check_data(data, TextClassificationData)
     examples = (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
-    keys = preprocessor.bucket_indices(data.texts) if _grouped(preprocessor, group_by_length, shuffle) else None
+    keys = (
+        preprocessor.bucket_indices(data.texts)
+        if _grouped(preprocessor, group_by_length, shuffle)
+        else None
+    )
     return _batched(
         examples,
         keys,
@@ -124,12 +129,17 @@ def make_pair_dataset(
     keys = None
     if _grouped(preprocessor, group_by_length, shuffle):
         buckets = len(preprocessor.bucket_boundaries)
-        keys = preprocessor.bucket_indices(data.premises) * buckets + preprocessor.bucket_indices(data.hypotheses)
+        keys = preprocessor.bucket_indices(data.premises) * buckets + preprocessor.bucket_indices(
+            data.hypotheses
+        )
     return _batched(
         examples,
         keys,
         lambda premises, hypotheses, labels: (
-            {"premise": _ids_for(preprocessor, premises), "hypothesis": _ids_for(preprocessor, hypotheses)},
+            {
+                "premise": _ids_for(preprocessor, premises),
+                "hypothesis": _ids_for(preprocessor, hypotheses),
+            },
             labels,
         ),
         batch_size=batch_size,
@@ -164,11 +174,23 @@ def _check_data(data, expected_type):
 def _check_count(name, value, *, minimum, or_none=False):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive int" if minimum == 1 else "a non-negative int"
-        raise ValueError(f"`{name}` must be {kind}{' or None' if or_none else ''}. Received: {name}={value!r}")
+        raise ValueError(
+            f"`{name}` must be {kind}{' or None' if or_none else ''}. Received: {name}={value!r}"
+        )
 
 
 def _batched(
-    examples, keys, preprocess, *, batch_size, shuffle, seed, drop_remainder, repeat, first_epoch, batches_per_epoch
+    examples,
+    keys,
+    preprocess,
+    *,
+    batch_size,
+    shuffle,
+    seed,
+    drop_remainder,
+    repeat,
+    first_epoch,
+    batches_per_epoch,
 ):
     _check_count("batch_size", batch_size, minimum=1)
     _check_count("first_epoch", first_epoch, minimum=0)
@@ -194,12 +216,23 @@ def _batched(
         # vectorized call instead of one call per example.
         return preprocess(*(tf.gather(tensor, index) for tensor in examples))
 
-    dataset = indices.map(gather_and_preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = indices.map(
+        gather_and_preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _index_batches(
-    num_examples, keys, *, batch_size, shuffle, seed, drop_remainder, repeat, first_epoch, batches_per_epoch
+    num_examples,
+    keys,
+    *,
+    batch_size,
+    shuffle,
+    seed,
+    drop_remainder,
+    repeat,
+    first_epoch,
+    batches_per_epoch,
 ):
     """A dataset of int32 index vectors, one per batch, epoch after epoch (see the module docstring)."""
     kept = num_examples - num_examples % batch_size if drop_remainder else num_examples
@@ -209,17 +242,24 @@ def _index_batches(
             f"`batch_size` must be at most the number of examples ({num_examples}) to repeat with "
             f"drop_remainder={drop_remainder}. Received: batch_size={batch_size}"
         )
-    keys = tf.constant(np.zeros([num_examples], np.int32) if keys is None else np.asarray(keys, np.int32))
+    keys = tf.constant(
+        np.zeros([num_examples], np.int32) if keys is None else np.asarray(keys, np.int32)
+    )
 
     def epoch_batches(epoch):
         order = tf.range(num_examples, dtype=tf.int32)
         if shuffle:
             epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
             order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed)
-        order = order[:kept]  # the examples left out with drop_remainder are random ones when shuffling
+        order = order[
+            :kept
+        ]  # the examples left out with drop_remainder are random ones when shuffling
         order = tf.gather(order, tf.argsort(tf.gather(keys, order), stable=True))
         # Rows of batch_size indices; -1 fills the last row.
-        rows = tf.reshape(tf.pad(order, [[0, num_batches * batch_size - kept]], constant_values=-1), [-1, batch_size])
+        rows = tf.reshape(
+            tf.pad(order, [[0, num_batches * batch_size - kept]], constant_values=-1),
+            [-1, batch_size],
+        )
         if shuffle:
             # A seed no epoch's permutation uses: (seed, -1 - epoch).
             rows_seed = tf.stack([tf.constant(seed, tf.int64), -1 - epoch])
@@ -232,7 +272,11 @@ def _index_batches(
     rows = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_batches)
     # flat_map hides the number of batches; Keras's progress bar and epoch ends want it.
     per_epoch = num_batches if batches_per_epoch is None else min(num_batches, batches_per_epoch)
-    rows = rows.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY if repeat else per_epoch))
+    rows = rows.apply(
+        tf.data.experimental.assert_cardinality(
+            tf.data.INFINITE_CARDINALITY if repeat else per_epoch
+        )
+    )
     if drop_remainder:
         return rows  # every row is full: a static batch dimension
     return rows.map(lambda row: tf.boolean_mask(row, row >= 0))

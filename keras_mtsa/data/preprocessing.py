@@ -86,7 +86,11 @@ def normalize(texts, *, lower_case=True, max_input_bytes=None):
     # Replaces invalid bytes, including a multi-byte character cut in two by
     # the truncation above, so the ICU-based ops below never see bad UTF-8.
     texts = tf.strings.unicode_transcode(
-        texts, input_encoding="UTF-8", output_encoding="UTF-8", errors="replace", replacement_char=0xFFFD
+        texts,
+        input_encoding="UTF-8",
+        output_encoding="UTF-8",
+        errors="replace",
+        replacement_char=0xFFFD,
     )
     texts = tf_text.normalize_utf8(texts, "NFKC")
     if lower_case:
@@ -141,7 +145,9 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
         ValueError: ``max_size`` < 2 or ``min_count`` < 1.
     """
     if not isinstance(max_size, int) or max_size < len(RESERVED_TOKENS):
-        raise ValueError(f"max_size must be an int >= {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}.")
+        raise ValueError(
+            f"max_size must be an int >= {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}."
+        )
     if not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
     _check_case_fallback(case_fallback, lower_case)
@@ -152,7 +158,9 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
         unique_tokens = unique.numpy().tolist()
         counts.update(dict(zip(unique_tokens, batch_counts.numpy().tolist(), strict=True)))
         if case_fallback:
-            folded.update(zip(unique_tokens, tf_text.case_fold_utf8(unique).numpy().tolist(), strict=True))
+            folded.update(
+                zip(unique_tokens, tf_text.case_fold_utf8(unique).numpy().tolist(), strict=True)
+            )
     kept = {token: count for token, count in counts.items() if count >= min_count}
     if case_fallback:
         # Only the occurrences that will fall back count for a folded form, so that every kept token is one
@@ -162,10 +170,13 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
             if token not in kept:
                 fallback_counts[folded[token]] += count
         for token, count in fallback_counts.items():
-            if count >= min_count and token not in kept:  # a kept token keeps its own count (and rank)
+            if (
+                count >= min_count and token not in kept
+            ):  # a kept token keeps its own count (and rank)
                 kept[token] = count
     kept = sorted(
-        ((token.decode("utf-8"), count) for token, count in kept.items()), key=lambda item: (-item[1], item[0])
+        ((token.decode("utf-8"), count) for token, count in kept.items()),
+        key=lambda item: (-item[1], item[0]),
     )
     words = [token for token, _ in kept if token not in RESERVED_TOKENS]
     return list(RESERVED_TOKENS) + words[: max_size - len(RESERVED_TOKENS)]
@@ -208,7 +219,9 @@ def build_wordpiece_vocabulary(texts, *, max_size=8000, min_count=2, lower_case=
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
     if not isinstance(max_size, int) or max_size <= len(RESERVED_TOKENS):
-        raise ValueError(f"max_size must be an int > {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}.")
+        raise ValueError(
+            f"max_size must be an int > {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}."
+        )
     if not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
     # The learner splits on whitespace and punctuation itself; feeding it our tokens joined by spaces makes
@@ -227,7 +240,11 @@ def build_wordpiece_vocabulary(texts, *, max_size=8000, min_count=2, lower_case=
         bert_tokenizer_params={"lower_case": False},  # already normalized and case-folded above
         learn_params={"lower_thresh": min_count},
     )
-    words = [token for token in learned if token not in RESERVED_TOKENS and token.strip() == token and token]
+    words = [
+        token
+        for token in learned
+        if token not in RESERVED_TOKENS and token.strip() == token and token
+    ]
     return list(RESERVED_TOKENS) + list(dict.fromkeys(words))[: max_size - len(RESERVED_TOKENS)]
 
 
@@ -267,7 +284,9 @@ def _token_counts(preprocessor, texts):
     """The number of tokens (or subwords) `preprocessor` makes of each of ``texts``, not truncated."""
     texts = list(texts)
     counts = [
-        preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE], tf.string)).row_lengths().numpy()
+        preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE], tf.string))
+        .row_lengths()
+        .numpy()
         for start in range(0, len(texts), _BATCH_SIZE)
     ]
     return np.concatenate(counts).astype(np.int64) if counts else np.zeros([0], np.int64)
@@ -381,7 +400,9 @@ class TextPreprocessor(tf.Module):
         if max_input_bytes is None:
             max_input_bytes = _DEFAULT_BYTES_PER_TOKEN * max_length
         if not isinstance(max_input_bytes, int) or max_input_bytes < 1:
-            raise ValueError(f"max_input_bytes must be a positive int or None, got {max_input_bytes!r}.")
+            raise ValueError(
+                f"max_input_bytes must be a positive int or None, got {max_input_bytes!r}."
+            )
         vocabulary_file = os.fspath(vocabulary_file)
         tokens = read_vocabulary(vocabulary_file)
         if tuple(tokens[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
@@ -457,10 +478,16 @@ class TextPreprocessor(tf.Module):
         texts = list(texts)
         _check_case_fallback(case_fallback, lower_case, subwords)
         if subwords:
-            tokens = build_wordpiece_vocabulary(texts, max_size=max_size, min_count=min_count, lower_case=lower_case)
+            tokens = build_wordpiece_vocabulary(
+                texts, max_size=max_size, min_count=min_count, lower_case=lower_case
+            )
         else:
             tokens = build_vocabulary(
-                texts, max_size=max_size, min_count=min_count, lower_case=lower_case, case_fallback=case_fallback
+                texts,
+                max_size=max_size,
+                min_count=min_count,
+                lower_case=lower_case,
+                case_fallback=case_fallback,
             )
         write_vocabulary(tokens, vocabulary_file)
         options = dict(
@@ -528,7 +555,9 @@ class TextPreprocessor(tf.Module):
         ids = tf.cast(ids, tf.int32)
         if len(self.bucket_boundaries) == 1:
             return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
-        longest = tf.minimum(tf.reduce_max(tf.pad(ids.row_lengths(), [[0, 1]])), self.max_length)  # 0 if empty
+        longest = tf.minimum(
+            tf.reduce_max(tf.pad(ids.row_lengths(), [[0, 1]])), self.max_length
+        )  # 0 if empty
         boundaries = tf.constant(self.bucket_boundaries, tf.int64)
         length = tf.gather(boundaries, tf.searchsorted(boundaries, longest[None], side="left"))[0]
         return ids.to_tensor(default_value=PAD_ID, shape=tf.stack([ids.nrows(), length]))

@@ -197,7 +197,9 @@ def _read_lines(path, encoding, policy, *, for_csv=False):
             try:
                 line = _decode(raw, encoding)
             except UnicodeDecodeError as error:
-                policy.handle(DataFormatError(path, line_number, f"expected text in {encoding}: {error}"))
+                policy.handle(
+                    DataFormatError(path, line_number, f"expected text in {encoding}: {error}")
+                )
                 continue
             if line_number == 1:
                 line = line.removeprefix("\ufeff")
@@ -215,7 +217,9 @@ def _check_label_names(label_names):
         or not label_names
         or not all(isinstance(name, str) and name for name in label_names)
     ):
-        raise ValueError(f"label_names must be a non-empty sequence of non-empty strings, got {label_names!r}.")
+        raise ValueError(
+            f"label_names must be a non-empty sequence of non-empty strings, got {label_names!r}."
+        )
     label_names = list(label_names)
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"label_names must not contain duplicates, got {label_names!r}.")
@@ -268,7 +272,9 @@ def _assign_ids(path, records, label_names, policy):
     for line_number, label, *fields in records:
         if label not in ids:
             policy.handle(
-                DataFormatError(path, line_number, f"label {label!r} is not one of label_names {label_names!r}")
+                DataFormatError(
+                    path, line_number, f"label {label!r} is not one of label_names {label_names!r}"
+                )
             )
             continue
         kept.append((ids[label], *fields))
@@ -357,7 +363,9 @@ def read_trec(path, *, trec_labels="coarse", label_names=None, on_error="raise",
         raise ValueError(f"trec_labels must be one of {TREC_LABEL_LEVELS}, got {trec_labels!r}.")
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names)
-    records = _collect(path, _read_lines(path, encoding, policy), policy, _trec_line_parser(trec_labels))
+    records = _collect(
+        path, _read_lines(path, encoding, policy), policy, _trec_line_parser(trec_labels)
+    )
     return _classification(path, records, label_names, policy)
 
 
@@ -404,7 +412,9 @@ def read_delimited(
         raise DataFormatError(path, header_line_number, expected)
     for argument, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in header:
-            raise ValueError(f"{argument}={column!r} is not a column of {os.fspath(path)}; its header is {header!r}.")
+            raise ValueError(
+                f"{argument}={column!r} is not a column of {os.fspath(path)}; its header is {header!r}."
+            )
     text_index, label_index = header.index(text_column), header.index(label_column)
 
     def parse_row(row):
@@ -443,7 +453,9 @@ def _csv_rows(path, lines, delimiter, quoting):
         except StopIteration:
             return
         except csv.Error as error:
-            raise DataFormatError(path, first_line_number, f"expected valid delimited text: {error}") from error
+            raise DataFormatError(
+                path, first_line_number, f"expected valid delimited text: {error}"
+            ) from error
         if len(row) > 1 or (row and row[0].strip()):
             yield first_line_number, row
 
@@ -470,14 +482,18 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
     """
     if split is not None:
         if not isinstance(split, str) or split.upper() not in SICK_SPLITS:
-            raise ValueError(f"split must be None or one of {SICK_SPLITS} (any case), got {split!r}.")
+            raise ValueError(
+                f"split must be None or one of {SICK_SPLITS} (any case), got {split!r}."
+            )
         split = split.upper()
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names) or list(SICK_LABELS)
     lines = _read_lines(path, encoding, policy)
     header_line_number, header_line = next(lines, (1, ""))
     header = header_line.split("\t")
-    label_column = next((name for name in ("entailment_judgment", "entailment_label") if name in header), None)
+    label_column = next(
+        (name for name in ("entailment_judgment", "entailment_label") if name in header), None
+    )
     if "sentence_A" not in header or "sentence_B" not in header or label_column is None:
         raise DataFormatError(
             path,
@@ -486,14 +502,18 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
             header_line,
         )
     if split is not None and "SemEval_set" not in header:
-        raise ValueError(f"split={split!r} needs a SemEval_set column (SICK.txt); {os.fspath(path)} has none.")
+        raise ValueError(
+            f"split={split!r} needs a SemEval_set column (SICK.txt); {os.fspath(path)} has none."
+        )
     columns = [header.index(name) for name in ("sentence_A", "sentence_B", label_column)]
     split_index = header.index("SemEval_set") if split is not None else None
 
     def parse_line(line):
         fields = line.split("\t")
         if len(fields) != len(header):
-            raise _LineError(f"expected {len(header)} tab-separated fields as in the header, got {len(fields)}")
+            raise _LineError(
+                f"expected {len(header)} tab-separated fields as in the header, got {len(fields)}"
+            )
         if split_index is not None and fields[split_index].upper() != split:
             return None
         premise, hypothesis, label = (fields[index] for index in columns)
@@ -530,7 +550,9 @@ def read_snli(path, *, label_names=None, on_error="raise", encoding=None):
         except json.JSONDecodeError as error:
             raise _LineError(f"expected a JSON object: {error}") from None
         keys = ("gold_label", "sentence1", "sentence2")
-        if not isinstance(record, dict) or not all(isinstance(record.get(key), str) for key in keys):
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(key), str) for key in keys
+        ):
             raise _LineError(f"expected a JSON object with string fields {keys}")
         if record["gold_label"] == SNLI_NO_CONSENSUS:
             dropped += 1
@@ -553,7 +575,12 @@ def _options_for(format):
     }[format]
 
 
-_OPTION_DEFAULTS = {"trec_labels": "coarse", "text_column": "text", "label_column": "label", "split": None}
+_OPTION_DEFAULTS = {
+    "trec_labels": "coarse",
+    "text_column": "text",
+    "label_column": "label",
+    "split": None,
+}
 
 
 def read_dataset(
@@ -596,7 +623,12 @@ def read_dataset(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
     reader, accepted = _options_for(format)
-    given = {"trec_labels": trec_labels, "text_column": text_column, "label_column": label_column, "split": split}
+    given = {
+        "trec_labels": trec_labels,
+        "text_column": text_column,
+        "label_column": label_column,
+        "split": split,
+    }
     for option, value in given.items():
         if option not in accepted and value != _OPTION_DEFAULTS[option]:
             raise ValueError(f"{option}={value!r} has no effect with format={format!r}.")
@@ -639,7 +671,9 @@ def split_dev(data, fraction=0.1, seed=0):
     for label, count in _stratified_counts(by_label, dev_size, len(data)).items():
         dev.update(rng.sample(by_label[label], count))
     train_indices = [index for index in range(len(data)) if index not in dev]
-    counters = {field.name: 0 for field in dataclasses.fields(data) if field.name in ("skipped", "dropped")}
+    counters = {
+        field.name: 0 for field in dataclasses.fields(data) if field.name in ("skipped", "dropped")
+    }
     return _subset(data, train_indices), _subset(data, sorted(dev), **counters)
 
 

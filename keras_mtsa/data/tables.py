@@ -33,7 +33,9 @@ class _ContentNamedTextFileInitializer(tf.lookup.TextFileInitializer):
         return self._content_shared_name
 
 
-def text_file_table(filename, *, key_dtype, key_index, value_dtype, value_index, default_value, kind):
+def text_file_table(
+    filename, *, key_dtype, key_index, value_dtype, value_index, default_value, kind
+):
     """A `tf.lookup.StaticHashTable` over a text file, named by the file's content.
 
     Args:
@@ -51,7 +53,11 @@ def text_file_table(filename, *, key_dtype, key_index, value_dtype, value_index,
     Raises:
         ValueError: the file changed while the table was being read.
     """
-    path = filename.asset_path.numpy().decode() if isinstance(filename, tf.saved_model.Asset) else filename
+    path = (
+        filename.asset_path.numpy().decode()
+        if isinstance(filename, tf.saved_model.Asset)
+        else filename
+    )
     layout = f"{key_dtype.name}:{key_index}:{value_dtype.name}:{value_index}:{default_value!r}"
     digest = _digest(path, layout)
     initializer = _ContentNamedTextFileInitializer(
@@ -64,7 +70,9 @@ def text_file_table(filename, *, key_dtype, key_index, value_dtype, value_index,
     )
     table = tf.lookup.StaticHashTable(initializer, default_value=default_value)
     if _digest(path, layout) != digest:  # rewritten while TensorFlow read it: the name would lie
-        raise ValueError(f"`filename` changed while its table was being read; try again. Received: filename={path}")
+        raise ValueError(
+            f"`filename` changed while its table was being read; try again. Received: filename={path}"
+        )
     return table
 
 

@@ -170,8 +170,12 @@ class MTSAEncoderBlock(keras.layers.Layer):
         )
         self._feedforward_norm.build(input_shape)
         # Distinct seeds: Dropout layers seeded alike drop the same units on every call.
-        self._attention_dropout = Dropout(self.dropout, seed=self._derived_seed(1), dtype=self.dtype_policy)
-        self._feedforward_dropout = Dropout(self.dropout, seed=self._derived_seed(2), dtype=self.dtype_policy)
+        self._attention_dropout = Dropout(
+            self.dropout, seed=self._derived_seed(1), dtype=self.dtype_policy
+        )
+        self._feedforward_dropout = Dropout(
+            self.dropout, seed=self._derived_seed(2), dtype=self.dtype_policy
+        )
 
     def _derived_seed(self, offset):
         return None if self.seed is None else self.seed + offset

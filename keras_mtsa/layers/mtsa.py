@@ -264,7 +264,16 @@ class MTSA(keras.layers.Layer):
         )
         if self.block_size is None:
             core = masked_tensorized_self_attention
-            arguments = (query, key, source2token, value, mask, attention_mask, t2t_dropout, s2t_dropout)
+            arguments = (
+                query,
+                key,
+                source2token,
+                value,
+                mask,
+                attention_mask,
+                t2t_dropout,
+                s2t_dropout,
+            )
         else:
             core = blockwise_self_attention
             arguments = (query, key, source2token, value)
@@ -360,7 +369,9 @@ class MTSA(keras.layers.Layer):
     ):
         # Keras would build the symbolic output from compute_output_shape alone, i.e. one tensor even with
         # return_attention_scores=True.
-        output = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
+        output = keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+        )
         if not return_attention_scores:
             return output
         batch, length = inputs.shape[0], inputs.shape[1]

@@ -74,7 +74,11 @@ class Source2TokenPooling(keras.layers.Layer):
 
     def _dense(self, units, activation, name):
         return Dense(
-            units, activation=activation, use_bias=self.use_bias, name=name, **dense_arguments(self, self.use_bias)
+            units,
+            activation=activation,
+            use_bias=self.use_bias,
+            name=name,
+            **dense_arguments(self, self.use_bias),
         )
 
     def build(self, input_shape):
@@ -85,7 +89,9 @@ class Source2TokenPooling(keras.layers.Layer):
         self._score = self._dense(features, None, "score")
         self._score.build(input_shape)
         if self.dropout:
-            self._dropout = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout")
+            self._dropout = Dropout(
+                self.dropout, seed=self.seed, dtype=self.dtype_policy, name="dropout"
+            )
 
     def _drop(self, x, training):
         return self._dropout(x, training=training) if self.dropout else x
@@ -97,7 +103,9 @@ class Source2TokenPooling(keras.layers.Layer):
         if mask is None:
             token_mask = ops.ones_like(scores, dtype="bool")
         else:
-            token_mask = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(scores))
+            token_mask = ops.broadcast_to(
+                ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(scores)
+            )
         # Softmax over tokens in float32, whatever the compute dtype.
         scores = ops.cast(scores, "float32")
         weights = mtsa_ops.masked_softmax(scores, token_mask, axis=1)

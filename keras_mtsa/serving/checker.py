@@ -42,7 +42,9 @@ _CLASSIFIER_OUTPUTS = {"probabilities": "float32", "label_id": "int64", "label":
 _SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 
 
-def check(path, samples=None, *, schema="auto", allow_xla=False, threads=8, repeats=25, timeout=900):
+def check(
+    path, samples=None, *, schema="auto", allow_xla=False, threads=8, repeats=25, timeout=900
+):
     """Checks a SavedModel version directory on TF Serving's loading and serving road.
 
     Args:
@@ -64,13 +66,24 @@ def check(path, samples=None, *, schema="auto", allow_xla=False, threads=8, repe
         raise ValueError(f"`schema` must be one of {SCHEMAS}. Received: schema={schema!r}")
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return {"errors": [f"{path} has no saved_model.pb: pass a version directory (.../<name>/<version>)"]}
-    samples = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in (samples or DEFAULT_SAMPLES)]
+        return {
+            "errors": [
+                f"{path} has no saved_model.pb: pass a version directory (.../<name>/<version>)"
+            ]
+        }
+    samples = [
+        s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in (samples or DEFAULT_SAMPLES)
+    ]
     with tempfile.TemporaryDirectory() as scratch:
         static = _run_script("inspect_saved_model.py", path, scratch, timeout)
         if "errors" in static:
             return static
-        report = {"errors": [], "warnings": [], "signatures": static["signatures"], "ops": static.get("ops", {})}
+        report = {
+            "errors": [],
+            "warnings": [],
+            "signatures": static["signatures"],
+            "ops": static.get("ops", {}),
+        }
         if not _judge_graph(static, report, allow_xla):
             return report  # the session road could not load it: TensorFlow would say less than the errors do
         description = static.get("description") or {}
@@ -175,19 +188,28 @@ def _serve(path, requests, *, timeout, repeats):
                     f"`requests` must feed {name!r} its inputs {sorted(signature['inputs'])}. "
                     f"Received: {sorted(inputs)}"
                 )
-            arrays = {key: _as_array(value, signature["inputs"][key]["dtype"]) for key, value in inputs.items()}
+            arrays = {
+                key: _as_array(value, signature["inputs"][key]["dtype"])
+                for key, value in inputs.items()
+            }
             request, output_keys = _request(signature, arrays)
             planned.append(request)
             keys.append(output_keys)
         plan = {"path": path, "tags": ["serve"], "requests": planned, "timed_repeats": repeats}
         served = _run_session_road(plan, scratch, timeout)
     if "errors" in served or "error" in served:
-        raise session_road.SessionRoadError(_explain(served.get("error") or "; ".join(served["errors"]), static))
+        raise session_road.SessionRoadError(
+            _explain(served.get("error") or "; ".join(served["errors"]), static)
+        )
     answers = []
     for output_keys, response in zip(keys, served["responses"], strict=True):
         if "error" in response:
             raise session_road.SessionRoadError(_explain(response["error"], static))
-        answers.append(dict(zip(output_keys, map(session_road.decode_tensor, response["outputs"]), strict=True)))
+        answers.append(
+            dict(
+                zip(output_keys, map(session_road.decode_tensor, response["outputs"]), strict=True)
+            )
+        )
     return answers, [response.get("timed_seconds", []) for response in served["responses"]]
 
 
@@ -205,8 +227,13 @@ def _as_array(value, dtype):
 def _request(signature, inputs):
     """The session road's request for `inputs` (by input name) to `signature`, and its output names (those
     of a dtype the session road reads)."""
-    feeds = {signature["inputs"][key]["name"]: session_road.encode_tensor(value) for key, value in inputs.items()}
-    keys = sorted(key for key, info in signature["outputs"].items() if info["dtype"] in session_road.DTYPES)
+    feeds = {
+        signature["inputs"][key]["name"]: session_road.encode_tensor(value)
+        for key, value in inputs.items()
+    }
+    keys = sorted(
+        key for key, info in signature["outputs"].items() if info["dtype"] in session_road.DTYPES
+    )
     return {"feeds": feeds, "fetches": [signature["outputs"][key]["name"] for key in keys]}, keys
 
 
@@ -245,11 +272,15 @@ def _run_script(script, argument, scratch, timeout):
 def _judge_graph(static, report, allow_xla):
     """Adds the static errors and warnings; returns whether the session road can load the model at all."""
     if ["serve"] not in static["tags"]:
-        report["errors"].append(f"no meta graph tagged exactly {{serve}}, which TF Serving loads (tags: {static['tags']})")
+        report["errors"].append(
+            f"no meta graph tagged exactly {{serve}}, which TF Serving loads (tags: {static['tags']})"
+        )
         return False
     loadable = True
     if not static["signatures"]:
-        report["errors"].append("the serve meta graph has no signatures: TF Serving would have nothing to run")
+        report["errors"].append(
+            "the serve meta graph has no signatures: TF Serving would have nothing to run"
+        )
         loadable = False
     elif "serving_default" not in static["signatures"]:
         # TF Serving loads it; only requests that name another signature can use it.
@@ -259,17 +290,21 @@ def _judge_graph(static, report, allow_xla):
         )
     unknown = static["ops"].get("unknown", [])
     if unknown:
-        report["errors"].append("ops registered by neither TensorFlow nor tensorflow-text: " + ", ".join(unknown))
+        report["errors"].append(
+            "ops registered by neither TensorFlow nor tensorflow-text: " + ", ".join(unknown)
+        )
         loadable = False
     if static.get("python_ops"):
         report["errors"].append(
-            "ops that need a Python runtime (py_function), which TF Serving has not: " + ", ".join(static["python_ops"])
+            "ops that need a Python runtime (py_function), which TF Serving has not: "
+            + ", ".join(static["python_ops"])
         )
         loadable = False
     tables = static.get("anonymous_tables", [])
     if tables:
         names = ", ".join(
-            repr(t["node"]) + (f" in {t['function']}" if t["function"] else " in the graph") for t in tables
+            repr(t["node"]) + (f" in {t['function']}" if t["function"] else " in the graph")
+            for t in tables
         )
         report["errors"].append(
             f"anonymous lookup tables ({tables[0]['op']}): {names}. TF Serving's session loader initializes one "
@@ -301,11 +336,15 @@ def _judge_graph(static, report, allow_xla):
 def _judge_text_schema(report):
     default = report["signatures"].get("serving_default")
     if default is None:
-        report["errors"].append("no 'serving_default' signature, which the keras-mtsa schema requires")
+        report["errors"].append(
+            "no 'serving_default' signature, which the keras-mtsa schema requires"
+        )
         return
     inputs, outputs = default["inputs"], default["outputs"]
     if not inputs or any(s["dtype"] != "string" or s["shape"] != [-1] for s in inputs.values()):
-        report["errors"].append(f"serving_default inputs must be tf.string [None]; found {_specs(inputs)}")
+        report["errors"].append(
+            f"serving_default inputs must be tf.string [None]; found {_specs(inputs)}"
+        )
     for key, dtype in _CLASSIFIER_OUTPUTS.items():
         if key not in outputs:
             report["errors"].append(f"serving_default lacks output {key!r}")
@@ -320,7 +359,9 @@ def _specs(infos):
 def _explain(error, static):
     """TensorFlow's message, with the cause spelled out where the graph shows it."""
     if "Table not initialized" in error and static.get("anonymous_tables"):
-        names = ", ".join(dict.fromkeys(repr(table["node"]) for table in static["anonymous_tables"]))
+        names = ", ".join(
+            dict.fromkeys(repr(table["node"]) for table in static["anonymous_tables"])
+        )
         return f"{error} (anonymous lookup tables: {names})"
     return error
 
@@ -334,24 +375,43 @@ class _Plan:
         self._samples = samples
         signatures = static["signatures"]
         for name in sorted(signatures, key=lambda n: (n != "serving_default", n)):
-            self._add(f"{name}: generated inputs", name, signatures[name], self._generated(signatures[name]))
+            self._add(
+                f"{name}: generated inputs",
+                name,
+                signatures[name],
+                self._generated(signatures[name]),
+            )
             if self._takes_text(signatures[name]):
                 for case, text in HOSTILE_TEXTS.items():
-                    self._add(f"{name}: {case}", name, signatures[name], self._texts(signatures[name], [text]))
+                    self._add(
+                        f"{name}: {case}",
+                        name,
+                        signatures[name],
+                        self._texts(signatures[name], [text]),
+                    )
                 hostile = list(HOSTILE_TEXTS.values())
                 self._add(f"{name}: all hostile texts at once", name, signatures[name],
                           self._texts(signatures[name], hostile))  # fmt: skip
-                self._add(f"{name}: a batch of 0", name, signatures[name], self._texts(signatures[name], []))
+                self._add(
+                    f"{name}: a batch of 0",
+                    name,
+                    signatures[name],
+                    self._texts(signatures[name], []),
+                )
                 many = [samples[i % len(samples)] + b" %d" % i for i in range(LARGE_BATCH)]
                 self._add(f"{name}: a batch of {LARGE_BATCH}", name, signatures[name],
                           self._texts(signatures[name], many))  # fmt: skip
         for index, record in enumerate((static.get("warmup") or {}).get("records", [])):
             if record["kind"] != "predict_log":
-                self.warnings.append(f"warm-up record {index} is a {record['kind']}: not replayed here (predict only)")
+                self.warnings.append(
+                    f"warm-up record {index} is a {record['kind']}: not replayed here (predict only)"
+                )
                 continue
             signature = signatures.get(record["signature"])
             if signature is None:
-                self.errors.append(f"warm-up record {index} asks for signature {record['signature']!r}, which is absent")
+                self.errors.append(
+                    f"warm-up record {index} asks for signature {record['signature']!r}, which is absent"
+                )
                 continue
             if set(record["inputs"]) != set(signature["inputs"]):
                 self.errors.append(
@@ -359,14 +419,20 @@ class _Plan:
                     f"{sorted(signature['inputs'])}"
                 )
                 continue
-            inputs = {key: session_road.decode_tensor(tensor) for key, tensor in record["inputs"].items()}
+            inputs = {
+                key: session_road.decode_tensor(tensor) for key, tensor in record["inputs"].items()
+            }
             self._add(f"warm-up request {index}", record["signature"], signature, inputs)
-        self._concurrency = {"request": 0, "threads": threads, "repeats": repeats} if threads and repeats else None
+        self._concurrency = (
+            {"request": 0, "threads": threads, "repeats": repeats} if threads and repeats else None
+        )
 
     @staticmethod
     def _takes_text(signature):
         inputs = signature["inputs"].values()
-        return bool(inputs) and all(i["dtype"] == "string" and i["shape"] in ([-1], None) for i in inputs)
+        return bool(inputs) and all(
+            i["dtype"] == "string" and i["shape"] in ([-1], None) for i in inputs
+        )
 
     def _texts(self, signature, texts):
         return {key: _as_array(texts, "string") for key in signature["inputs"]}
@@ -384,7 +450,10 @@ class _Plan:
             if info["shape"] is None and info["dtype"] != "string":
                 return None
             shape = [-1] if info["shape"] is None else info["shape"]
-            shape = [(batch if axis == 0 else 8) if size == -1 else size for axis, size in enumerate(shape)]
+            shape = [
+                (batch if axis == 0 else 8) if size == -1 else size
+                for axis, size in enumerate(shape)
+            ]
             if info["dtype"] == "string":
                 values = np.empty(int(np.prod(shape)), dtype=object)
                 values[:] = [self._samples[i % len(self._samples)] for i in range(values.size)]
@@ -402,15 +471,29 @@ class _Plan:
         return inputs
 
     def _add(self, label, name, signature, inputs):
-        unsupported = sorted(k for k, info in signature["inputs"].items() if info["dtype"] not in session_road.DTYPES)
+        unsupported = sorted(
+            k for k, info in signature["inputs"].items() if info["dtype"] not in session_road.DTYPES
+        )
         if unsupported or inputs is None:
-            why = f"inputs of a dtype it cannot make ({unsupported})" if unsupported else "a numeric input of unknown rank"
-            self.warnings.append(f"{label}: not run, the checker has {why}; check this signature yourself")
+            why = (
+                f"inputs of a dtype it cannot make ({unsupported})"
+                if unsupported
+                else "a numeric input of unknown rank"
+            )
+            self.warnings.append(
+                f"{label}: not run, the checker has {why}; check this signature yourself"
+            )
             return
-        skipped = sorted(k for k, info in signature["outputs"].items() if info["dtype"] not in session_road.DTYPES)
+        skipped = sorted(
+            k
+            for k, info in signature["outputs"].items()
+            if info["dtype"] not in session_road.DTYPES
+        )
         if skipped and name not in self._skipped_outputs:
             self._skipped_outputs.add(name)
-            self.warnings.append(f"{name}: outputs {skipped} are of a dtype the checker does not read; not checked")
+            self.warnings.append(
+                f"{name}: outputs {skipped} are of a dtype the checker does not read; not checked"
+            )
         request, keys = _request(signature, inputs)
         first = next(iter(inputs.values()), None)
         batch = first.shape[0] if first is not None and first.ndim else None
@@ -418,18 +501,32 @@ class _Plan:
         self.entries.append((label, name, keys, batch, inputs))
 
     def as_json(self):
-        return {"path": self.path, "tags": ["serve"], "requests": self.requests, "concurrency": self._concurrency}
+        return {
+            "path": self.path,
+            "tags": ["serve"],
+            "requests": self.requests,
+            "concurrency": self._concurrency,
+        }
 
     def judge(self, responses, report, static, text_schema, labels):
         """Checks every answer; returns the sample predictions of the first serving_default request."""
         samples, failures = [], {}
-        for (label, name, keys, batch, inputs), response in zip(self.entries, responses, strict=True):
+        for (label, name, keys, batch, inputs), response in zip(
+            self.entries, responses, strict=True
+        ):
             if "error" in response:
                 failures.setdefault(_explain(response["error"], static), []).append(label)
                 continue
-            outputs = dict(zip(keys, (session_road.decode_tensor(t) for t in response["outputs"]), strict=True))
+            outputs = dict(
+                zip(keys, (session_road.decode_tensor(t) for t in response["outputs"]), strict=True)
+            )
             errors = _judge_outputs(outputs, static["signatures"][name]["outputs"], batch)
-            if text_schema and name == "serving_default" and not errors and set(_CLASSIFIER_OUTPUTS) <= set(outputs):
+            if (
+                text_schema
+                and name == "serving_default"
+                and not errors
+                and set(_CLASSIFIER_OUTPUTS) <= set(outputs)
+            ):
                 errors = _judge_classification(outputs, batch, labels)
             report["errors"].extend(f"{label}: {error}" for error in errors)
             if not samples and name == "serving_default" and label.endswith("generated inputs"):
@@ -452,7 +549,9 @@ def _judge_outputs(outputs, specs, batch):
         if spec["shape"] is not None:
             expected = [batch if (axis == 0 and size == -1 and batch is not None) else size
                         for axis, size in enumerate(spec["shape"])]  # fmt: skip
-            if len(expected) != value.ndim or any(e not in (-1, a) for e, a in zip(expected, value.shape)):
+            if len(expected) != value.ndim or any(
+                e not in (-1, a) for e, a in zip(expected, value.shape)
+            ):
                 errors.append(f"output {key!r} has shape {list(value.shape)}, expected {expected}")
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
             errors.append(f"output {key!r} has non-finite values")
@@ -463,7 +562,9 @@ def _judge_classification(outputs, batch, labels):
     probabilities, label_id, label = outputs["probabilities"], outputs["label_id"], outputs["label"]
     errors = []
     if probabilities.ndim != 2 or probabilities.shape[0] != batch:
-        return [f"probabilities have shape {list(probabilities.shape)}, expected [{batch}, classes]"]
+        return [
+            f"probabilities have shape {list(probabilities.shape)}, expected [{batch}, classes]"
+        ]
     if np.any(probabilities < 0) or not np.allclose(probabilities.sum(-1), 1.0, atol=1e-4):
         errors.append("probabilities are not a distribution (negative, or rows not summing to 1)")
     if batch and not np.array_equal(label_id, probabilities.argmax(-1)):

@@ -41,6 +41,7 @@ def _instances(inputs, samples):
         for size in reversed(shape):
             value = [value] * size
         return value
+
     return [{name: zeros(info) for name, info in sorted(inputs.items())} for _ in range(2)]
 
 
@@ -51,8 +52,12 @@ def _print_report(report, path, samples):
         print(f"signature {name}: inputs {inputs} outputs {outputs}")
     ops = report.get("ops", {})
     if ops:
-        print(f"ops from TensorFlow core ({len(ops['tensorflow'])}): {', '.join(ops['tensorflow'])}")
-        print(f"ops from tensorflow-text ({len(ops['tensorflow_text'])}): {', '.join(ops['tensorflow_text'])}")
+        print(
+            f"ops from TensorFlow core ({len(ops['tensorflow'])}): {', '.join(ops['tensorflow'])}"
+        )
+        print(
+            f"ops from tensorflow-text ({len(ops['tensorflow_text'])}): {', '.join(ops['tensorflow_text'])}"
+        )
     road = report.get("session_road")
     if road:
         print(
@@ -72,7 +77,9 @@ def _print_report(report, path, samples):
         )
     for prediction in report.get("sample_predictions", []):
         if "label" in prediction:
-            print(f"sample {prediction['input']!r} -> {prediction['label']} ({prediction['probability']:.3f})")
+            print(
+                f"sample {prediction['input']!r} -> {prediction['label']} ({prediction['probability']:.3f})"
+            )
         else:
             print(f"sample outputs (shapes): {prediction['outputs']}")
     for warning in report.get("warnings", []):
@@ -85,7 +92,10 @@ def _print_report(report, path, samples):
     model_name = os.path.basename(os.path.dirname(path))
     signatures = report["signatures"]
     signature = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
-    print("\nREST request:\n" + rest_request(model_name, _instances(signatures[signature]["inputs"], samples), signature))
+    print(
+        "\nREST request:\n"
+        + rest_request(model_name, _instances(signatures[signature]["inputs"], samples), signature)
+    )
     print("\nmodels.config entry:\n" + models_config_entry(model_name, os.path.dirname(path)))
     print("\nREADY for TF Serving")
     return 0
@@ -98,7 +108,9 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="check a SavedModel version directory")
     check_parser.add_argument("path", help="saved_models/<name>/<version>")
-    check_parser.add_argument("--sample", action="append", help="sample text for string inputs (repeatable)")
+    check_parser.add_argument(
+        "--sample", action="append", help="sample text for string inputs (repeatable)"
+    )
     check_parser.add_argument(
         "--schema", choices=SCHEMAS, default="auto",
         help="hold serving_default to the keras-mtsa text-classifier schema: auto (keras-mtsa exports), always, never",
@@ -107,8 +119,12 @@ def main(argv=None):
         "--allow-xla", action="store_true",
         help="accept XLA must-compile functions (a GPU server, or --xla_cpu_compilation_enabled=true)",
     )  # fmt: skip
-    check_parser.add_argument("--threads", type=int, default=8, help="concurrent clients (0: no concurrency check)")
-    check_parser.add_argument("--repeats", type=int, default=25, help="requests per concurrent client")
+    check_parser.add_argument(
+        "--threads", type=int, default=8, help="concurrent clients (0: no concurrency check)"
+    )
+    check_parser.add_argument(
+        "--repeats", type=int, default=25, help="requests per concurrent client"
+    )
     args = parser.parse_args(argv)
     for flag in ("threads", "repeats"):
         if getattr(args, flag) < 0:
@@ -117,7 +133,12 @@ def main(argv=None):
     path = os.path.abspath(args.path)
     samples = args.sample or list(DEFAULT_SAMPLES)
     report = check(
-        path, samples, schema=args.schema, allow_xla=args.allow_xla, threads=args.threads, repeats=args.repeats
+        path,
+        samples,
+        schema=args.schema,
+        allow_xla=args.allow_xla,
+        threads=args.threads,
+        repeats=args.repeats,
     )
     return _print_report(report, path, samples)
 

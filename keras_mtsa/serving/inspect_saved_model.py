@@ -35,14 +35,22 @@ def _encode(array):
             "shape": list(array.shape),
             "values": [base64.b64encode(bytes(v)).decode("ascii") for v in array.reshape(-1)],
         }
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "values": array.reshape(-1).tolist()}
+    return {
+        "dtype": array.dtype.name,
+        "shape": list(array.shape),
+        "values": array.reshape(-1).tolist(),
+    }
 
 
 def _describe(infos, tf):
     described = {}
     for key, info in infos.items():
         shape = None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
-        described[key] = {"dtype": tf.dtypes.as_dtype(info.dtype).name, "shape": shape, "name": info.name}
+        described[key] = {
+            "dtype": tf.dtypes.as_dtype(info.dtype).name,
+            "shape": shape,
+            "name": info.name,
+        }
     return described
 
 
@@ -81,7 +89,9 @@ def _read_warmup(path, report, tf):
     try:
         from tensorflow_serving.apis import prediction_log_pb2
     except ImportError:
-        report["warmup"]["unparsed"] = "tensorflow-serving-api is not installed: the warm-up file was not replayed"
+        report["warmup"]["unparsed"] = (
+            "tensorflow-serving-api is not installed: the warm-up file was not replayed"
+        )
         return
     try:
         for record in tf.data.TFRecordDataset(warmup):
@@ -91,17 +101,27 @@ def _read_warmup(path, report, tf):
             if kind == "predict_log":
                 request = log.predict_log.request
                 entry["signature"] = request.model_spec.signature_name or "serving_default"
-                entry["inputs"] = {name: _encode(tf.make_ndarray(t)) for name, t in request.inputs.items()}
+                entry["inputs"] = {
+                    name: _encode(tf.make_ndarray(t)) for name, t in request.inputs.items()
+                }
             report["warmup"]["records"].append(entry)
     except Exception as error:  # a corrupt file: TF Serving would fail the load on it
-        report["warmup"]["error"] = f"the warm-up file does not parse: {type(error).__name__}: {error}"
+        report["warmup"]["error"] = (
+            f"the warm-up file does not parse: {type(error).__name__}: {error}"
+        )
 
 
 def inspect(path):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
-    report = {"signatures": {}, "xla_functions": [], "anonymous_tables": [], "warmup": None, "description": None}
+    report = {
+        "signatures": {},
+        "xla_functions": [],
+        "anonymous_tables": [],
+        "warmup": None,
+        "description": None,
+    }
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())

@@ -52,7 +52,9 @@ DTYPES_BY_CODE = {
     23: "uint64",
 }
 DTYPES = {name: code for code, name in DTYPES_BY_CODE.items()}  # by numpy dtype name
-_TSTRING_SIZE = 24  # sizeof(TF_TString) on 64-bit platforms (tensorflow/core/platform/ctstring_internal.h)
+_TSTRING_SIZE = (
+    24  # sizeof(TF_TString) on 64-bit platforms (tensorflow/core/platform/ctstring_internal.h)
+)
 
 
 class SessionRoadError(RuntimeError):
@@ -85,7 +87,9 @@ class _CApi:
     def __init__(self):
         directory = _package_directory("tensorflow")
         # The framework library first and global, so that the tf-text libraries resolve against it.
-        ctypes.CDLL(os.path.join(directory, "libtensorflow_framework.so.2"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(
+            os.path.join(directory, "libtensorflow_framework.so.2"), mode=ctypes.RTLD_GLOBAL
+        )
         lib = ctypes.CDLL(os.path.join(directory, "libtensorflow_cc.so.2"), mode=ctypes.RTLD_GLOBAL)
         p, c_int, c_size, c_int64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_int64
         signatures = {
@@ -106,8 +110,20 @@ class _CApi:
             "TF_DeleteSession": ([p, p], None),
             "TF_GraphOperationByName": ([p, ctypes.c_char_p], p),
             "TF_SessionRun": (
-                [p, p, ctypes.POINTER(_Output), ctypes.POINTER(p), c_int, ctypes.POINTER(_Output),
-                 ctypes.POINTER(p), c_int, p, c_int, p, p],
+                [
+                    p,
+                    p,
+                    ctypes.POINTER(_Output),
+                    ctypes.POINTER(p),
+                    c_int,
+                    ctypes.POINTER(_Output),
+                    ctypes.POINTER(p),
+                    c_int,
+                    p,
+                    c_int,
+                    p,
+                    p,
+                ],
                 None,
             ),  # fmt: skip
             "TF_AllocateTensor": ([c_int, ctypes.POINTER(c_int64), c_int, c_size], p),
@@ -186,7 +202,9 @@ class Session:
         operation, _, index = tensor_name.partition(":")
         handle = self._api.GraphOperationByName(self._graph, operation.encode())
         if not handle:
-            raise SessionRoadError(f"the graph has no operation {operation!r} (tensor {tensor_name!r})")
+            raise SessionRoadError(
+                f"the graph has no operation {operation!r} (tensor {tensor_name!r})"
+            )
         return _Output(handle, int(index or 0))
 
     def run(self, feeds, fetches):
@@ -235,7 +253,9 @@ class Session:
         is_string = array.dtype.kind in "OSU"
         dtype = "string" if is_string else array.dtype.name
         if dtype not in DTYPES:
-            raise SessionRoadError(f"inputs must be of dtype {sorted(DTYPES)}. Received: dtype={array.dtype}")
+            raise SessionRoadError(
+                f"inputs must be of dtype {sorted(DTYPES)}. Received: dtype={array.dtype}"
+            )
         if is_string:
             values = [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)]
             if not all(isinstance(v, bytes) for v in values):
@@ -247,7 +267,9 @@ class Session:
         tensor = api.AllocateTensor(DTYPES[dtype], dims, array.ndim, size)
         data = api.TensorData(tensor)
         if is_string:
-            for i in range(len(values)):  # every element initialized first, so that a delete is always safe
+            for i in range(
+                len(values)
+            ):  # every element initialized first, so that a delete is always safe
                 api.StringInit(data + i * _TSTRING_SIZE)
             for i, value in enumerate(values):
                 api.StringCopy(data + i * _TSTRING_SIZE, value, len(value))
@@ -267,19 +289,27 @@ class Session:
         api = self._api
         code = api.TensorType(tensor)
         if code not in DTYPES_BY_CODE:
-            raise SessionRoadError(f"outputs must be of a dtype in {sorted(DTYPES)}. Received: TF_DataType {code}")
+            raise SessionRoadError(
+                f"outputs must be of a dtype in {sorted(DTYPES)}. Received: TF_DataType {code}"
+            )
         shape = tuple(api.Dim(tensor, i) for i in range(api.NumDims(tensor)))
         data = api.TensorData(tensor)
         if DTYPES_BY_CODE[code] == "string":
             values = []
             for i in range(api.TensorElementCount(tensor)):
                 element = data + i * _TSTRING_SIZE
-                values.append(ctypes.string_at(api.StringGetDataPointer(element), api.StringGetSize(element)))
+                values.append(
+                    ctypes.string_at(api.StringGetDataPointer(element), api.StringGetSize(element))
+                )
             array = np.empty(len(values), dtype=object)
             array[:] = values
             return array.reshape(shape)
         dtype = np.dtype(DTYPES_BY_CODE[code])
-        buffer = ctypes.string_at(data, api.TensorByteSize(tensor)) if api.TensorByteSize(tensor) else b""
+        buffer = (
+            ctypes.string_at(data, api.TensorByteSize(tensor))
+            if api.TensorByteSize(tensor)
+            else b""
+        )
         return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
 
 
@@ -299,7 +329,11 @@ def encode_tensor(array):
             for v in array.reshape(-1)
         ]
         return {"dtype": "string", "shape": list(array.shape), "values": values}
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "values": array.reshape(-1).tolist()}
+    return {
+        "dtype": array.dtype.name,
+        "shape": list(array.shape),
+        "values": array.reshape(-1).tolist(),
+    }
 
 
 def decode_tensor(tensor):
@@ -342,7 +376,9 @@ def _concurrency(session, request, reference, threads, repeats):
                     errors.append(str(error))
                 continue
             with lock:
-                differences.append(max(_difference(a, b) for a, b in zip(outputs, reference, strict=True)))
+                differences.append(
+                    max(_difference(a, b) for a, b in zip(outputs, reference, strict=True))
+                )
 
     start = time.perf_counter()
     pool = [threading.Thread(target=worker) for _ in range(threads)]
@@ -390,7 +426,11 @@ def run_plan(plan):
                 outputs = _run_request(session, request)
             except Exception as error:  # one failing request must not lose the others' answers
                 outputs_by_request.append(None)
-                message = str(error) if isinstance(error, SessionRoadError) else f"{type(error).__name__}: {error}"
+                message = (
+                    str(error)
+                    if isinstance(error, SessionRoadError)
+                    else f"{type(error).__name__}: {error}"
+                )
                 result["responses"].append({"error": message})
                 continue
             outputs_by_request.append(outputs)
@@ -400,7 +440,11 @@ def run_plan(plan):
             result["responses"].append(response)
         concurrency = plan.get("concurrency")
         index = concurrency["request"] if concurrency else None
-        if concurrency and index < len(outputs_by_request) and outputs_by_request[index] is not None:
+        if (
+            concurrency
+            and index < len(outputs_by_request)
+            and outputs_by_request[index] is not None
+        ):
             result["concurrency"] = _concurrency(
                 session,
                 plan["requests"][index],
