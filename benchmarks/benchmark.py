@@ -14,7 +14,7 @@ Models, at batch 16, width 256, 8 heads of 32, float32, XLA on:
 
   mtsa      keras_mtsa.MTSA(num_heads=8, head_dim=32, output_dim=256, 4 forward + 4 backward head masks)
   explicit  the same layer with its attention computed by keras_mtsa.ops.reference_tensorized_attention
-            (the (b, h, n, n, d) form), patched in inside its own subprocess only
+            (the (b, h, n, n, d) form): a subclass overriding `MTSA._compute_attention`
   mha       keras.layers.MultiHeadAttention(num_heads=8, key_dim=32), self-attention, output width 256
 
 Phases: "fwd" (a jitted forward call) and "train" (loss = mean(y^2); gradients wrt the input and all

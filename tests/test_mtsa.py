@@ -21,6 +21,8 @@ from helpers import to_numpy
 from helpers import weights_by_path
 from keras_mtsa import MTSA
 from keras_mtsa import Source2TokenPooling
+from keras_mtsa import ops as mtsa_ops
+from keras_mtsa.layers import mtsa as mtsa_layer_module
 
 BATCH, LENGTH, FEATURES = 2, 5, 6
 HEADS, HEAD_DIM = 2, 3
@@ -418,6 +420,53 @@ def test_projection_dropout_is_off_in_inference_and_keeps_the_weights_of_the_lay
     trained = to_numpy(dropped(x, mask=mask, training=True))
     assert not np.allclose(trained, to_numpy(plain(x, mask=mask)))
     assert np.all(trained[~mask] == 0.0)
+
+
+class ExplicitMTSA(MTSA):
+    """The explicit (b, h, n, n, d) form through the `_compute_attention` hook."""
+
+    def _compute_attention(
+        self, query, key, source2token, value, padding_mask=None, attention_mask=None, training=None
+    ):
+        mask = mtsa_layer_module.combined_attention_mask(
+            query.shape[2], self.head_masks, self.attend_to_self, padding_mask, attention_mask
+        )
+        token2token = mtsa_layer_module.token2token_logits(query, key, self.token2token_activation)
+        return mtsa_ops.reference_tensorized_attention(token2token, source2token, value, mask)
+
+
+class ZeroAttention(MTSA):
+    def _compute_attention(self, query, key, source2token, value, **kwargs):
+        return ops.zeros_like(value)
+
+
+def test_a_subclass_overriding_compute_attention_replaces_only_the_core():
+    x = random_inputs(15)
+    mask = padding_mask([LENGTH, 3])
+    attention_mask = np.random.default_rng(1).random((BATCH, HEADS, LENGTH, LENGTH)) < 0.7
+    layer = make_mtsa(output_dim=4)
+    layer.build(x.shape)
+    for subclass in (ExplicitMTSA, ZeroAttention):
+        other = subclass.from_config(layer.get_config())
+        other.build(x.shape)
+        other.set_weights(layer.get_weights())
+        if subclass is ExplicitMTSA:  # the same layer, its core computed another way
+            assert_close(
+                to_numpy(other(x, mask=mask, attention_mask=attention_mask)),
+                to_numpy(layer(x, mask=mask, attention_mask=attention_mask)),
+                1e-5,
+            )
+            continue
+        # A core that returns 0: what is left is the layer's own gate, projection and output mask.
+        w = weights_by_path(layer)
+        x64 = x.astype(np.float64)
+        value = np.einsum("bnc,chd->bhnd", x64, w["value/kernel"]) + w["value/bias"]
+        value = np.where(value > 0, value, np.expm1(value))  # elu
+        gate = 1 / (1 + np.exp(-(np.einsum("bhnc,hcd->bhnd", np.concatenate([value, 0 * value], -1),
+                                            w["fusion_gate/kernel"]) + w["fusion_gate/bias"])))  # fmt: skip
+        merged = (gate * value).transpose(0, 2, 1, 3).reshape(BATCH, LENGTH, HEADS * HEAD_DIM)
+        expected = (merged @ w["output/kernel"] + w["output/bias"]) * mask[..., None]
+        assert_close(to_numpy(other(x, mask=mask)), expected, LAYER_TOL)
 
 
 def test_keras_file_round_trip_in_functional_model(tmp_path):

@@ -256,34 +256,15 @@ class MTSA(keras.layers.Layer):
         hidden = self._source2token_hidden(drop(value, training))
         source2token = self._source2token_output(drop(hidden, training))
 
-        t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
-        options = dict(
-            head_masks=self.head_masks,
-            attend_to_self=self.attend_to_self,
-            token2token_activation=self.token2token_activation,
+        attended = self._compute_attention(
+            query,
+            key,
+            source2token,
+            value,
+            padding_mask=mask,
+            attention_mask=attention_mask,
+            training=training,
         )
-        if self.block_size is None:
-            core = masked_tensorized_self_attention
-            arguments = (
-                query,
-                key,
-                source2token,
-                value,
-                mask,
-                attention_mask,
-                t2t_dropout,
-                s2t_dropout,
-            )
-        else:
-            core = blockwise_self_attention
-            arguments = (query, key, source2token, value)
-            options.update(
-                block_size=self.block_size,
-                padding_mask=mask,
-                attention_mask=attention_mask,
-                source2token_dropout=s2t_dropout,
-            )
-        attended = (xla_compiled(core) if self.jit_compile else core)(*arguments, **options)
 
         output = self._fuse(value, attended, training)
         if self.output_dim is not None:
@@ -299,6 +280,56 @@ class MTSA(keras.layers.Layer):
         t2t = token2token_logits(query, key, self.token2token_activation)
         t2t_weights, s2t_weights = mtsa_ops.attention_weights(t2t, source2token, full_mask)
         return output, t2t_weights, s2t_weights
+
+    def _compute_attention(
+        self, query, key, source2token, value, padding_mask=None, attention_mask=None, training=None
+    ):
+        """The masked attention core, on per-head tensors: the hook a subclass overrides.
+
+        Everything around it stays the layer's: the projections that make its inputs, and the fusion gate,
+        output projection and output masking applied to what it returns. The default computes the
+        efficient form (`keras_mtsa.ops.tensorized_attention`), or the blockwise one with `block_size`,
+        in XLA where `jit_compile` asks for it.
+
+        Args:
+            query, key: (batch, heads, length, head_dim) projections of the value (no bias).
+            source2token: (batch, heads, length, head_dim) source2token logits.
+            value: (batch, heads, length, head_dim) values.
+            padding_mask: optional boolean (batch, length), True for real tokens.
+            attention_mask: optional boolean (batch, 1 or heads, length, length), already checked.
+            training: whether attention dropout is active.
+
+        Returns:
+            (batch, heads, length, head_dim) attention outputs; rows of padded queries are zeroed later.
+        """
+        t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
+        options = dict(
+            head_masks=self.head_masks,
+            attend_to_self=self.attend_to_self,
+            token2token_activation=self.token2token_activation,
+        )
+        if self.block_size is None:
+            core = masked_tensorized_self_attention
+            arguments = (
+                query,
+                key,
+                source2token,
+                value,
+                padding_mask,
+                attention_mask,
+                t2t_dropout,
+                s2t_dropout,
+            )
+        else:
+            core = blockwise_self_attention
+            arguments = (query, key, source2token, value)
+            options.update(
+                block_size=self.block_size,
+                padding_mask=padding_mask,
+                attention_mask=attention_mask,
+                source2token_dropout=s2t_dropout,
+            )
+        return (xla_compiled(core) if self.jit_compile else core)(*arguments, **options)
 
     def _drop_projection_input(self, x, training):
         return self._projection_dropout(x, training=training) if self.projection_dropout else x
