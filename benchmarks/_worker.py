@@ -71,6 +71,12 @@ def parse_args(argv=None):
         default="per_head",
         help="mtsa and explicit: the MTSA layer's fusion gate",
     )
+    parser.add_argument(
+        "--implementation",
+        choices=("auto", "full", "fused"),
+        default="auto",
+        help="mtsa: the layer's attention core (keras_mtsa.ops.self_attention)",
+    )
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -466,6 +472,7 @@ def main(argv=None):
         return run_matmul(args, harness, record)
 
     import _flops
+    from keras_mtsa import ops as mtsa_ops
     from keras_mtsa.layers import mtsa as mtsa_module
 
     x = harness.random((b, n, w), seed=1)
@@ -481,6 +488,7 @@ def main(argv=None):
             # The benchmark's functions are XLA-compiled as a whole; see --layer-jit and the README.
             jit_compile=(args.layer_jit == "default"),
             fusion_gate=args.fusion_gate,
+            **({} if args.model == "explicit" else {"implementation": args.implementation}),
         )
         call = Call(layer, lambda x: (x,))
         flops = _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate)
@@ -533,18 +541,14 @@ def main(argv=None):
         head_masks = layer.head_masks
 
         def core(query, key, source2token, value):
-            return mtsa_module.masked_tensorized_self_attention(
+            return mtsa_ops.self_attention(
                 query,
                 key,
                 source2token,
                 value,
-                None,
-                None,
-                None,
-                None,
                 head_masks=head_masks,
-                attend_to_self=False,
                 token2token_activation="exp",
+                implementation=args.implementation,
             )
 
         if "core_fwd" in phases:
@@ -652,10 +656,10 @@ def explicit_mtsa_class(mtsa_module):
         ):
             if training and self.dropout:
                 raise ValueError("the explicit benchmark form has no dropout")
-            mask = mtsa_module.combined_attention_mask(
+            mask = mtsa_ops.combined_attention_mask(
                 query.shape[2], self.head_masks, self.attend_to_self, padding_mask, attention_mask
             )
-            token2token = mtsa_module.token2token_logits(query, key, self.token2token_activation)
+            token2token = mtsa_ops.token2token_logits(query, key, self.token2token_activation)
             return mtsa_ops.reference_tensorized_attention(token2token, source2token, value, mask)
 
     return ExplicitMTSA

@@ -20,7 +20,7 @@ Models, at batch 16, width 256, 8 heads of 32, float32, XLA on:
 Phases: "fwd" (a jitted forward call) and "train" (loss = mean(y^2); gradients wrt the input and all
 weights; tf.GradientTape in tf.function(jit_compile=True) on TensorFlow, jax.jit(jax.value_and_grad(...))
 of `stateless_call` on JAX). The mtsa subprocess also times the attention core alone (core_fwd,
-core_train: `masked_tensorized_self_attention` on random (b, h, n, d) projections). A "matmul" subprocess
+core_train: `keras_mtsa.ops.self_attention` on random (b, h, n, d) projections). A "matmul" subprocess
 measures float32 batched-matmul throughput of the core's shapes under XLA (and a square GEMM).
 
 Outputs go to --results-dir (default benchmarks/results/<machine-tag>/, which git ignores): results.md
@@ -149,6 +149,13 @@ def parse_args(argv=None):
         default="per_head",
         help="MTSA's fusion gate: per_head (the default, the authors') or joint (one map over all "
         "heads, the package's gate before 0.2)",
+    )
+    parser.add_argument(
+        "--implementation",
+        choices=("auto", "full", "fused"),
+        default="auto",
+        help="MTSA's attention core: auto (fused with JAX on a GPU or TPU, else full), full, or fused "
+        "(keras.ops.dot_product_attention over [E_s * v, E_s])",
     )
     parser.add_argument(
         "--xla-constant-folding",
@@ -490,7 +497,7 @@ def render(results, rows, args, machine, notes):
     out.append(
         f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
         f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, "
-        f"{args.fusion_gate.replace('_', '-')} fusion gate; "
+        f"{args.fusion_gate.replace('_', '-')} fusion gate, {args.implementation} core; "
         f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
         f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)"
     )
@@ -871,6 +878,8 @@ def main(argv=None):
         args.layer_jit,
         "--fusion-gate",
         args.fusion_gate,
+        "--implementation",
+        args.implementation,
     ]
     mem_limit = args.mem_limit_gib * GIB
     results = Results()

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_mtsa.layers import _validation as check
+from keras_mtsa.ops import _checks as check
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")

@@ -16,7 +16,7 @@ from keras import ops
 from keras_mtsa.layers import MTSA
 from keras_mtsa.layers import MTSAEncoderBlock
 from keras_mtsa.layers import Source2TokenPooling
-from keras_mtsa.layers import _validation as check
+from keras_mtsa.ops import _checks as check
 
 ENCODERS = ("mtsa", "mha", "cnn")
 # Where dropout goes. "embedding": on the embeddings and before the classifier. "authors": as the authors'

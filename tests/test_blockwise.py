@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from keras_mtsa import MTSA
-from keras_mtsa.blockwise import _Tiles
-from keras_mtsa.blockwise import blockwise_self_attention
-from keras_mtsa.layers.mtsa import masked_tensorized_self_attention
+from keras_mtsa.ops import self_attention
+from keras_mtsa.ops.blockwise import _Tiles
+from keras_mtsa.ops.blockwise import blockwise_self_attention
 
 KINDS = ("forward", "backward", "none", "forward")
 
@@ -21,8 +21,15 @@ def _inputs(seed, batch=2, heads=4, length=13, head_dim=5, scale=1.0):
 
 
 def _full(q, k, s, v, padding=None, attention_mask=None, **options):
-    return masked_tensorized_self_attention(
-        q, k, s, v, padding, attention_mask, None, None, **options
+    return self_attention(
+        q,
+        k,
+        s,
+        v,
+        padding_mask=padding,
+        attention_mask=attention_mask,
+        implementation="full",
+        **options,
     )
 
 
@@ -144,7 +151,16 @@ def test_dropout_forward_and_gradients_equal_the_full_forms_with_the_same_mask(a
     options = dict(head_masks=KINDS, attend_to_self=False, token2token_activation=activation)
 
     def full(q, k, s, v):
-        return masked_tensorized_self_attention(q, k, s, v, padding, None, None, keep, **options)
+        return self_attention(
+            q,
+            k,
+            s,
+            v,
+            padding_mask=padding,
+            source2token_dropout=keep,
+            implementation="full",
+            **options,
+        )
 
     def blockwise(q, k, s, v):
         return blockwise_self_attention(

@@ -6,6 +6,8 @@ per shape (JAX eagerly, TensorFlow's inner XLA core) reuse their compilations. L
 jit_compile=False unless XLA is what the test is about.
 """
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -22,7 +24,6 @@ from helpers import weights_by_path
 from keras_mtsa import MTSA
 from keras_mtsa import Source2TokenPooling
 from keras_mtsa import ops as mtsa_ops
-from keras_mtsa.layers import mtsa as mtsa_layer_module
 
 BATCH, LENGTH, FEATURES = 2, 5, 6
 HEADS, HEAD_DIM = 2, 3
@@ -67,7 +68,7 @@ def padding_mask(lengths, length=LENGTH):
         dict(
             token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]
         ),
-        # The same layer math through the tiled core (keras_mtsa.blockwise), blocks not dividing the length.
+        # The same layer math through the tiled core (keras_mtsa.ops.blockwise), blocks not dividing the length.
         dict(token2token_activation="exp", block_size=2),
         dict(token2token_activation="sigmoid", fusion_gate="joint", output_dim=4),
     ],
@@ -428,10 +429,10 @@ class ExplicitMTSA(MTSA):
     def _compute_attention(
         self, query, key, source2token, value, padding_mask=None, attention_mask=None, training=None
     ):
-        mask = mtsa_layer_module.combined_attention_mask(
+        mask = mtsa_ops.combined_attention_mask(
             query.shape[2], self.head_masks, self.attend_to_self, padding_mask, attention_mask
         )
-        token2token = mtsa_layer_module.token2token_logits(query, key, self.token2token_activation)
+        token2token = mtsa_ops.token2token_logits(query, key, self.token2token_activation)
         return mtsa_ops.reference_tensorized_attention(token2token, source2token, value, mask)
 
 
@@ -544,10 +545,9 @@ def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorf
 
 def test_core_is_xla_compiled(tensorflow_only):
     from keras_mtsa._xla import xla_compiled
-    from keras_mtsa.layers.mtsa import masked_tensorized_self_attention
 
-    core = xla_compiled(masked_tensorized_self_attention)
-    assert core is not masked_tensorized_self_attention
+    core = xla_compiled(mtsa_ops.self_attention)
+    assert core is not mtsa_ops.self_attention
     assert core._jit_compile is True
     # The jit_compile=True layer goes through it: a shape it has not seen yet traces it once more; a
     # jit_compile=False layer never does.
@@ -560,8 +560,14 @@ def test_core_is_xla_compiled(tensorflow_only):
     assert core.experimental_get_tracing_count() == count + 1
     # The traced function must be compiled by XLA, and XLA accepts it.
     query = ops.ones((1, HEADS, 4, HEAD_DIM))
-    arguments = (query, query, query, query, None, None, None, None)
-    options = dict(head_masks=layer.head_masks, attend_to_self=False, token2token_activation="exp")
+    arguments = (query, query, query, query)
+    # Every keyword given: TensorFlow's compiler IR binds none of the function's defaults.
+    options = {
+        name: parameter.default
+        for name, parameter in inspect.signature(mtsa_ops.self_attention).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    options.update(head_masks=layer.head_masks, implementation="full")
     concrete = core.get_concrete_function(*arguments, **options)
     assert concrete.function_def.attr["_XlaMustCompile"].b
     assert "HloModule" in core.experimental_get_compiler_ir(*arguments, **options)(stage="hlo")

@@ -221,7 +221,7 @@ def test_denominator_underflow_gives_zero_not_nan():
     # (token2token per query row, source2token per feature over all usable keys), so when every allowed
     # key of a (query, feature) lies far below both maxima combined, the float32 denominator underflows
     # and the output there is 0 although the true attention output is not. The blockwise mode
-    # (`keras_mtsa.blockwise`, `MTSA(block_size=...)`: maxima per tile with online rescaling, docs/mtsa.md
+    # (`keras_mtsa.ops.blockwise`, `MTSA(block_size=...)`: maxima per tile with online rescaling, docs/mtsa.md
     # section 3) is the remedy; here we pin the full form's behaviour: 0, finite, with finite (zero)
     # gradients, never NaN.
     def case(spread):

@@ -8,11 +8,11 @@ from keras.layers import Dropout
 from keras.layers import LayerNormalization
 
 from keras_mtsa import ops as mtsa_ops
-from keras_mtsa.layers import _validation as check
 from keras_mtsa.layers._sublayers import clone_initializer
 from keras_mtsa.layers.mtsa import FUSION_GATES
 from keras_mtsa.layers.mtsa import MTSA
 from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
+from keras_mtsa.ops import _checks as check
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")

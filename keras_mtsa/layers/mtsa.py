@@ -11,12 +11,12 @@ from keras.layers import EinsumDense
 
 from keras_mtsa import ops as mtsa_ops
 from keras_mtsa._xla import xla_compiled
-from keras_mtsa.blockwise import blockwise_self_attention
-from keras_mtsa.layers import _validation as check
 from keras_mtsa.layers._sublayers import dense_arguments
+from keras_mtsa.ops import _checks as check
 
 TOKEN2TOKEN_ACTIVATIONS = ("exp", "sigmoid")
 FUSION_GATES = ("per_head", "joint")
+LAYER_IMPLEMENTATIONS = ("auto", "full", "fused")
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
@@ -61,10 +61,16 @@ class MTSA(keras.layers.Layer):
             bias_constraint: as for `keras.layers.Dense`, applied to every projection.
         seed: optional seed for attention dropout.
         block_size: if set, compute the attention in (block_size x block_size) tiles with online
-            rescaling (`keras_mtsa.blockwise`): memory linear in length for the forward and the backward
+            rescaling (`keras_mtsa.ops.blockwise`): memory linear in length for the forward and the backward
             pass, tiles that a head's positional mask rules out skipped, and better numerical range than
             the full form. Attention dropout then drops only the source2token factor of the numerator,
             with keep probability 1 - dropout (the token2token factor never exists as a whole).
+        implementation: the attention core (`keras_mtsa.ops.self_attention`): `"full"` (the efficient
+            form on (length, length) factors per head, with its written-out gradient), `"fused"` (one
+            standard softmax attention per head group through `keras.ops.dot_product_attention`, over the
+            values [E_s * v, E_s]: flash attention on GPUs and splash attention on TPUs with JAX, memory
+            linear in length; exp token2token and no attention dropout only), or `"auto"`: fused where
+            such a kernel exists (JAX on a GPU or TPU) and the configuration allows it, else full.
         jit_compile: on the TensorFlow backend, run the masked attention core in
             `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras turns model-level XLA
             off (under `tf.distribute`). Left out while a SavedModel is traced (`model.export`): TF Serving
@@ -109,6 +115,7 @@ class MTSA(keras.layers.Layer):
         bias_constraint=None,
         seed=None,
         block_size=None,
+        implementation="auto",
         jit_compile=True,
         **kwargs,
     ):
@@ -129,6 +136,20 @@ class MTSA(keras.layers.Layer):
         dropout = check.rate("dropout", dropout)
         check.boolean("use_bias", use_bias)
         block_size = check.positive_int("block_size", block_size, allow_none=True)
+        check.choice("implementation", implementation, LAYER_IMPLEMENTATIONS)
+        if block_size is not None and implementation != "auto":
+            raise ValueError(
+                "`block_size` selects the blockwise form: leave `implementation` at 'auto'. "
+                f"Received: implementation={implementation!r}, block_size={block_size}"
+            )
+        if implementation == "fused":
+            reason = mtsa_ops.core.fused_unsupported_reason(token2token_activation, dropout > 0)
+            if reason:
+                raise ValueError(
+                    f"`implementation='fused'` cannot compute this layer: {reason}. "
+                    f"Received: implementation='fused', token2token_activation={token2token_activation!r}, "
+                    f"dropout={dropout}"
+                )
         check.boolean("jit_compile", jit_compile)
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -153,6 +174,7 @@ class MTSA(keras.layers.Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.seed = seed
         self.block_size = block_size
+        self.implementation = implementation
         self.jit_compile = jit_compile
         self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
 
@@ -274,10 +296,10 @@ class MTSA(keras.layers.Layer):
 
         if not return_attention_scores:
             return output
-        full_mask = combined_attention_mask(
+        full_mask = mtsa_ops.combined_attention_mask(
             ops.shape(query)[2], self.head_masks, self.attend_to_self, mask, attention_mask
         )
-        t2t = token2token_logits(query, key, self.token2token_activation)
+        t2t = mtsa_ops.token2token_logits(query, key, self.token2token_activation)
         t2t_weights, s2t_weights = mtsa_ops.attention_weights(t2t, source2token, full_mask)
         return output, t2t_weights, s2t_weights
 
@@ -288,8 +310,8 @@ class MTSA(keras.layers.Layer):
 
         Everything around it stays the layer's: the projections that make its inputs, and the fusion gate,
         output projection and output masking applied to what it returns. The default computes the
-        efficient form (`keras_mtsa.ops.tensorized_attention`), or the blockwise one with `block_size`,
-        in XLA where `jit_compile` asks for it.
+        core `implementation` chooses through `keras_mtsa.ops.self_attention` (the blockwise form with
+        `block_size`), in XLA where `jit_compile` asks for it.
 
         Args:
             query, key: (batch, heads, length, head_dim) projections of the value (no bias).
@@ -303,33 +325,28 @@ class MTSA(keras.layers.Layer):
             (batch, heads, length, head_dim) attention outputs; rows of padded queries are zeroed later.
         """
         t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
-        options = dict(
+        core = (
+            xla_compiled(mtsa_ops.self_attention) if self.jit_compile else mtsa_ops.self_attention
+        )
+        return core(
+            query,
+            key,
+            source2token,
+            value,
             head_masks=self.head_masks,
             attend_to_self=self.attend_to_self,
             token2token_activation=self.token2token_activation,
+            padding_mask=padding_mask,
+            attention_mask=attention_mask,
+            token2token_dropout=t2t_dropout,
+            source2token_dropout=s2t_dropout,
+            implementation=self._implementation,
+            block_size=self.block_size,
         )
-        if self.block_size is None:
-            core = masked_tensorized_self_attention
-            arguments = (
-                query,
-                key,
-                source2token,
-                value,
-                padding_mask,
-                attention_mask,
-                t2t_dropout,
-                s2t_dropout,
-            )
-        else:
-            core = blockwise_self_attention
-            arguments = (query, key, source2token, value)
-            options.update(
-                block_size=self.block_size,
-                padding_mask=padding_mask,
-                attention_mask=attention_mask,
-                source2token_dropout=s2t_dropout,
-            )
-        return (xla_compiled(core) if self.jit_compile else core)(*arguments, **options)
+
+    @property
+    def _implementation(self):
+        return "blockwise" if self.block_size is not None else self.implementation
 
     def _drop_projection_input(self, x, training):
         return self._projection_dropout(x, training=training) if self.projection_dropout else x
@@ -439,6 +456,7 @@ class MTSA(keras.layers.Layer):
             bias_constraint=constraints.serialize(self.bias_constraint),
             seed=self.seed,
             block_size=self.block_size,
+            implementation=self.implementation,
             jit_compile=self.jit_compile,
         )
         return config
@@ -447,58 +465,6 @@ class MTSA(keras.layers.Layer):
     def from_config(cls, config):
         # Saved before the per-head gate existed: those models carry the joint gate's weights.
         return super().from_config({"fusion_gate": "joint", **config})
-
-
-def token2token_logits(query, key, token2token_activation):
-    """Scaled dot products in float32; as log(sigmoid(t)) for the sigmoid variant."""
-    logits = mtsa_ops.scaled_dot_product(ops.cast(query, "float32"), ops.cast(key, "float32"))
-    if token2token_activation == "sigmoid":
-        return mtsa_ops.sigmoid_as_logits(logits)
-    return logits
-
-
-def combined_attention_mask(length, head_masks, attend_to_self, padding_mask, attention_mask):
-    """Positional masks AND padding AND the caller's mask, broadcastable to (b, h, q, k).
-
-    Padding masks keys and queries both: a padded query attends to nothing (its output is zeroed anyway),
-    so keys that only padded queries could see do not enter the source2token maxima, and the attention
-    scores of padded rows are 0.
-    """
-    mask = ops.expand_dims(mtsa_ops.positional_mask(length, head_masks, attend_to_self), 0)
-    if padding_mask is not None:
-        padding_mask = ops.cast(padding_mask, "bool")
-        mask = ops.logical_and(mask, padding_mask[:, None, None, :])
-        mask = ops.logical_and(mask, padding_mask[:, None, :, None])
-    if attention_mask is not None:
-        mask = ops.logical_and(mask, attention_mask)
-    return mask
-
-
-def masked_tensorized_self_attention(
-    query,
-    key,
-    source2token,
-    value,
-    padding_mask,
-    attention_mask,
-    token2token_dropout,
-    source2token_dropout,
-    head_masks,
-    attend_to_self,
-    token2token_activation,
-):
-    """The masked MTSA core on (batch, heads, length, head_dim) tensors; pure, so XLA can compile it."""
-    mask = combined_attention_mask(
-        ops.shape(query)[2], head_masks, attend_to_self, padding_mask, attention_mask
-    )
-    return mtsa_ops.tensorized_attention(
-        token2token_logits(query, key, token2token_activation),
-        source2token,
-        value,
-        mask,
-        token2token_dropout=token2token_dropout,
-        source2token_dropout=source2token_dropout,
-    )
 
 
 def _merge_heads(x):

@@ -9,8 +9,8 @@ from keras.layers import Dense
 from keras.layers import Dropout
 
 from keras_mtsa import ops as mtsa_ops
-from keras_mtsa.layers import _validation as check
 from keras_mtsa.layers._sublayers import dense_arguments
+from keras_mtsa.ops import _checks as check
 
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")

@@ -26,10 +26,10 @@ import math
 
 from keras import ops
 
-from keras_mtsa.layers import _validation as check
-from keras_mtsa.ops import _masked_exp
-from keras_mtsa.ops import _masked_max
-from keras_mtsa.ops import allowed_keys
+from keras_mtsa.ops import _checks as check
+from keras_mtsa.ops.masks import allowed_keys
+from keras_mtsa.ops.numerics import masked_exp
+from keras_mtsa.ops.numerics import masked_max
 
 # A finite "minus infinity": offsets start here, so exp(LOW - LOW) = 1 and never NaN.
 _LOW = -1e30
@@ -234,12 +234,12 @@ class _Tiles:
         raw = ops.einsum("bhqd,bhkd->bhqk", q, k) * self.scale
         logits = ops.log_sigmoid(raw) if self.activation == "sigmoid" else raw
         mask = ops.broadcast_to(self.tile_mask(query_block, key_block), ops.shape(logits))
-        row_max = _masked_max(logits, mask, axis=-1)  # (b, h, Bq, 1)
-        a = _masked_exp(logits - row_max, mask)
+        row_max = masked_max(logits, mask, axis=-1)  # (b, h, Bq, 1)
+        a = masked_exp(logits - row_max, mask)
         usable = ops.expand_dims(ops.any(mask, axis=-2), -1)  # (b, h, Bk, 1)
         usable = ops.broadcast_to(usable, ops.shape(s))
-        column_max = _masked_max(s, usable, axis=-2)  # (b, h, 1, d)
-        b = _masked_exp(s - column_max, usable)
+        column_max = masked_max(s, usable, axis=-2)  # (b, h, 1, d)
+        b = masked_exp(s - column_max, usable)
         row_any = ops.any(mask, axis=-1, keepdims=True)
         offset = ops.where(row_any, row_max + column_max, _LOW)  # (b, h, Bq, d)
         return raw, a, b, offset

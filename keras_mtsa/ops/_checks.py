@@ -1,4 +1,4 @@
-"""Argument checks shared by the layers: each error names the argument and the expected value."""
+"""Argument checks shared by every floor of the package: each error names the argument and the expected value."""
 
 import numbers
 
