@@ -34,7 +34,13 @@ setup(
         # tensorflow-serving-api: warm-up records.
         "examples": ["matplotlib>=3.7", "tensorboard", "tensorflow-serving-api>=2.16,<2.22"],
     },
-    entry_points={"console_scripts": ["keras-mtsa-serving=keras_mtsa.serving:main"]},
+    entry_points={
+        "console_scripts": [
+            "keras-mtsa-serving=keras_mtsa.serving:main",
+            "keras-mtsa-train=keras_mtsa.training:main",
+            "keras-mtsa-train-pair=keras_mtsa.training:main_pair",
+        ]
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

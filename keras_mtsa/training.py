@@ -1030,7 +1030,7 @@ def _default_model_name(path):
 
 
 def main(argv=None, pair=False):
-    """Command-line entry point of the example training scripts."""
+    """Command-line entry point: `keras-mtsa-train` (and the example scripts)."""
     args = build_argument_parser(pair=pair).parse_args(argv)
     metrics = train(args, pair=pair)
     summary = {key: metrics[key] for key in ("test_accuracy", "dev_accuracy", "best_epoch")}
@@ -1038,3 +1038,8 @@ def main(argv=None, pair=False):
         summary["export_path"] = metrics["export_path"]
     print(json.dumps(summary))
     return 0
+
+
+def main_pair(argv=None):
+    """Command-line entry point of the sentence-pair model: `keras-mtsa-train-pair`."""
+    return main(argv, pair=True)

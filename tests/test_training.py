@@ -32,6 +32,7 @@ from keras_mtsa import _xla
 from keras_mtsa import distribute
 from keras_mtsa import models
 from keras_mtsa import serving
+from keras_mtsa import training
 from keras_mtsa.data import TextPreprocessor
 from keras_mtsa.data import fitting_max_length
 from keras_mtsa.data import make_classification_dataset
@@ -1039,6 +1040,22 @@ def test_an_export_without_tensorflow_serving_api_exits_before_any_work(
     ):
         main(corpus + ["--export-dir", str(tmp_path / "export"), *TINY])
     assert not os.path.exists(output_dir)
+
+
+def test_the_console_scripts_are_the_training_entry_points(capsys):
+    from importlib.metadata import entry_points
+
+    scripts = {
+        ep.name: ep
+        for ep in entry_points(group="console_scripts")
+        if ep.name.startswith("keras-mtsa")
+    }
+    assert scripts["keras-mtsa-train"].load() is training.main
+    assert scripts["keras-mtsa-train-pair"].load() is training.main_pair
+    with pytest.raises(SystemExit) as done:
+        training.main_pair(["--help"])
+    assert done.value.code == 0
+    assert "Train an MTSA sentence-pair classifier" in capsys.readouterr().out
 
 
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
