@@ -16,6 +16,7 @@ from keras import ops
 from keras_mtsa.layers import MTSA
 from keras_mtsa.layers import MTSAEncoderBlock
 from keras_mtsa.layers import Source2TokenPooling
+from keras_mtsa.layers.mtsa import FUSION_GATES
 from keras_mtsa.ops import _checks as check
 
 ENCODERS = ("mtsa", "mha", "cnn")
@@ -207,6 +208,11 @@ class Highway(layers.Layer):
         }
 
 
+def default_token2token_activation(num_blocks):
+    """The authors' token2token factor: sigmoid for the single layer, exp for stacked blocks."""
+    return "exp" if num_blocks else "sigmoid"
+
+
 def build_sentence_encoder(
     *,
     vocabulary_size,
@@ -304,7 +310,7 @@ def build_sentence_encoder(
         raise ValueError(
             f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}"
         )
-    check.choice("fusion_gate", fusion_gate, ("per_head", "joint"))
+    check.choice("fusion_gate", fusion_gate, FUSION_GATES)
     check.choice("dropout_sites", dropout_sites, DROPOUT_SITES)
     if dropout_sites == "authors" and (encoder != "mtsa" or num_blocks or conv_window):
         raise ValueError(
@@ -312,7 +318,7 @@ def build_sentence_encoder(
             f"conv_window=0). Received: encoder={encoder!r}, num_blocks={num_blocks}, conv_window={conv_window}"
         )
     if token2token_activation is None:
-        token2token_activation = "exp" if num_blocks else "sigmoid"
+        token2token_activation = default_token2token_activation(num_blocks)
     if encoder == "cnn" and max_length < max(CNN_WINDOWS):
         raise ValueError(
             f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "

@@ -18,8 +18,12 @@ import sys
 import time
 
 from keras_mtsa.distribute import STRATEGIES
+from keras_mtsa.layers.mtsa import FUSION_GATES
 from keras_mtsa.models import CNN_WINDOWS
+from keras_mtsa.models import DROPOUT_SITES
 from keras_mtsa.models import ENCODERS
+from keras_mtsa.models import PAIR_HEADS
+from keras_mtsa.models import default_token2token_activation
 
 CLASSIFICATION_FORMATS = ("labeled-lines", "trec", "tsv", "csv")
 PAIR_FORMATS = ("sick", "snli")
@@ -142,7 +146,7 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--fusion-gate",
         default="per_head",
-        choices=("per_head", "joint"),
+        choices=FUSION_GATES,
         help="the MTSA layer's fusion gate: per_head (the authors': one (2d x d) map per head) or joint (one "
         "map over all heads, the package's gate before 0.2)",
     )
@@ -151,7 +155,7 @@ def build_argument_parser(pair=False):
         parser.add_argument(
             "--head",
             default="relu",
-            choices=("relu", "highway"),
+            choices=PAIR_HEADS,
             help="the classifier over [u; v; u - v; u * v]: relu (Dense(300, relu)) or highway (the authors' SNLI "
             "head: Dense(300, elu), then a highway layer)",
         )
@@ -159,7 +163,7 @@ def build_argument_parser(pair=False):
     parser.add_argument(
         "--dropout-sites",
         default="embedding",
-        choices=("embedding", "authors"),
+        choices=DROPOUT_SITES,
         help="where --dropout applies: embedding (the embeddings and the classifier's input) or authors (as the "
         "authors' code: the input of every dense map, per head inside MTSA, in the pooling and in the head; "
         "needs the single MTSA layer)",
@@ -260,7 +264,7 @@ def train(args, pair=False):
     if args.learning_rate is None:
         args.learning_rate = DEFAULT_LEARNING_RATES[args.optimizer]
     if args.token2token is None:
-        args.token2token = "exp" if args.num_blocks else "sigmoid"
+        args.token2token = default_token2token_activation(args.num_blocks)
     _validate(args)
     optional = _optional_features(args)
     os.makedirs(args.output_dir, exist_ok=True)
