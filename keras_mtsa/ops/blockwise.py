@@ -28,6 +28,7 @@ from keras import ops
 
 from keras_mtsa.ops import _checks as check
 from keras_mtsa.ops.masks import allowed_keys
+from keras_mtsa.ops.masks import head_groups
 from keras_mtsa.ops.numerics import masked_exp
 from keras_mtsa.ops.numerics import masked_max
 
@@ -100,7 +101,7 @@ def blockwise_self_attention(
     )
 
     outputs = []
-    for kind, heads in _head_groups(head_masks):
+    for kind, heads in head_groups(head_masks):
         group = [ops.take(x, heads, axis=1) for x in tensors]
         group_dropout = None if dropout is None else ops.take(dropout, heads, axis=1)
         group_mask = attention_mask
@@ -123,14 +124,6 @@ def blockwise_self_attention(
     if order != sorted(order):
         output = ops.take(output, [order.index(head) for head in range(len(order))], axis=1)
     return ops.cast(output[:, :, :length, :], out_dtype)
-
-
-def _head_groups(head_masks):
-    """[(kind, [head indices])] in order of first appearance."""
-    groups = {}
-    for index, kind in enumerate(head_masks):
-        groups.setdefault(kind, []).append(index)
-    return list(groups.items())
 
 
 def _blocks(x, block_size):

@@ -18,6 +18,8 @@ from keras import ops
 from keras_mtsa.ops.blockwise import blockwise_self_attention
 from keras_mtsa.ops.full import tensorized_attention
 from keras_mtsa.ops.masks import combined_attention_mask
+from keras_mtsa.ops.masks import head_groups
+from keras_mtsa.ops.numerics import masked_exp
 from keras_mtsa.ops.numerics import masked_max
 from keras_mtsa.ops.numerics import safe_reciprocal
 
@@ -213,8 +215,7 @@ def fused_self_attention(
         )
     usable = ops.expand_dims(usable, -1)  # (b, h, k, 1)
     column_max = masked_max(s, usable, axis=-2)
-    zero = ops.zeros_like(s)
-    s_factor = ops.where(usable, ops.exp(ops.where(usable, s - column_max, zero)), zero)
+    s_factor = masked_exp(s - column_max, usable)
     numerator_factor = s_factor if source2token_dropout is None else s_factor * source2token_dropout
     # Zero padding of q and k to the values' width 2d: fused kernels want one head width for q, k and v.
     values = ops.concatenate([numerator_factor * v, s_factor], axis=-1)  # (b, h, k, 2d)
@@ -228,7 +229,7 @@ def fused_self_attention(
         both = ops.where(has_key, _attention(q, k, values, scale, mask=mask), 0.0)
     else:
         outputs = [None] * heads
-        for kind, group in _head_groups(head_masks):
+        for kind, group in head_groups(head_masks):
             taken = [ops.take(x, group, axis=1) for x in (q, k, values)]
             result = _directional_attention(kind, *taken, scale, attend_to_self)
             for position, head in enumerate(group):
@@ -251,14 +252,6 @@ def _usable_keys(kind, real, attend_to_self):
         return ops.logical_and(real, index < last)
     first = ops.min(ops.where(real, index, ops.shape(real)[1]), axis=1, keepdims=True)
     return ops.logical_and(real, index > first)  # backward: seen by some real i < j
-
-
-def _head_groups(head_masks):
-    """[(kind, [head indices])] in order of first appearance."""
-    groups = {}
-    for head, kind in enumerate(head_masks):
-        groups.setdefault(kind, []).append(head)
-    return list(groups.items())
 
 
 def _attention(q, k, v, scale, mask=None, is_causal=False):

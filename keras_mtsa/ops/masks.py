@@ -69,6 +69,14 @@ def default_head_masks(num_heads):
     return ("forward",) * half + ("backward",) * half
 
 
+def head_groups(head_masks):
+    """[(kind, [head indices])] in order of first appearance: the heads a core can treat alike."""
+    groups = {}
+    for head, kind in enumerate(head_masks):
+        groups.setdefault(kind, []).append(head)
+    return list(groups.items())
+
+
 def combined_attention_mask(length, head_masks, attend_to_self, padding_mask, attention_mask):
     """Positional masks AND padding AND the caller's mask, broadcastable to (b, h, q, k).
 
