@@ -31,6 +31,18 @@ def tensorflow_only():
         pytest.skip(f"TensorFlow-only feature; backend is {keras.backend.backend()}")
 
 
+@pytest.fixture
+def write(tmp_path):
+    """Writes bytes to a file in tmp_path and returns its path (the readers' tests)."""
+
+    def write_file(name, content):
+        path = tmp_path / name
+        path.write_bytes(content)
+        return path
+
+    return write_file
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Every test starts and ends with the float32 dtype policy (mixed-precision tests change it)."""

@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,9 +113,9 @@ def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_that_tog
 
     vocabulary = build_vocabulary(texts, min_count=2, lower_case=False, case_fallback=True)
 
-    # "Denver" and "denver" once each: "denver" kept. "Paris" twice: kept as it is, and no "paris" (which
-    # training would never see). "ROME" once, no other casing: not kept. "IS" and "Is" fall back to "is",
-    # which keeps its own count and rank.
+    # "Denver" and "denver" once each: "denver" kept. "Paris" twice: kept as it is, and no "paris"
+    # (which training would never see). "ROME" once, no other casing: not kept. "IS" and "Is" fall
+    # back to "is", which keeps its own count and rank.
     assert vocabulary == ["[PAD]", "[UNK]", ".", "is", "far", "Paris", "denver", "near"]
     assert build_vocabulary(texts, min_count=2, lower_case=False) == [
         "[PAD]",
@@ -136,7 +137,8 @@ def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path
     texts = tf.constant(["The THE the Film FILM plot"])
 
     assert plain(texts).numpy().tolist() == [padded([2, 1, 3, 1, 1, 1])]
-    # A token in the vocabulary keeps its own id ("The"); only missing ones fall back; unknown stays [UNK].
+    # A token in the vocabulary keeps its own id ("The"); only missing ones fall back; unknown
+    # stays [UNK].
     assert fallback(texts).numpy().tolist() == [padded([2, 3, 3, 4, 4, 1])]
     assert (
         TextPreprocessor(**fallback.config())(texts).numpy().tolist()
@@ -169,21 +171,33 @@ def test_case_fallback_survives_saving_and_loading(tmp_path):
 def test_case_fallback_needs_cased_whole_words(tmp_path, kwargs):
     write_vocabulary(SUBWORD_VOCABULARY, tmp_path / "vocab.txt")
 
+    lower_case, subwords = kwargs["lower_case"], kwargs.get("subwords", False)
+    received = f"Received: lower_case={lower_case}, subwords={subwords}"
     with pytest.raises(
-        ValueError, match="case_fallback=True needs lower_case=False and subwords=False"
+        ValueError,
+        match=r"case_fallback=True needs lower_case=False and subwords=False .*\. " + received,
     ):
         TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, **kwargs)
-    with pytest.raises(ValueError, match="case_fallback=True needs lower_case=False"):
+    with pytest.raises(
+        ValueError,
+        match=r"case_fallback=True needs lower_case=False.* "
+        r"Received: lower_case=True, subwords=False",
+    ):
         build_vocabulary(CORPUS, lower_case=True, case_fallback=True)
-    with pytest.raises(ValueError, match="case_fallback must be True or False"):
+    with pytest.raises(
+        ValueError, match="`case_fallback` must be True or False. Received: case_fallback='yes'"
+    ):
         TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False, case_fallback="yes")
 
 
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        ({"max_size": 1}, "max_size must be an int >= 2"),
-        ({"min_count": 0}, "min_count must be an int >= 1"),
+        (
+            {"max_size": 1},
+            r"`max_size` must be an integer >= 2 \(the reserved tokens\)\. Received: max_size=1",
+        ),
+        ({"min_count": 0}, "`min_count` must be an integer >= 1. Received: min_count=0"),
     ],
 )
 def test_vocabulary_arguments_are_validated(kwargs, expected):
@@ -203,7 +217,8 @@ def test_vocabulary_file_round_trip_is_utf8_one_token_per_line(tmp_path):
 
 @pytest.mark.parametrize("bad_token", ["two\nlines", "", " padded", "a\u2028b"])
 def test_write_vocabulary_rejects_tokens_that_would_not_read_back(tmp_path, bad_token):
-    with pytest.raises(ValueError, match="single lines"):
+    expected = f"single lines without surrounding whitespace. Received: token={bad_token!r}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         write_vocabulary(["[PAD]", "[UNK]", bad_token], tmp_path / "vocab.txt")
 
 
@@ -356,9 +371,9 @@ def test_from_texts_builds_writes_and_uses_the_vocabulary(tmp_path):
 
 
 def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_address(tmp_path):
-    # TensorFlow names a file-backed table after its file argument, here an Asset whose text is its memory
-    # address: a table keyed that way would find a freed preprocessor's table (and old vocabulary) still in
-    # the resource manager once a new Asset lands at the same address.
+    # TensorFlow names a file-backed table after its file argument, here an Asset whose text is its
+    # memory address: a table keyed that way would find a freed preprocessor's table (and old
+    # vocabulary) still in the resource manager once a new Asset lands at the same address.
     seen_addresses, reused = set(), 0
     for index in range(200):
         word = "word" + "".join("abcdefghij"[int(digit)] for digit in str(index))
@@ -387,8 +402,16 @@ def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_addr
     "vocabulary, kwargs, expected",
     [
         (["a", "b"], {}, "must start with the reserved tokens"),
-        (CORPUS_VOCABULARY, {"max_length": 0}, "max_length must be a positive int"),
-        (CORPUS_VOCABULARY, {"max_input_bytes": 0}, "max_input_bytes must be a positive int"),
+        (
+            CORPUS_VOCABULARY,
+            {"max_length": 0},
+            "`max_length` must be a positive integer. Received: max_length=0",
+        ),
+        (
+            CORPUS_VOCABULARY,
+            {"max_input_bytes": 0},
+            "`max_input_bytes` must be a positive integer or None. Received: max_input_bytes=0",
+        ),
     ],
 )
 def test_preprocessor_arguments_are_validated(tmp_path, vocabulary, kwargs, expected):
@@ -404,7 +427,9 @@ def test_compute_max_length_is_a_percentile_of_token_counts():
 
     assert preprocessing.compute_max_length(texts, percentile=50) == 1
     assert preprocessing.compute_max_length(texts, percentile=100) == 10
-    with pytest.raises(ValueError, match="percentile must be in"):
+    with pytest.raises(
+        ValueError, match=r"`percentile` must be in \(0, 100\]\. Received: percentile=0"
+    ):
         preprocessing.compute_max_length(texts, percentile=0)
 
 
@@ -418,7 +443,10 @@ def test_fitting_max_length_covers_the_longest_text_in_multiples_of_8_up_to_256(
 
 @pytest.mark.parametrize("longest", [-1, 2.5, True, "9"])
 def test_fitting_max_length_rejects_what_is_not_a_token_count(longest):
-    with pytest.raises(ValueError, match="longest must be a non-negative int"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"`longest` must be a non-negative integer. Received: longest={longest!r}"),
+    ):
         preprocessing.fitting_max_length(longest)
 
 
@@ -499,7 +527,8 @@ def load_in_fresh_process(export_dir, texts, cwd):
 
 
 def serve_on_session_road(export_dir, texts):
-    """The ids that TF Serving's loader (the TF C API, `keras_mtsa.serving.serve`) gives for `texts`."""
+    """The ids that TF Serving's loader (the TF C API, `keras_mtsa.serving.serve`) gives for
+    `texts`."""
     [answer] = serving.serve(export_dir, [("serving_default", {"texts": texts})])
     return answer["output_0"].tolist()
 
@@ -616,8 +645,11 @@ def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_pat
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        ({"max_size": 2}, "max_size must be an int > 2"),
-        ({"min_count": 0}, "min_count must be an int >= 1"),
+        (
+            {"max_size": 2},
+            r"`max_size` must be an integer > 2 \(the reserved tokens\)\. Received: max_size=2",
+        ),
+        ({"min_count": 0}, "`min_count` must be an integer >= 1. Received: min_count=0"),
     ],
 )
 def test_wordpiece_vocabulary_arguments_are_validated(kwargs, expected):
@@ -626,7 +658,9 @@ def test_wordpiece_vocabulary_arguments_are_validated(kwargs, expected):
 
 
 def test_subwords_must_be_a_boolean(vocabulary_file):
-    with pytest.raises(ValueError, match="subwords must be True or False"):
+    with pytest.raises(
+        ValueError, match="`subwords` must be True or False. Received: subwords='yes'"
+    ):
         TextPreprocessor(vocabulary_file, MAX_LENGTH, subwords="yes")
 
 
@@ -722,8 +756,9 @@ def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor)
         first,
         second,
     ]  # the seed repeats the sequence of epochs
-    # Epoch k's order depends only on the seed and k: a run resumed at epoch 1 (or an iterator made again,
-    # as Keras's distributed fit does before its first epoch) sees the batches of the uninterrupted one.
+    # Epoch k's order depends only on the seed and k: a run resumed at epoch 1 (or an iterator made
+    # again, as Keras's distributed fit does before its first epoch) sees the batches of the
+    # uninterrupted one.
     assert epochs(1, shuffle=True, repeat=True, first_epoch=1) == [second]
     assert epochs(1, shuffle=True) == [
         first
@@ -734,7 +769,8 @@ def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor)
 
 
 def test_chosen_bucket_boundaries_carry_the_fewest_padded_tokens(tmp_path):
-    """Checked against trying every set of at most 3 candidate boundaries (multiples of 8 and max_length)."""
+    """Checked against trying every set of at most 3 candidate boundaries (multiples of 8 and
+    max_length)."""
     import itertools
 
     from keras_mtsa.data.buckets import choose_bucket_boundaries
@@ -825,9 +861,9 @@ def _bucketed_corpus(count=37):
 
 @pytest.mark.parametrize("drop_remainder", [False, True])
 def test_training_batches_are_full_batches_of_one_bucket_padded_to_it(bucketed, drop_remainder):
-    """Each epoch: a permutation of the examples (less the remainder with drop_remainder) in full batches,
-    at most one of them short; every batch holds texts of one bucket, but for the at most two that straddle
-    a bucket boundary, and is padded to the bucket of its longest text."""
+    """Each epoch: a permutation of the examples (less the remainder with drop_remainder) in full
+    batches, at most one of them short; every batch holds texts of one bucket, but for the at most
+    two that straddle a bucket boundary, and is padded to the bucket of its longest text."""
     data = _bucketed_corpus()
     buckets = bucketed.bucket_indices(data.texts)
     dataset = pipeline.make_classification_dataset(
@@ -909,5 +945,8 @@ def test_pipeline_arguments_are_validated(preprocessor, classification_data):
         pipeline.make_classification_dataset(
             classification_data, preprocessor, batch_size=8, drop_remainder=True, repeat=True
         )
-    with pytest.raises(ValueError, match="data must be a TextPairData"):
+    with pytest.raises(
+        ValueError,
+        match="`data` must be a TextPairData. Received: data of type TextClassificationData",
+    ):
         pipeline.make_pair_dataset(classification_data, preprocessor, batch_size=2)

@@ -1,6 +1,7 @@
 """Specification of keras_mtsa.data.readers: dataset files in, plain Python data out."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from keras_mtsa.data.readers import TextClassificationData
 from keras_mtsa.data.readers import TextPairData
 from keras_mtsa.data.readers import join_splits
 from keras_mtsa.data.readers import read_dataset
+from keras_mtsa.data.readers import read_delimited
 from keras_mtsa.data.readers import split_dev
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -21,18 +23,6 @@ SICK_FULL_HEADER = (
     b"pair_ID\tsentence_A\tsentence_B\tentailment_label\trelatedness_score\tentailment_AB\tentailment_BA\t"
     b"sentence_A_original\tsentence_B_original\tsentence_A_dataset\tsentence_B_dataset\tSemEval_set\n"
 )
-
-
-@pytest.fixture
-def write(tmp_path):
-    """Writes bytes to a file in tmp_path and returns its path."""
-
-    def write_file(name, content):
-        path = tmp_path / name
-        path.write_bytes(content)
-        return path
-
-    return write_file
 
 
 def sick_full_row(pair_id, sentence_a, sentence_b, label, semeval_set):
@@ -223,7 +213,12 @@ def test_trec_label_without_coarse_and_fine_parts_is_malformed(write, line):
 
 
 def test_trec_labels_argument_is_validated(write):
-    with pytest.raises(ValueError, match="trec_labels must be one of"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`trec_labels` must be one of ('coarse', 'fine'). Received: trec_labels='medium'"
+        ),
+    ):
         read_dataset(write("train.label", TREC_TRAIN), "trec", trec_labels="medium")
 
 
@@ -318,7 +313,11 @@ def test_sick_split_is_validated(write):
     semeval = write("SICK_trial.txt", SICK_HEADER + b"1\ta\tb\t1.0\tNEUTRAL\n")
 
     with pytest.raises(
-        ValueError, match=r"split must be None or one of \('TRAIN', 'TRIAL', 'TEST'\)"
+        ValueError,
+        match=re.escape(
+            "`split` must be None or one of ('TRAIN', 'TRIAL', 'TEST') (any case). "
+            "Received: split='DEV'"
+        ),
     ):
         read_dataset(semeval, "sick", split="DEV")
     with pytest.raises(ValueError, match="SemEval_set"):
@@ -400,7 +399,9 @@ def test_snli_unknown_gold_label_is_malformed(write):
 def test_unknown_format_names_the_argument_and_lists_the_valid_formats(write):
     path = write("x.txt", b"0 a\n")
 
-    with pytest.raises(ValueError, match="format must be one of") as raised:
+    with pytest.raises(
+        ValueError, match=r"`format` must be one of \(.*\)\. Received: format='parquet'"
+    ) as raised:
         read_dataset(path, "parquet")
 
     for name in readers.FORMATS:
@@ -430,25 +431,72 @@ def test_option_that_the_format_ignores_is_rejected(write):
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        ({"on_error": "ignore"}, "on_error must be one of"),
-        ({"label_names": "01"}, "label_names must be a non-empty sequence of non-empty strings"),
-        ({"label_names": []}, "label_names must be a non-empty sequence"),
-        ({"label_names": ["0", "0"]}, "label_names must not contain duplicates"),
+        (
+            {"on_error": "ignore"},
+            "`on_error` must be one of ('raise', 'skip'). Received: on_error='ignore'",
+        ),
+        (
+            {"label_names": "01"},
+            "`label_names` must be a non-empty sequence of non-empty strings. "
+            "Received: label_names='01'",
+        ),
+        (
+            {"label_names": []},
+            "`label_names` must be a non-empty sequence of non-empty strings. "
+            "Received: label_names=[]",
+        ),
+        (
+            {"label_names": ["0", "0"]},
+            "`label_names` must not contain duplicates. Received: label_names=['0', '0']",
+        ),
     ],
 )
 def test_invalid_arguments_are_named(write, kwargs, expected):
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ValueError, match=re.escape(expected)):
         read_dataset(write("x.txt", b"0 a\n"), "labeled-lines", **kwargs)
+
+
+def test_delimiter_is_validated(write):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`delimiter` must be one of (',', '\\t'). Received: delimiter=';'"),
+    ):
+        read_delimited(write("x.csv", b"text;label\na;0\n"), delimiter=";")
 
 
 # data classes, split_dev and join_splits
 
 
 def test_data_classes_reject_inconsistent_examples():
-    with pytest.raises(ValueError, match="equal lengths"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`texts` and `labels` must have equal lengths (one entry per example). "
+            "Received: len(texts)=1, len(labels)=2"
+        ),
+    ):
         TextClassificationData(texts=["a"], labels=[0, 1], label_names=["0", "1"])
-    with pytest.raises(ValueError, match=r"labels must be ids in \[0, 2\)"):
-        TextPairData(premises=["a"], hypotheses=["b"], labels=[2], label_names=["x", "y"])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`premises`, `hypotheses` and `labels` must have equal lengths (one entry per "
+            "example). Received: len(premises)=2, len(hypotheses)=1, len(labels)=1"
+        ),
+    ):
+        TextPairData(premises=["a", "c"], hypotheses=["b"], labels=[0], label_names=["x", "y"])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`labels` must be ids in [0, 2) to index label_names=['x', 'y']. "
+            "Received: labels containing [-1, 2]"
+        ),
+    ):
+        TextPairData(
+            premises=["a", "b", "c"],
+            hypotheses=["d", "e", "f"],
+            labels=[2, 0, -1],
+            label_names=["x", "y"],
+        )
 
 
 def make_classification(counts):
@@ -498,9 +546,17 @@ def test_split_dev_keeps_pairs_aligned():
     assert (train.dropped, dev.dropped) == (4, 0)
 
 
-@pytest.mark.parametrize("fraction", [0, 1, 1.5, 0.01])
-def test_split_dev_rejects_fractions_that_leave_a_part_empty(fraction):
-    with pytest.raises(ValueError, match="fraction"):
+@pytest.mark.parametrize(
+    "fraction, expected",
+    [
+        (0, "`fraction` must be strictly between 0 and 1. Received: fraction=0"),
+        (1, "`fraction` must be strictly between 0 and 1. Received: fraction=1"),
+        (1.5, "`fraction` must be strictly between 0 and 1. Received: fraction=1.5"),
+        (0.01, "fraction=0.01 of 10 examples gives a dev split of 0"),
+    ],
+)
+def test_split_dev_rejects_fractions_that_leave_a_part_empty(fraction, expected):
+    with pytest.raises(ValueError, match=re.escape(expected)):
         split_dev(make_classification([5, 5]), fraction=fraction)
 
 

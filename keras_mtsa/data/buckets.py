@@ -1,13 +1,14 @@
 """Length buckets: the few padded lengths that batches are padded to, and how they are chosen.
 
-Padding every text to `max_length` makes a batch of short sentences cost as much as one of the longest. A
-batch padded to the smallest bucket boundary that holds its longest text costs in proportion to its real
-tokens, while the number of distinct shapes stays small: XLA compiles one program per bucket (a TPU too,
-one per shape; untested there). Pair batches are grouped by the buckets of both sentences, so they may take
-up to B x B shapes. The models ignore padding, so the bucket a text lands in does not change its output.
+Padding every text to `max_length` makes a batch of short sentences cost as much as one of the
+longest. A batch padded to the smallest bucket boundary that holds its longest text costs in
+proportion to its real tokens, while the number of distinct shapes stays small: XLA compiles one
+program per bucket (a TPU too, one per shape; untested there). Pair batches are grouped by the
+buckets of both sentences, so they may take up to B x B shapes. The models ignore padding, so the
+bucket a text lands in does not change its output.
 
-The rules here are plain numpy: the preprocessor pads by them, the input pipeline groups by them, and the
-export writes them down.
+The rules here are plain numpy: the preprocessor pads by them, the input pipeline groups by them,
+and the export writes them down.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def check_bucket_boundaries(boundaries, max_length):
     """Validates `boundaries` and returns them as a tuple that ends with `max_length`.
 
     Args:
-        boundaries: increasing positive ints, each at most `max_length`; `None` for the one bucket
-            `(max_length,)` (every batch padded to `max_length`).
+        boundaries: increasing positive ints, each at most `max_length`; `None` for the one
+            bucket `(max_length,)` (every batch padded to `max_length`).
         max_length: the longest padded length (longer texts are truncated to it).
 
     Returns:
@@ -59,11 +60,11 @@ def choose_bucket_boundaries(
 ):
     """The bucket boundaries that carry the fewest padded tokens over `lengths`.
 
-    Candidates are the multiples of `multiple` below `max_length`, and `max_length` itself, which is always
-    the last boundary. Of those, the at most `max_buckets` boundaries that minimize the total padded length
-    of the texts (each padded to the smallest boundary that holds it) are chosen exactly, by dynamic
-    programming. Padded tokens, not their square, are the cost: at sentence lengths the dense maps of every
-    token cost more than MTSA's pairwise part.
+    Candidates are the multiples of `multiple` below `max_length`, and `max_length` itself, which
+    is always the last boundary. Of those, the at most `max_buckets` boundaries that minimize the
+    total padded length of the texts (each padded to the smallest boundary that holds it) are
+    chosen exactly, by dynamic programming. Padded tokens, not their square, are the cost: at
+    sentence lengths the dense maps of every token cost more than MTSA's pairwise part.
 
     Args:
         lengths: the token counts of the training texts (clipped to `max_length`).
@@ -89,7 +90,8 @@ def choose_bucket_boundaries(
     )
     prefix = np.concatenate([[0], np.cumsum(counts)])
     m = len(candidates)
-    # best[k][j]: the least cost of the texts up to candidate j with k boundaries, the last at candidate j.
+    # best[k][j]: the least cost of the texts up to candidate j with k boundaries, the last at
+    # candidate j.
     best = np.full((max_buckets + 1, m), np.inf)
     previous = np.full((max_buckets + 1, m), -1, dtype=np.int64)
     for j in range(m):
@@ -109,6 +111,7 @@ def choose_bucket_boundaries(
 
 
 def bucket_index(lengths, boundaries):
-    """The index of the smallest boundary that holds each length (lengths over the last: the last)."""
+    """The index of the smallest boundary that holds each length (lengths over the last: the
+    last)."""
     index = np.searchsorted(np.asarray(boundaries), np.asarray(lengths), side="left")
     return np.minimum(index, len(boundaries) - 1).astype(np.int32)

@@ -1,11 +1,12 @@
 """tf.data input pipelines that tokenize inside the graph with a `TextPreprocessor`.
 
-Batches are grouped by length: each epoch draws a seeded permutation of the examples (a new one every epoch,
-computed from the seed and the epoch's number, so a resumed or distributed run sees exactly the batches of an
-uninterrupted single-device one), orders it by bucket (stable, so the order within a bucket stays random),
-cuts it into full batches and shuffles the batches. The preprocessor pads each batch to the smallest bucket
-that holds its longest text, so a batch carries about as many tokens as its texts. At most one batch per
-epoch is short (none with ``drop_remainder``); a batch that straddles two buckets is padded to the larger.
+Batches are grouped by length: each epoch draws a seeded permutation of the examples (a new one
+every epoch, computed from the seed and the epoch's number, so a resumed or distributed run sees
+exactly the batches of an uninterrupted single-device one), orders it by bucket (stable, so the
+order within a bucket stays random), cuts it into full batches and shuffles the batches. The
+preprocessor pads each batch to the smallest bucket that holds its longest text, so a batch carries
+about as many tokens as its texts. At most one batch per epoch is short (none with
+``drop_remainder``); a batch that straddles two buckets is padded to the larger.
 """
 
 from __future__ import annotations
@@ -161,14 +162,18 @@ def _ids_for(preprocessor, texts):
 
 
 def _grouped(preprocessor, group_by_length, shuffle):
-    """Whether to group by bucket (with one bucket there is nothing to group, nor to tokenize for it)."""
+    """Whether to group by bucket (with one bucket there is nothing to group, nor to tokenize for
+    it)."""
     grouped = shuffle if group_by_length is None else group_by_length
     return bool(grouped) and len(preprocessor.bucket_boundaries) > 1
 
 
 def _check_data(data, expected_type):
     if not isinstance(data, expected_type):
-        raise ValueError(f"data must be a {expected_type.__name__}, got {type(data).__name__}.")
+        raise ValueError(
+            f"`data` must be a {expected_type.__name__}. "
+            f"Received: data of type {type(data).__name__}"
+        )
 
 
 def _check_count(name, value, *, minimum, or_none=False):
@@ -197,7 +202,8 @@ def _batched(
     if batches_per_epoch is not None:
         _check_count("batches_per_epoch", batches_per_epoch, minimum=1, or_none=True)
     if shuffle and seed is None:
-        # Not Python's global generator: drawing from it would shift the seeds Keras draws from it too.
+        # Not Python's global generator: drawing from it would shift the seeds Keras draws from it
+        # too.
         seed = random.SystemRandom().randrange(2**31)
     indices = _index_batches(
         len(examples[0]),
@@ -212,8 +218,8 @@ def _batched(
     )
 
     def gather_and_preprocess(index):
-        # Gathering a batch of indices, then mapping, lets the preprocessor tokenize a whole batch in one
-        # vectorized call instead of one call per example.
+        # Gathering a batch of indices, then mapping, lets the preprocessor tokenize a whole
+        # batch in one vectorized call instead of one call per example.
         return preprocess(*(tf.gather(tensor, index) for tensor in examples))
 
     dataset = indices.map(
@@ -234,7 +240,8 @@ def _index_batches(
     first_epoch,
     batches_per_epoch,
 ):
-    """A dataset of int32 index vectors, one per batch, epoch after epoch (see the module docstring)."""
+    """A dataset of int32 index vectors, one per batch, epoch after epoch (see the module
+    docstring)."""
     kept = num_examples - num_examples % batch_size if drop_remainder else num_examples
     num_batches = -(-kept // batch_size)
     if repeat and not num_batches:  # an endless dataset of empty epochs would never yield a batch

@@ -47,6 +47,7 @@ from keras_mtsa.data.buckets import bucket_index
 from keras_mtsa.data.buckets import check_bucket_boundaries
 from keras_mtsa.data.buckets import choose_bucket_boundaries
 from keras_mtsa.data.tables import text_file_table
+from keras_mtsa.ops import _checks as check
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -132,10 +133,11 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
         max_size: Maximum vocabulary size, reserved tokens included.
         min_count: Minimum number of occurrences for a token to be kept.
         lower_case: Whether to case-fold; must match the `TextPreprocessor`.
-        case_fallback: With ``lower_case=False``: also keep the case-folded form of rare tokens whose
-            occurrences in all their casings reach ``min_count`` ("Denver" once and "denver" once keep
-            "denver"), for a `TextPreprocessor` with ``case_fallback=True``. Only occurrences that are
-            not kept as they are count, so every kept token is one that training sees.
+        case_fallback: With ``lower_case=False``: also keep the case-folded form of rare tokens
+            whose occurrences in all their casings reach ``min_count`` ("Denver" once and "denver"
+            once keep "denver"), for a `TextPreprocessor` with ``case_fallback=True``. Only
+            occurrences that are not kept as they are count, so every kept token is one that
+            training sees.
 
     Returns:
         List of tokens: ``"[PAD]"`` (id 0), ``"[UNK]"`` (id 1), then tokens by
@@ -146,10 +148,11 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
     """
     if not isinstance(max_size, int) or max_size < len(RESERVED_TOKENS):
         raise ValueError(
-            f"max_size must be an int >= {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}."
+            f"`max_size` must be an integer >= {len(RESERVED_TOKENS)} (the reserved tokens). "
+            f"Received: max_size={max_size!r}"
         )
     if not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
+        raise ValueError(f"`min_count` must be an integer >= 1. Received: min_count={min_count!r}")
     _check_case_fallback(case_fallback, lower_case)
     counts = collections.Counter()
     folded = {}
@@ -163,8 +166,9 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
             )
     kept = {token: count for token, count in counts.items() if count >= min_count}
     if case_fallback:
-        # Only the occurrences that will fall back count for a folded form, so that every kept token is one
-        # that training sees at least min_count times ("Paris" kept twice does not add an untrained "paris").
+        # Only the occurrences that will fall back count for a folded form, so that every kept
+        # token is one that training sees at least min_count times ("Paris" kept twice does not
+        # add an untrained "paris").
         fallback_counts = collections.Counter()
         for token, count in counts.items():
             if token not in kept:
@@ -183,12 +187,11 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
 
 
 def _check_case_fallback(case_fallback, lower_case, subwords=False):
-    if not isinstance(case_fallback, bool):
-        raise ValueError(f"case_fallback must be True or False, got {case_fallback!r}.")
+    check.boolean("case_fallback", case_fallback)
     if case_fallback and (lower_case or subwords):
         raise ValueError(
-            "case_fallback=True needs lower_case=False and subwords=False (it looks a cased word up again "
-            f"case-folded), got lower_case={lower_case!r}, subwords={subwords!r}."
+            "case_fallback=True needs lower_case=False and subwords=False (it looks a cased word "
+            f"up again case-folded). Received: lower_case={lower_case!r}, subwords={subwords!r}"
         )
 
 
@@ -220,12 +223,13 @@ def build_wordpiece_vocabulary(texts, *, max_size=8000, min_count=2, lower_case=
 
     if not isinstance(max_size, int) or max_size <= len(RESERVED_TOKENS):
         raise ValueError(
-            f"max_size must be an int > {len(RESERVED_TOKENS)} (the reserved tokens), got {max_size!r}."
+            f"`max_size` must be an integer > {len(RESERVED_TOKENS)} (the reserved tokens). "
+            f"Received: max_size={max_size!r}"
         )
     if not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}.")
-    # The learner splits on whitespace and punctuation itself; feeding it our tokens joined by spaces makes
-    # its words the preprocessor's tokens.
+        raise ValueError(f"`min_count` must be an integer >= 1. Received: min_count={min_count!r}")
+    # The learner splits on whitespace and punctuation itself; feeding it our tokens joined by
+    # spaces makes its words the preprocessor's tokens.
     joined = [
         tf.strings.reduce_join(tokens, axis=-1, separator=" ")
         for tokens in _tokenize_in_batches(texts, lower_case)
@@ -261,7 +265,7 @@ def compute_max_length(texts, *, percentile=99.0, lower_case=True):
         The percentile rounded up, at least 1.
     """
     if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}.")
+        raise ValueError(f"`percentile` must be in (0, 100]. Received: percentile={percentile!r}")
     lengths = [tokens.row_lengths().numpy() for tokens in _tokenize_in_batches(texts, lower_case)]
     if not lengths:
         raise ValueError("texts must not be empty.")
@@ -271,17 +275,19 @@ def compute_max_length(texts, *, percentile=99.0, lower_case=True):
 def fitting_max_length(longest, *, multiple=AUTO_MAX_LENGTH_MULTIPLE, limit=AUTO_MAX_LENGTH_LIMIT):
     """A ``max_length`` that truncates no text of ``longest`` tokens, unless that exceeds ``limit``.
 
-    Rounded up to a multiple of ``multiple``, so that nearby corpora share compiled shapes; at most ``limit``,
-    so that one outlier cannot make every batch long (attention costs grow with the square of the length).
+    Rounded up to a multiple of ``multiple``, so that nearby corpora share compiled shapes; at most
+    ``limit``, so that one outlier cannot make every batch long (attention costs grow with the
+    square of the length).
     """
     if isinstance(longest, bool) or not isinstance(longest, (int, np.integer)) or longest < 0:
-        raise ValueError(f"longest must be a non-negative int, got {longest!r}.")
+        raise ValueError(f"`longest` must be a non-negative integer. Received: longest={longest!r}")
     rounded = max(multiple, -(-int(longest) // multiple) * multiple)
     return min(rounded, limit)
 
 
 def _token_counts(preprocessor, texts):
-    """The number of tokens (or subwords) `preprocessor` makes of each of ``texts``, not truncated."""
+    """The number of tokens (or subwords) `preprocessor` makes of each of ``texts``, not
+    truncated."""
     texts = list(texts)
     counts = [
         preprocessor.tokenize(tf.constant(texts[start : start + _BATCH_SIZE], tf.string))
@@ -328,7 +334,7 @@ def _check_tokens(tokens, path):
         if not token or token != token.strip() or len(token.splitlines()) != 1:
             raise ValueError(
                 f"Vocabulary {os.fspath(path)}: tokens must be non-empty single lines without "
-                f"surrounding whitespace, got {token!r}."
+                f"surrounding whitespace. Received: token={token!r}"
             )
     duplicates = [token for token, count in collections.Counter(tokens).items() if count > 1]
     if duplicates:
@@ -350,12 +356,13 @@ class TextPreprocessor(tf.Module):
         vocabulary_file: The ``tf.saved_model.Asset`` of the vocabulary file.
         vocabulary_size: Number of tokens, reserved ones included.
         max_length: The longest output row (longer texts are truncated).
-        bucket_boundaries: The padded lengths a batch may have, ending with ``max_length``: a batch is
-            padded to the smallest one that holds its longest text.
+        bucket_boundaries: The padded lengths a batch may have, ending with ``max_length``: a
+            batch is padded to the smallest one that holds its longest text.
         lower_case: Whether input is case-folded.
         max_input_bytes: Bytes of each input string that are looked at.
         subwords: Whether tokens are split into WordPiece subwords.
-        case_fallback: Whether a cased token missing from the vocabulary is looked up again case-folded.
+        case_fallback: Whether a cased token missing from the vocabulary is looked up again
+            case-folded.
     """
 
     def __init__(
@@ -383,25 +390,28 @@ class TextPreprocessor(tf.Module):
                 vocabulary (one from `build_wordpiece_vocabulary`): a token
                 becomes its longest known prefix, then ``##``-prefixed pieces;
                 a token with no such split becomes ``"[UNK]"``.
-            case_fallback: With ``lower_case=False``: a token missing from the vocabulary ("Denver") is
-                looked up again case-folded ("denver") before it becomes ``"[UNK]"`` (a vocabulary from
-                `build_vocabulary` with ``case_fallback=True`` holds such folded forms).
-            bucket_boundaries: Increasing padded lengths, at most ``max_length`` (appended if missing);
-                each batch is padded to the smallest that holds its longest text (`keras_mtsa.data.buckets`).
-                ``None``: every batch is padded to ``max_length``.
+            case_fallback: With ``lower_case=False``: a token missing from the vocabulary
+                ("Denver") is looked up again case-folded ("denver") before it becomes ``"[UNK]"``
+                (a vocabulary from `build_vocabulary` with ``case_fallback=True`` holds such folded
+                forms).
+            bucket_boundaries: Increasing padded lengths, at most ``max_length`` (appended if
+                missing); each batch is padded to the smallest that holds its longest text
+                (`keras_mtsa.data.buckets`). ``None``: every batch is padded to ``max_length``.
             name: Module name.
         """
         super().__init__(name=name)
-        if not isinstance(subwords, bool):
-            raise ValueError(f"subwords must be True or False, got {subwords!r}.")
+        check.boolean("subwords", subwords)
         _check_case_fallback(case_fallback, lower_case, subwords)
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive int, got {max_length!r}.")
+            raise ValueError(
+                f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
+            )
         if max_input_bytes is None:
             max_input_bytes = _DEFAULT_BYTES_PER_TOKEN * max_length
         if not isinstance(max_input_bytes, int) or max_input_bytes < 1:
             raise ValueError(
-                f"max_input_bytes must be a positive int or None, got {max_input_bytes!r}."
+                "`max_input_bytes` must be a positive integer or None. "
+                f"Received: max_input_bytes={max_input_bytes!r}"
             )
         vocabulary_file = os.fspath(vocabulary_file)
         tokens = read_vocabulary(vocabulary_file)
@@ -429,7 +439,8 @@ class TextPreprocessor(tf.Module):
         self.subwords = subwords
         self.case_fallback = case_fallback
         if subwords:
-            # String pieces (unknown words as "[UNK]"), looked up in the same table as whole words are.
+            # String pieces (unknown words as "[UNK]"), looked up in the same table as whole words
+            # are.
             self._wordpiece = tf_text.WordpieceTokenizer(
                 self._table,
                 suffix_indicator=SUBWORD_PREFIX,
@@ -459,8 +470,8 @@ class TextPreprocessor(tf.Module):
         Args:
             texts: Iterable of training texts.
             vocabulary_file: Path to write the vocabulary to.
-            max_length: See `__init__`; ``None`` fits it to the texts (`fitting_max_length` of the
-                longest one, counted in the preprocessor's own tokens or subwords).
+            max_length: See `__init__`; ``None`` fits it to the texts (`fitting_max_length` of
+                the longest one, counted in the preprocessor's own tokens or subwords).
             max_size: See `build_vocabulary`.
             min_count: See `build_vocabulary`.
             lower_case: Used for both the vocabulary and the preprocessor.
@@ -468,8 +479,8 @@ class TextPreprocessor(tf.Module):
             subwords: Learn a WordPiece vocabulary (`build_wordpiece_vocabulary`,
                 ``max_size`` its target size) instead of a word vocabulary.
             case_fallback: See `__init__` and `build_vocabulary`.
-            bucket_boundaries: See `__init__`; ``"auto"`` chooses them from the lengths of ``texts``
-                (`keras_mtsa.data.buckets.choose_bucket_boundaries`).
+            bucket_boundaries: See `__init__`; ``"auto"`` chooses them from the lengths of
+                ``texts`` (`keras_mtsa.data.buckets.choose_bucket_boundaries`).
             name: Module name.
 
         Returns:
@@ -499,7 +510,8 @@ class TextPreprocessor(tf.Module):
         )
         auto_buckets = isinstance(bucket_boundaries, str) and bucket_boundaries == "auto"
         if max_length is None or auto_buckets:
-            # Tokenizing does not depend on max_length, so a provisional preprocessor can count the tokens.
+            # Tokenizing does not depend on max_length, so a provisional preprocessor can count
+            # the tokens.
             counts = _token_counts(cls(vocabulary_file, AUTO_MAX_LENGTH_LIMIT, **options), texts)
             if max_length is None:
                 max_length = fitting_max_length(int(counts.max(initial=0)))
@@ -521,16 +533,19 @@ class TextPreprocessor(tf.Module):
         }
 
     def token_counts(self, texts):
-        """The number of ids each of ``texts`` gets (its tokens, at most ``max_length``), as numpy int64."""
+        """The number of ids each of ``texts`` gets (its tokens, at most ``max_length``), as
+        numpy int64."""
         return np.minimum(_token_counts(self, texts), self.max_length)
 
     def bucket_indices(self, texts):
-        """The index in ``bucket_boundaries`` of the bucket each of ``texts`` is padded to on its own."""
+        """The index in ``bucket_boundaries`` of the bucket each of ``texts`` is padded to on
+        its own."""
         return bucket_index(self.token_counts(texts), self.bucket_boundaries)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
-        """Returns the string tokens (or subwords) of each text, as a ``[batch, (tokens)]`` RaggedTensor."""
+        """Returns the string tokens (or subwords) of each text, as a ``[batch, (tokens)]``
+        RaggedTensor."""
         return self._tokens(texts)
 
     def _tokens(self, texts):
@@ -547,9 +562,10 @@ class TextPreprocessor(tf.Module):
             texts: ``tf.string`` tensor of shape ``[batch]``; any bytes.
 
         Returns:
-            ``tf.int32`` tensor of shape ``[batch, length]``: ids of the first ``max_length`` tokens,
-            then ``PAD_ID``; ``length`` is the smallest of ``bucket_boundaries`` that holds the batch's
-            longest text (static ``max_length`` with the single bucket ``(max_length,)``).
+            ``tf.int32`` tensor of shape ``[batch, length]``: ids of the first ``max_length``
+            tokens, then ``PAD_ID``; ``length`` is the smallest of ``bucket_boundaries`` that holds
+            the batch's longest text (static ``max_length`` with the single bucket
+            ``(max_length,)``).
         """
         ids = tf.ragged.map_flat_values(self._lookup, self._tokens(texts))
         ids = tf.cast(ids, tf.int32)

@@ -36,6 +36,8 @@ import random
 import re
 from typing import ClassVar
 
+from keras_mtsa.ops import _checks as check
+
 __all__ = [
     "FORMATS",
     "DataFormatError",
@@ -122,12 +124,17 @@ class TextPairData:
 def _check_example_fields(data):
     lengths = {name: len(getattr(data, name)) for name in data._example_fields}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"Per-example fields must have equal lengths, got {lengths}.")
+        names = [f"`{name}`" for name in lengths]
+        received = ", ".join(f"len({name})={length}" for name, length in lengths.items())
+        raise ValueError(
+            f"{', '.join(names[:-1])} and {names[-1]} must have equal lengths (one entry per "
+            f"example). Received: {received}"
+        )
     bad = [label for label in data.labels if not 0 <= label < len(data.label_names)]
     if bad:
         raise ValueError(
-            f"labels must be ids in [0, {len(data.label_names)}) to index "
-            f"label_names={data.label_names!r}; got {sorted(set(bad))[:10]}."
+            f"`labels` must be ids in [0, {len(data.label_names)}) to index "
+            f"label_names={data.label_names!r}. Received: labels containing {sorted(set(bad))[:10]}"
         )
 
 
@@ -153,8 +160,7 @@ class _ErrorPolicy:
     """Raises or counts DataFormatErrors according to ``on_error``."""
 
     def __init__(self, on_error):
-        if on_error not in ON_ERROR_VALUES:
-            raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}.")
+        check.choice("on_error", on_error, ON_ERROR_VALUES)
         self.raise_errors = on_error == "raise"
         self.skipped = 0
 
@@ -218,11 +224,14 @@ def _check_label_names(label_names):
         or not all(isinstance(name, str) and name for name in label_names)
     ):
         raise ValueError(
-            f"label_names must be a non-empty sequence of non-empty strings, got {label_names!r}."
+            "`label_names` must be a non-empty sequence of non-empty strings. "
+            f"Received: label_names={label_names!r}"
         )
     label_names = list(label_names)
     if len(set(label_names)) != len(label_names):
-        raise ValueError(f"label_names must not contain duplicates, got {label_names!r}.")
+        raise ValueError(
+            f"`label_names` must not contain duplicates. Received: label_names={label_names!r}"
+        )
     return label_names
 
 
@@ -359,8 +368,7 @@ def read_trec(path, *, trec_labels="coarse", label_names=None, on_error="raise",
     Returns:
         A `TextClassificationData`.
     """
-    if trec_labels not in TREC_LABEL_LEVELS:
-        raise ValueError(f"trec_labels must be one of {TREC_LABEL_LEVELS}, got {trec_labels!r}.")
+    check.choice("trec_labels", trec_labels, TREC_LABEL_LEVELS)
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names)
     records = _collect(
@@ -400,8 +408,7 @@ def read_delimited(
     Returns:
         A `TextClassificationData`.
     """
-    if delimiter not in (",", "\t"):
-        raise ValueError(f"delimiter must be ',' or '\\t', got {delimiter!r}.")
+    check.choice("delimiter", delimiter, (",", "\t"))
     policy = _ErrorPolicy(on_error)
     label_names = _check_label_names(label_names)
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
@@ -413,7 +420,8 @@ def read_delimited(
     for argument, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in header:
             raise ValueError(
-                f"{argument}={column!r} is not a column of {os.fspath(path)}; its header is {header!r}."
+                f"{argument}={column!r} is not a column of {os.fspath(path)}; "
+                f"its header is {header!r}."
             )
     text_index, label_index = header.index(text_column), header.index(label_column)
 
@@ -483,7 +491,8 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
     if split is not None:
         if not isinstance(split, str) or split.upper() not in SICK_SPLITS:
             raise ValueError(
-                f"split must be None or one of {SICK_SPLITS} (any case), got {split!r}."
+                f"`split` must be None or one of {SICK_SPLITS} (any case). "
+                f"Received: split={split!r}"
             )
         split = split.upper()
     policy = _ErrorPolicy(on_error)
@@ -498,7 +507,8 @@ def read_sick(path, *, split=None, label_names=None, on_error="raise", encoding=
         raise DataFormatError(
             path,
             header_line_number,
-            "expected a tab-separated header with sentence_A, sentence_B and entailment_judgment or entailment_label",
+            "expected a tab-separated header with sentence_A, sentence_B and "
+            "entailment_judgment or entailment_label",
             header_line,
         )
     if split is not None and "SemEval_set" not in header:
@@ -620,8 +630,7 @@ def read_dataset(
         FileNotFoundError: ``path`` does not exist.
         DataFormatError: A line is malformed and ``on_error="raise"``.
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    check.choice("format", format, FORMATS)
     reader, accepted = _options_for(format)
     given = {
         "trec_labels": trec_labels,
@@ -656,7 +665,9 @@ def split_dev(data, fraction=0.1, seed=0):
         ValueError: ``fraction`` is out of range, or either part would be empty.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction!r}.")
+        raise ValueError(
+            f"`fraction` must be strictly between 0 and 1. Received: fraction={fraction!r}"
+        )
     dev_size = round(fraction * len(data))
     if not 0 < dev_size < len(data):
         raise ValueError(
@@ -678,7 +689,8 @@ def split_dev(data, fraction=0.1, seed=0):
 
 
 def join_splits(first, second):
-    """The examples of ``first`` followed by those of ``second``, e.g. train and dev for a final refit.
+    """The examples of ``first`` followed by those of ``second``, e.g. train and dev for a
+    final refit.
 
     Args:
         first: `TextClassificationData` or `TextPairData`.
@@ -694,7 +706,8 @@ def join_splits(first, second):
         raise ValueError(f"Cannot join {type(first).__name__} and {type(second).__name__}.")
     if list(first.label_names) != list(second.label_names):
         raise ValueError(
-            f"Cannot join splits with different label names: {first.label_names} and {second.label_names}."
+            "Cannot join splits with different label names: "
+            f"{first.label_names} and {second.label_names}."
         )
     changes = {name: getattr(first, name) + getattr(second, name) for name in first._example_fields}
     for field in dataclasses.fields(first):
