@@ -26,6 +26,11 @@ from keras_mtsa.data.readers import read_sick
 from keras_mtsa.data.readers import read_snli
 from keras_mtsa.data.readers import read_trec
 from keras_mtsa.data.readers import split_dev
+from keras_mtsa.data.word_vectors import EmbeddingRows
+from keras_mtsa.data.word_vectors import WordVectors
+from keras_mtsa.data.word_vectors import embedding_rows
+from keras_mtsa.data.word_vectors import peek_word_vector_dim
+from keras_mtsa.data.word_vectors import read_word_vectors
 
 __all__ = [
     "FORMATS",
@@ -33,17 +38,21 @@ __all__ = [
     "RESERVED_TOKENS",
     "UNK_ID",
     "DataFormatError",
+    "EmbeddingRows",
     "TextClassificationData",
     "TextPairData",
     "TextPreprocessor",
+    "WordVectors",
     "build_vocabulary",
     "build_wordpiece_vocabulary",
     "choose_bucket_boundaries",
     "compute_max_length",
+    "embedding_rows",
     "fitting_max_length",
     "join_splits",
     "make_classification_dataset",
     "make_pair_dataset",
+    "peek_word_vector_dim",
     "read_dataset",
     "read_delimited",
     "read_labeled_lines",
@@ -51,6 +60,7 @@ __all__ = [
     "read_snli",
     "read_trec",
     "read_vocabulary",
+    "read_word_vectors",
     "split_dev",
     "tokenize",
     "write_vocabulary",
