@@ -64,13 +64,13 @@ PADDINGS = (
 ROUNDS = 3
 
 
-def _arguments(dataset, buckets, output_dir):
-    from keras_mtsa.training import build_argument_parser
+def _config(dataset, buckets, output_dir):
+    from keras_mtsa.training import config_from_argv
 
     paths = [os.path.join(DATA, value) if "/" in value else value for value in DATASETS[dataset]]
-    return build_argument_parser().parse_args(
+    return config_from_argv(
         [*paths, "--buckets", buckets, "--output-dir", output_dir, "--seed", "1"]
-    )
+    ).resolve()
 
 
 def worker(dataset, buckets, epochs, serving, requests):
@@ -79,19 +79,22 @@ def worker(dataset, buckets, epochs, serving, requests):
     import numpy as np
     import tensorflow as tf
 
-    from keras_mtsa import training
+    from keras_mtsa.training import environment
+    from keras_mtsa.training import job
+    from keras_mtsa.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as scratch:
-        args = _arguments(dataset, buckets, scratch)
-        args.learning_rate = training.DEFAULT_LEARNING_RATES[args.optimizer]
-        keras.utils.set_random_seed(args.seed)
-        training._set_op_determinism(args.deterministic)
-        job = training._Job(args, False, tf.distribute.get_strategy())
-        train_data, _, _ = training._read_splits(args, False)
-        preprocessor = job.preprocessor(train_data, scratch)
-        model = job.model(len(train_data.label_names), preprocessor, len(train_data))
-        dataset_ = job.training_dataset(train_data, preprocessor, os.path.join(scratch, "backup"))
-        steps = job.steps_per_epoch(len(train_data))
+        config = _config(dataset, buckets, scratch)
+        keras.utils.set_random_seed(config.run.seed)
+        environment.set_op_determinism(config.run.deterministic)
+        trainer = Trainer(config, False, tf.distribute.get_strategy())
+        train_data, _, _ = job.read_splits(config.data, False, config.run.seed)
+        preprocessor = trainer.preprocessor(train_data, scratch)
+        model = trainer.model(len(train_data.label_names), preprocessor, len(train_data))
+        dataset_ = trainer.training_dataset(
+            train_data, preprocessor, os.path.join(scratch, "backup")
+        )
+        steps = trainer.steps_per_epoch(len(train_data))
         shapes = set()
         for ids, _ in dataset_.take(steps):
             shapes.add(tuple(ids.shape))

@@ -9,6 +9,8 @@ the feed-forward first and has no fusion gate), or one of two baselines with the
 (`encoder="cnn"`).
 """
 
+import numbers
+
 import keras
 from keras import layers
 from keras import ops
@@ -17,6 +19,8 @@ from keras_mtsa.layers import MTSA
 from keras_mtsa.layers import MTSAEncoderBlock
 from keras_mtsa.layers import Source2TokenPooling
 from keras_mtsa.layers.mtsa import FUSION_GATES
+from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
+from keras_mtsa.layers.pretrained_embedding import PretrainedEmbedding
 from keras_mtsa.ops import _checks as check
 
 ENCODERS = ("mtsa", "mha", "cnn")
@@ -213,6 +217,98 @@ def default_token2token_activation(num_blocks):
     return "exp" if num_blocks else "sigmoid"
 
 
+def check_encoder_arguments(
+    *,
+    encoder,
+    max_length,
+    embedding_dim,
+    embedding_scale,
+    num_heads,
+    head_dim,
+    num_blocks,
+    conv_window,
+    token2token_activation,
+    fusion_gate,
+    dropout,
+    dropout_sites,
+    attention_dropout,
+    token_dropout,
+    l2,
+):
+    """The encoder's rules, in one place: `build_sentence_encoder` and the training config both apply them.
+
+    Args:
+        As `build_sentence_encoder`; `max_length` may be None (not fitted yet), which skips its check.
+
+    Returns:
+        `(head_dim, token2token_activation)` with their defaults resolved.
+
+    Raises:
+        ValueError: an argument is out of range, or options that do not go together (naming them).
+    """
+    check.choice("encoder", encoder, ENCODERS)
+    max_length = check.positive_int("max_length", max_length, allow_none=True)
+    embedding_dim = check.positive_int("embedding_dim", embedding_dim)
+    if (
+        isinstance(embedding_scale, bool)
+        or not isinstance(embedding_scale, numbers.Real)
+        or not embedding_scale > 0
+    ):
+        raise ValueError(
+            f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}"
+        )
+    num_heads = check.positive_int("num_heads", num_heads)
+    if encoder == "cnn":
+        if head_dim is not None:  # rather than silently ignored
+            raise ValueError(
+                f"`head_dim` does not apply to encoder='cnn'. Received: head_dim={head_dim!r}"
+            )
+    elif head_dim is None:
+        if embedding_dim % num_heads:
+            raise ValueError(
+                f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads}) "
+                "unless `head_dim` is given."
+            )
+        head_dim = embedding_dim // num_heads
+    else:
+        head_dim = check.positive_int("head_dim", head_dim)
+    num_blocks = check.non_negative_int("num_blocks", num_blocks)
+    if num_blocks and encoder != "mtsa":
+        raise ValueError(
+            f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}"
+        )
+    conv_window = check.non_negative_int("conv_window", conv_window)
+    if conv_window and encoder != "mtsa":
+        raise ValueError(
+            f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}"
+        )
+    if token2token_activation is None:
+        token2token_activation = default_token2token_activation(num_blocks)
+    check.choice("token2token_activation", token2token_activation, TOKEN2TOKEN_ACTIVATIONS)
+    check.choice("fusion_gate", fusion_gate, FUSION_GATES)
+    check.choice("dropout_sites", dropout_sites, DROPOUT_SITES)
+    if dropout_sites == "authors" and (encoder != "mtsa" or num_blocks or conv_window):
+        raise ValueError(
+            "`dropout_sites='authors'` needs the single MTSA layer (encoder='mtsa', num_blocks=0, "
+            f"conv_window=0). Received: encoder={encoder!r}, num_blocks={num_blocks}, "
+            f"conv_window={conv_window}"
+        )
+    for name, value in (
+        ("dropout", dropout),
+        ("attention_dropout", attention_dropout),
+        ("token_dropout", token_dropout),
+    ):
+        check.rate(name, value)
+    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not l2 >= 0:
+        raise ValueError(f"`l2` must be a non-negative number. Received: l2={l2!r}")
+    if encoder == "cnn" and max_length is not None and max_length < max(CNN_WINDOWS):
+        raise ValueError(
+            f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "
+            f"Received: max_length={max_length}"
+        )
+    return head_dim, token2token_activation
+
+
 def build_sentence_encoder(
     *,
     vocabulary_size,
@@ -232,6 +328,7 @@ def build_sentence_encoder(
     attention_dropout=0.0,
     token_dropout=0.0,
     l2=0.0,
+    frozen_rows=0,
     name="sentence_encoder",
 ):
     """Token ids (batch, length) -> sentence vectors, as a `keras.Model`.
@@ -273,57 +370,30 @@ def build_sentence_encoder(
         token_dropout: probability of replacing a token by the unknown token while training.
         l2: L2 weight decay on every kernel of the encoder (not the embeddings or biases): Keras's
             `L2(l2)`, i.e. the authors' `wd * tf.nn.l2_loss(W)` with wd = 2 * l2.
+        frozen_rows: rows of the embedding table after the first `vocabulary_size` that never train (the
+            pretrained vectors of words outside the training vocabulary, set by the caller after building;
+            see `keras_mtsa.layers.PretrainedEmbedding`); 0 for one trainable `keras.layers.Embedding`.
         name: the sub-model's name.
     """
-    check.choice("encoder", encoder, ENCODERS)
     vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
-    max_length = check.positive_int("max_length", max_length)
-    embedding_dim = check.positive_int("embedding_dim", embedding_dim)
-    num_heads = check.positive_int("num_heads", num_heads)
-    if encoder == "cnn":
-        if head_dim is not None:  # rather than silently ignored
-            raise ValueError(
-                f"`head_dim` does not apply to encoder='cnn'. Received: head_dim={head_dim!r}"
-            )
-    elif head_dim is None:
-        if embedding_dim % num_heads:
-            raise ValueError(
-                f"`embedding_dim` ({embedding_dim}) must be divisible by `num_heads` ({num_heads}) "
-                "unless `head_dim` is given."
-            )
-        head_dim = embedding_dim // num_heads
-    else:
-        head_dim = check.positive_int("head_dim", head_dim)
-    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
-        raise ValueError(
-            f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks!r}"
-        )
-    if num_blocks and encoder != "mtsa":
-        raise ValueError(
-            f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}"
-        )
-    if isinstance(conv_window, bool) or not isinstance(conv_window, int) or conv_window < 0:
-        raise ValueError(
-            f"`conv_window` must be a non-negative integer. Received: conv_window={conv_window!r}"
-        )
-    if conv_window and encoder != "mtsa":
-        raise ValueError(
-            f"`conv_window` feeds MTSA and needs encoder='mtsa'. Received: encoder={encoder!r}"
-        )
-    check.choice("fusion_gate", fusion_gate, FUSION_GATES)
-    check.choice("dropout_sites", dropout_sites, DROPOUT_SITES)
-    if dropout_sites == "authors" and (encoder != "mtsa" or num_blocks or conv_window):
-        raise ValueError(
-            "`dropout_sites='authors'` needs the single MTSA layer (encoder='mtsa', num_blocks=0, "
-            f"conv_window=0). Received: encoder={encoder!r}, num_blocks={num_blocks}, conv_window={conv_window}"
-        )
-    if token2token_activation is None:
-        token2token_activation = default_token2token_activation(num_blocks)
-    if encoder == "cnn" and max_length < max(CNN_WINDOWS):
-        raise ValueError(
-            f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "
-            f"Received: max_length={max_length}"
-        )
+    frozen_rows = check.non_negative_int("frozen_rows", frozen_rows)
+    head_dim, token2token_activation = check_encoder_arguments(
+        encoder=encoder,
+        max_length=max_length,
+        embedding_dim=embedding_dim,
+        embedding_scale=embedding_scale,
+        num_heads=num_heads,
+        head_dim=head_dim,
+        num_blocks=num_blocks,
+        conv_window=conv_window,
+        token2token_activation=token2token_activation,
+        fusion_gate=fusion_gate,
+        dropout=dropout,
+        dropout_sites=dropout_sites,
+        attention_dropout=attention_dropout,
+        token_dropout=token_dropout,
+        l2=l2,
+    )
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
     # Any padded length up to max_length: batches are padded to their length bucket, and every encoder but
@@ -332,22 +402,25 @@ def build_sentence_encoder(
         (max_length if encoder == "cnn" else None,), dtype="int32", name="token_ids"
     )
     x = TokenDropout(token_dropout, name="token_dropout")(token_ids) if token_dropout else token_ids
-    if (
-        isinstance(embedding_scale, bool)
-        or not isinstance(embedding_scale, (int, float))
-        or embedding_scale <= 0
-    ):
-        raise ValueError(
-            f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}"
-        )
     initializer = keras.initializers.RandomUniform(-embedding_scale, embedding_scale)
-    x = layers.Embedding(
-        vocabulary_size,
-        embedding_dim,
-        embeddings_initializer=initializer,
-        mask_zero=True,
-        name="embedding",
-    )(x)
+    if frozen_rows:
+        embedding = PretrainedEmbedding(
+            vocabulary_size,
+            frozen_rows,
+            embedding_dim,
+            embeddings_initializer=initializer,
+            mask_zero=True,
+            name="embedding",
+        )
+    else:
+        embedding = layers.Embedding(
+            vocabulary_size,
+            embedding_dim,
+            embeddings_initializer=initializer,
+            mask_zero=True,
+            name="embedding",
+        )
+    x = embedding(x)
     authors_sites = dropout_sites == "authors"
     if not authors_sites:
         x = layers.Dropout(dropout, name="embedding_dropout")(x)

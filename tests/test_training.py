@@ -13,12 +13,14 @@ import csv
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -491,21 +493,55 @@ class _SimulatedCrash(Exception):
     pass
 
 
-def _crash_before_epoch(monkeypatch, crash_epoch):
-    """Makes the next run raise `_SimulatedCrash` when it reaches epoch `crash_epoch` (after earlier backups)."""
-    tensorboard = keras.callbacks.TensorBoard
+class _CrashBeforeEpoch(keras.callbacks.Callback):
+    """Raises `_SimulatedCrash` when the run reaches epoch `epoch` (after the earlier epochs' backups)."""
 
-    class CrashBeforeEpoch(tensorboard):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == crash_epoch:
-                raise _SimulatedCrash
-            super().on_epoch_begin(epoch, logs)
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
 
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashBeforeEpoch)
-    return tensorboard
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _SimulatedCrash
 
 
-def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monkeypatch):
+class _RecordEpochs(keras.callbacks.Callback):
+    """Records (fit number, epoch) of every epoch that the run trains."""
+
+    def __init__(self):
+        super().__init__()
+        self.fits, self.epochs = 0, []
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append((self.fits, epoch))
+
+    @property
+    def trained(self):
+        return [epoch for _, epoch in self.epochs]
+
+
+def _train(argv, callbacks=(), pair=False):
+    """Runs the job of a command line through the library API, with more callbacks (for crashes)."""
+    config = training.config_from_argv(argv, pair=pair)
+    return (training.train_pair if pair else training.train)(config, callbacks=callbacks)
+
+
+def _cli_error(argv, capsys, pair=False):
+    """The one-line message of a command line that the job refuses (exit code 2, no traceback)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        main(argv, pair=pair)
+    assert error.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if ": error: " in line]
+    return line
+
+
+def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
     """After a resume, `best.weights.h5` is replaced only by an epoch better than every earlier one."""
     train, dev, test = _demo_corpus(tmp_path, sizes=(160, 64, 32))
     output_dir = tmp_path / "run"
@@ -515,21 +551,18 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
         "--learning-rate", "0.01", "--verbose", "0", *TINY,
     ]  # fmt: skip
     best_weights = output_dir / "best.weights.h5"
-    tensorboard = _crash_before_epoch(monkeypatch, 2)
     with pytest.raises(_SimulatedCrash):
-        main(argv)
+        _train(argv, [_CrashBeforeEpoch(2)])
     assert len(_read_history(output_dir)) == 2 and (output_dir / "backup").is_dir()
     saved = best_weights.stat().st_mtime_ns
 
-    class FrozenAfterResume(tensorboard):
+    class FrozenAfterResume(keras.callbacks.Callback):
         """The resumed epochs learn nothing, so none of them beats the best epoch before the crash."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.model.optimizer.learning_rate.assign(0.0)
-            super().on_epoch_begin(epoch, logs)
 
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", FrozenAfterResume)
-    assert main(argv) == 0
+    _train(argv, [FrozenAfterResume()])
     rows = _read_history(output_dir)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
     assert best_weights.stat().st_mtime_ns == saved, (
@@ -542,7 +575,7 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path, monk
     )
 
 
-def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, monkeypatch):
+def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path):
     """Epoch k's batches depend only on --seed and k: a run that crashed before its third epoch and was
     resumed ends with the weights of the run that never stopped (dropout off, so that only the data order
     and the restored weights and optimizer state decide them)."""
@@ -550,10 +583,8 @@ def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, 
     argv += ["--dropout", "0", "--token-dropout", "0", "--buckets", "8,16"]
     whole = tmp_path / "whole"
     assert main([*argv, "--output-dir", str(whole)]) == 0
-    tensorboard = _crash_before_epoch(monkeypatch, 2)
     with pytest.raises(_SimulatedCrash):
-        main(argv)
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", tensorboard)
+        _train(argv, [_CrashBeforeEpoch(2)])
     assert main(argv) == 0
     resumed, uninterrupted = _read_history(output_dir), _read_history(whole)
     assert (
@@ -572,18 +603,6 @@ def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path, 
         np.testing.assert_allclose(weights[name], expected[name], atol=1e-6, err_msg=name)
 
 
-def _record_trained_epochs(monkeypatch, tensorboard):
-    trained = []
-
-    class Recording(tensorboard):
-        def on_epoch_begin(self, epoch, logs=None):
-            trained.append(epoch)
-            super().on_epoch_begin(epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", Recording)
-    return trained
-
-
 def _small_run_argv(tmp_path, epochs):
     """A command line training a tiny model on the demo corpus, and its output directory."""
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
@@ -595,48 +614,47 @@ def _small_run_argv(tmp_path, epochs):
     return argv, output_dir
 
 
-def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
+def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=3)
-    tensorboard = _crash_before_epoch(monkeypatch, 1)
     with pytest.raises(_SimulatedCrash):
-        main(argv)
+        _train(argv, [_CrashBeforeEpoch(1)])
 
     # Its backup holds another model's weights (another seed; another width would not even load).
-    with pytest.raises(SystemExit, match=r"--output-dir .* holds an unfinished run with other settings "
-                       r"\(--seed 1 there, 2 now\): rerun that command"):  # fmt: skip
-        main(argv + ["--seed", "2"])
-    with pytest.raises(SystemExit, match=r"--refit False there, True now"):
-        main(argv + ["--refit"])
+    assert re.search(r"--output-dir .* holds an unfinished run with other settings "
+                     r"\(--seed 1 there, 2 now\): rerun that command",
+                     _cli_error(argv + ["--seed", "2"], capsys))  # fmt: skip
+    assert "--refit False there, True now" in _cli_error(argv + ["--refit"], capsys)
 
-    trained = _record_trained_epochs(monkeypatch, tensorboard)
-    assert main(argv + ["--verbose", "2", "--no-deterministic"]) == 0  # how it runs may change
-    assert trained == [1, 2], "the same settings resume the run"
+    recorder = _RecordEpochs()
+    _train(argv + ["--verbose", "2", "--no-deterministic"], [recorder])  # how it runs may change
+    assert recorder.trained == [1, 2], "the same settings resume the run"
     assert main(argv + ["--seed", "2"]) == 0, "a finished run does not hold its output directory"
     assert _read_metrics(output_dir)["settings"]["seed"] == 2
 
 
 def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gate_joint(
-    tmp_path, monkeypatch
+    tmp_path, capsys
 ):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
-    tensorboard = _crash_before_epoch(monkeypatch, 1)
     with pytest.raises(_SimulatedCrash):
-        main(argv + ["--fusion-gate", "joint"])
+        _train(argv + ["--fusion-gate", "joint"], [_CrashBeforeEpoch(1)])
     settings_path = os.path.join(output_dir, "run_settings.json")
     settings = json.load(open(settings_path))
     for key in (
         "fusion_gate",
         "dropout_sites",
         "epsilon",
+        "head",
+        "embeddings",
+        "freeze_embeddings",
     ):  # as the package wrote them before these options
         del settings[key]
     json.dump(settings, open(settings_path, "w"))
 
-    with pytest.raises(SystemExit, match=r"--fusion-gate 'joint' there, 'per_head' now"):
-        main(argv)
-    trained = _record_trained_epochs(monkeypatch, tensorboard)
-    assert main(argv + ["--fusion-gate", "joint"]) == 0
-    assert trained == [1]
+    assert "--fusion-gate 'joint' there, 'per_head' now" in _cli_error(argv, capsys)
+    recorder = _RecordEpochs()
+    _train(argv + ["--fusion-gate", "joint"], [recorder])
+    assert recorder.trained == [1]
 
 
 def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
@@ -676,26 +694,22 @@ def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
     assert _read_metrics(output_dir)["settings"]["head"] == "highway"
 
 
-def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(
-    tmp_path, monkeypatch
-):
+def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     train = argv[argv.index("--train") + 1]
-    tensorboard = _crash_before_epoch(monkeypatch, 1)
     with pytest.raises(_SimulatedCrash):
-        main(argv)
+        _train(argv, [_CrashBeforeEpoch(1)])
 
     with open(train, "rb") as file:
         original = file.read()
     _write_lines(train, [original.split(b"\n", 1)[1]])  # the same path, one example fewer
-    with pytest.raises(SystemExit, match=rf"--output-dir {output_dir} holds an unfinished run made from other "
-                       rf"data \(--train {train} changed since\): restore the file"):  # fmt: skip
-        main(argv)
+    assert (f"--output-dir {output_dir} holds an unfinished run made from other data (--train {train} "
+            "changed since): restore the file") in _cli_error(argv, capsys)  # fmt: skip
 
     _write_lines(train, [original])
-    trained = _record_trained_epochs(monkeypatch, tensorboard)
-    assert main(argv) == 0
-    assert trained == [1], "the restored file resumes the run"
+    recorder = _RecordEpochs()
+    _train(argv, [recorder])
+    assert recorder.trained == [1], "the restored file resumes the run"
 
 
 def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, monkeypatch):
@@ -711,9 +725,9 @@ def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, mo
     assert not (output_dir / "metrics.json").exists() and (output_dir / "backup").is_dir()
 
     monkeypatch.setattr(keras.Model, "save", save)
-    trained = _record_trained_epochs(monkeypatch, keras.callbacks.TensorBoard)
-    assert main(argv) == 0
-    assert trained == [], "the rerun trained again"
+    recorder = _RecordEpochs()
+    _train(argv, [recorder])
+    assert recorder.trained == [], "the rerun trained again"
     assert [int(row["epoch"]) for row in _read_history(output_dir)] == [0, 1]
     assert _read_metrics(output_dir)["epochs_run"] == 2
     assert not (output_dir / "backup").exists(), "a finished job leaves no backup"
@@ -771,7 +785,7 @@ def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(t
     )
 
 
-def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, monkeypatch):
+def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path):
     argv, output_dir = _refit_argv(tmp_path)
     del argv[
         argv.index("--max-length") : argv.index("--max-length") + 2
@@ -779,17 +793,19 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
     dev = argv[argv.index("--dev") + 1]
     with open(dev, "a", encoding="utf-8") as file:
         file.write("1 " + "the plot is great " * 10 + "\n")  # longer than every training text
-    tensorboard = keras.callbacks.TensorBoard
 
-    class CrashAfterFirstRefitEpoch(tensorboard):
+    class CrashAfterFirstRefitEpoch(keras.callbacks.Callback):
+        fits = 0
+
+        def on_train_begin(self, logs=None):
+            self.fits += 1
+
         def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if self.log_dir.endswith("refit"):  # after BackupAndRestore has saved epoch 0
+            if self.fits == 2:  # the refit, after BackupAndRestore has saved its epoch 0
                 raise _SimulatedCrash
 
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", CrashAfterFirstRefitEpoch)
     with pytest.raises(_SimulatedCrash):
-        main(argv)
+        _train(argv, [CrashAfterFirstRefitEpoch()])
     assert (output_dir / "selection" / "selection.json").exists() and (
         output_dir / "refit_backup"
     ).is_dir()
@@ -799,20 +815,12 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path, 
     assert fitted_length < 40, "the long dev text did not set the length"
     assert fitted_buckets.split(",")[-1] == str(fitted_length)
 
-    trained = []  # (log dir, epoch) of every epoch the rerun trains
-
-    class Recording(tensorboard):
-        def on_epoch_begin(self, epoch, logs=None):
-            trained.append((os.path.basename(self.log_dir), epoch))
-            super().on_epoch_begin(epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks, "TensorBoard", Recording)
-    assert main(argv) == 0
+    recorder = _RecordEpochs()
+    _train(argv, [recorder])
 
     metrics = _read_metrics(output_dir)
-    assert trained == [("refit", epoch) for epoch in range(1, metrics["best_epoch"])], (
-        "only the rest of the refit"
-    )
+    # One fit, the refit's (its epochs are the selection's choice), and only the rest of it.
+    assert recorder.epochs == [(1, epoch) for epoch in range(1, metrics["best_epoch"])]
     assert (output_dir / "selection" / "history.csv").read_bytes() == selection_history
     assert metrics["refit"]["epochs"] == metrics["best_epoch"]
     with open(output_dir / "refit_history.csv", newline="") as file:
@@ -860,7 +868,7 @@ def test_early_stopping_patience_goes_on_across_a_resume(scores, epochs_until_st
 
 def test_tpu_strategy_without_a_tpu_fails_clearly(corpus):
     with pytest.raises(ValueError, match=r"strategy='tpu'.*no TPU"):
-        main(corpus + ["--strategy", "tpu", "--epochs", "1"])
+        _train(corpus + ["--strategy", "tpu", "--epochs", "1"])
 
 
 def test_an_unreachable_tpu_address_fails_fast_and_names_the_address(corpus):
@@ -871,7 +879,7 @@ def test_an_unreachable_tpu_address_fails_fast_and_names_the_address(corpus):
 
     started = time.monotonic()
     with pytest.raises(ValueError, match=rf"no TPU could be used: cannot connect to {address}"):
-        main(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
+        _train(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
     assert time.monotonic() - started < 30  # TF's own TPU initialization would retry for minutes
 
 
@@ -920,7 +928,7 @@ def test_a_tpu_address_where_no_grpc_server_answers_fails_fast(corpus, monkeypat
     with _local_server(reply) as address:
         started = time.monotonic()
         with pytest.raises(ValueError, match=rf"cannot connect to {address} \({message}\)"):
-            main(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
+            _train(corpus + ["--strategy", "tpu", "--tpu", address, "--epochs", "1"])
     assert time.monotonic() - started < 30
 
 
@@ -990,6 +998,70 @@ def test_model_and_optimizer_options_train_and_reload(corpus):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
+def _write_vectors(path, words, dim, seed=0):
+    """A GloVe-style file of `words`, gzip-compressed; returns {word: vector} as float32."""
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    vectors = {word: rng.uniform(-1, 1, dim).astype(np.float32) for word in words}
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        for word, vector in vectors.items():
+            file.write(word + " " + " ".join(f"{value:.6f}" for value in vector) + "\n")
+    return {
+        word: np.float32([f"{value:.6f}" for value in vector]) for word, vector in vectors.items()
+    }
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_pretrained_vectors_start_the_embeddings_and_unseen_file_words_keep_theirs(
+    corpus, tmp_path, freeze
+):
+    # "great" and "the" are training words; "zyzzyva" and "quokka" only in the file.
+    path = str(tmp_path / "vectors.txt.gz")
+    vectors = _write_vectors(path, ["the", "great", "zyzzyva", "quokka"], dim=16)
+    argv = corpus + ["--epochs", "1", "--verbose", "0", *TINY, "--embeddings", path]
+    argv += ["--export-dir", str(tmp_path / "export"), "--freeze-embeddings"] if freeze else []
+    assert main(argv) == 0
+    output_dir = corpus[corpus.index("--output-dir") + 1]
+    metrics = _read_metrics(output_dir)
+    assert metrics["embeddings"]["training_words_found"] == 2
+    assert metrics["embeddings"]["frozen_rows"] == 2
+    assert metrics["settings"]["embeddings"] == path
+    tokens = (Path(output_dir) / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+    assert tokens[-2:] == ["zyzzyva", "quokka"], "the file's other words follow the training words"
+    assert metrics["vocabulary_size"] == len(tokens)
+    model = keras.models.load_model(os.path.join(output_dir, "model.keras"))
+    embedding = model.get_layer("sentence_encoder").get_layer("embedding")
+    assert embedding.trainable_rows == len(tokens) - 2
+    np.testing.assert_array_equal(
+        embedding.frozen_embeddings.numpy(), [vectors["zyzzyva"], vectors["quokka"]]
+    )  # frozen through training
+    great = embedding.embeddings.numpy()[tokens.index("great")]
+    if freeze:
+        np.testing.assert_array_equal(great, vectors["great"])
+    else:
+        assert not np.array_equal(great, vectors["great"]), "training words are fine-tuned"
+        assert np.abs(great - vectors["great"]).max() < 0.5
+    ids = _read_preprocessor(output_dir)(tf.constant(["zyzzyva quokka"])).numpy()[0]
+    assert list(ids[:2]) == [len(tokens) - 2, len(tokens) - 1], "unseen test words have their row"
+    if freeze:  # the export carries the whole vocabulary, on TF Serving's road
+        [export] = glob.glob(str(tmp_path / "export" / "*" / "1"))
+        [vocabulary] = glob.glob(os.path.join(export, "assets", "*vocabulary*"))
+        assert open(vocabulary, encoding="utf-8").read().splitlines() == tokens
+        texts = ["zyzzyva quokka", "xylophones kazoos"]  # file words, then two [UNK]s
+        [answer] = serving.serve(export, [("serving_default", {"text": texts})])
+        assert not np.allclose(answer["probabilities"][0], answer["probabilities"][1])
+
+
+def test_pretrained_vectors_of_another_width_exit_before_any_work(corpus, tmp_path, capsys):
+    path = str(tmp_path / "vectors.txt.gz")
+    _write_vectors(path, ["the", "great"], dim=8)
+    message = _cli_error(corpus + ["--epochs", "1", *TINY, "--embeddings", path], capsys)
+    assert "--embedding-dim must equal the width of the vectors in --embeddings (8). " \
+        "Received: --embedding-dim 16" in message  # fmt: skip
+    assert not os.path.exists(corpus[corpus.index("--output-dir") + 1])
+
+
 def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpus, tmp_path):
     argv = corpus + [
         "--epochs",
@@ -1031,14 +1103,13 @@ def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warnin
 
 
 def test_an_export_without_tensorflow_serving_api_exits_before_any_work(
-    corpus, monkeypatch, tmp_path
+    corpus, monkeypatch, tmp_path, capsys
 ):
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)
     output_dir = corpus[corpus.index("--output-dir") + 1]
-    with pytest.raises(
-        SystemExit, match=r"need tensorflow-serving-api: pip install 'tensorflow-serving-api"
-    ):
-        main(corpus + ["--export-dir", str(tmp_path / "export"), *TINY])
+    message = _cli_error(corpus + ["--export-dir", str(tmp_path / "export"), *TINY], capsys)
+    assert "--export-dir writes TF Serving warm-up requests, which need tensorflow-serving-api: " \
+        "pip install 'tensorflow-serving-api" in message  # fmt: skip
     assert not os.path.exists(output_dir)
 
 
@@ -1079,20 +1150,20 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
         (["--batch-size", "-4"], "--batch-size must be a positive integer"),
         (["--steps-per-epoch", "0"], "--steps-per-epoch must be a positive integer"),
         (["--steps-per-epoch", "-1"], "--steps-per-epoch must be a positive integer"),
-        (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
-        (["--token-dropout", "-0.1"], "--token-dropout must be in [0, 1)"),
-        (["--attention-dropout", "1.0"], "--attention-dropout must be in [0, 1)"),
+        (["--dropout", "1.0"], "--dropout must be a float in [0, 1)"),
+        (["--token-dropout", "-0.1"], "--token-dropout must be a float in [0, 1)"),
+        (["--attention-dropout", "1.0"], "--attention-dropout must be a float in [0, 1)"),
         (
             ["--case-fallback", "--no-keep-case"],
             "--case-fallback needs --keep-case and no --subwords",
         ),
         (["--min-count", "0"], "--min-count must be a positive integer"),
         (["--head-dim", "0"], "--head-dim must be a positive integer"),
-        (["--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1)"),
-        (["--ema", "-0.5"], "--ema must be in [0, 1)"),
-        (["--embedding-scale", "0"], "--embedding-scale must be positive"),
-        (["--learning-rate", "0"], "--learning-rate must be positive"),
-        (["--epsilon", "0"], "--epsilon must be positive"),
+        (["--label-smoothing", "1.0"], "--label-smoothing must be a float in [0, 1)"),
+        (["--ema", "-0.5"], "--ema must be a float in [0, 1)"),
+        (["--embedding-scale", "0"], "--embedding-scale must be a positive number"),
+        (["--learning-rate", "0"], "--learning-rate must be a positive number"),
+        (["--epsilon", "0"], "--epsilon must be a positive number"),
         (["--format", "trec"], "(--format trec: is that the file's format?)"),
         (
             ["--encoder", "cnn", "--dropout-sites", "authors"],
@@ -1115,35 +1186,43 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
             ["--encoder", "cnn", "--max-length", "4"],
             "--max-length must be at least 5 for --encoder cnn",
         ),
-        (["--conv-window", "-1"], "--conv-window must be 0 or a positive integer"),
+        (["--conv-window", "-1"], "--conv-window must be a non-negative integer"),
         (
             ["--encoder", "mha", "--conv-window", "3"],
             "--conv-window feeds MTSA and needs --encoder mtsa",
         ),
         (["--buckets", "16,8"], "--buckets must be 'auto', 'none' or increasing positive integers"),
         (["--buckets", "a,b"], "--buckets must be 'auto', 'none' or increasing positive integers"),
-        (["--buckets", "8,64", "--max-length", "32"], "at most --max-length, got '8,64'"),
+        (
+            ["--buckets", "8,64", "--max-length", "32"],
+            "--buckets must be at most --max-length. Received: --buckets 8,64, --max-length 32",
+        ),
         (["--buckets", "8,512"], "--buckets 8,512 must not exceed the fitted --max-length"),
-        (["--encoder", "cnn", "--buckets", "8,16"], "--buckets does not apply to --encoder cnn"),
-        (["--test", "/nonexistent/test.txt"], "--test: no such file"),
+        (
+            ["--encoder", "cnn", "--buckets", "8,16"],
+            "--buckets does not apply to --encoder cnn (it pads every batch to --max-length)",
+        ),
+        (
+            ["--test", "/nonexistent/test.txt"],
+            "--test must be an existing file. Received: --test /nonexistent/test.txt",
+        ),
         (
             ["--class-names", "one,two,three"],
-            "--class-names gives 3 names but the data has 2 labels",
+            "--class-names must give one name per label of the data, 2",
         ),
     ],
 )
-def test_bad_values_exit_with_a_message(corpus, extra, message):
-    with pytest.raises(SystemExit) as error:
-        main(corpus + extra)
-    assert message in str(error.value)
+def test_bad_values_exit_with_a_message(corpus, capsys, extra, message):
+    assert message in _cli_error(corpus + extra, capsys)
 
 
-def test_missing_train_file_exits_with_a_message(corpus, tmp_path):
+def test_missing_train_file_exits_with_a_message(corpus, tmp_path, capsys):
     argv = list(corpus)
-    argv[argv.index("--train") + 1] = str(tmp_path / "missing.txt")
-    with pytest.raises(SystemExit) as error:
-        main(argv)
-    assert "--train: no such file" in str(error.value)
+    missing = str(tmp_path / "missing.txt")
+    argv[argv.index("--train") + 1] = missing
+    assert f"--train must be an existing file. Received: --train {missing}" in _cli_error(
+        argv, capsys
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,302 @@
+"""The training job as a function: `train(config)` for sentences, `train_pair(config)` for sentence pairs.
+
+A job reads a dataset, learns a vocabulary (optionally extended by pretrained word vectors), builds the
+tf-text preprocessing and a functional model under a `tf.distribute` strategy, trains with dev-based model
+selection (optionally followed by a refit on train + dev for the chosen number of epochs), resumes from a
+backup after a crash, evaluates on the test file, writes `metrics.json`, TensorBoard logs and a learning
+curve plot, and optionally exports a SavedModel for TF Serving.
+"""
+
+import dataclasses
+import os
+
+from keras_mtsa.training import environment
+from keras_mtsa.training.config import ConfigError
+from keras_mtsa.training.plotting import plot_learning_curves
+from keras_mtsa.training.run_directory import RunDirectory
+from keras_mtsa.training.run_directory import best_epoch
+from keras_mtsa.training.run_directory import write_json
+from keras_mtsa.training.trainer import Trainer
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainingResult:
+    """What a job produced.
+
+    Attributes:
+        metrics: the dict written to `metrics.json` (test and dev accuracy, best epoch, settings, ...).
+        config: the resolved config the job ran (task defaults filled in).
+        max_length: the padded length the model was trained with (fitted unless given).
+        bucket_boundaries: the batches' padded lengths.
+        output_dir: the run's folder (a non-chief worker's folder below the configured one).
+        model: the final `keras.Model`.
+        preprocessor: its `keras_mtsa.data.TextPreprocessor`.
+        export_path: the exported SavedModel's version folder, or None.
+    """
+
+    metrics: dict
+    config: object
+    max_length: int
+    bucket_boundaries: tuple
+    output_dir: str
+    model: object
+    preprocessor: object
+    export_path: str | None = None
+
+    @property
+    def model_path(self):
+        return os.path.join(self.output_dir, "model.keras")
+
+
+def train(config, callbacks=()):
+    """Trains, selects on dev, evaluates and (optionally) exports a sentence classifier.
+
+    Args:
+        config: a `TrainingConfig` whose data format is a sentence format.
+        callbacks: more Keras callbacks for every fit.
+
+    Returns:
+        A `TrainingResult`.
+
+    Raises:
+        ConfigError: a setting the job cannot run with, or a missing data file.
+        keras_mtsa.data.DataFormatError: a data file that does not parse as `config.data.format`.
+        OptionalDependencyError: an export without tensorflow-serving-api.
+    """
+    return _run(config, pair=False, callbacks=callbacks)
+
+
+def train_pair(config, callbacks=()):
+    """`train` for the sentence-pair (NLI) classifier: its format is "sick" or "snli"."""
+    return _run(config, pair=True, callbacks=callbacks)
+
+
+def _run(config, pair, callbacks):
+    import keras
+
+    from keras_mtsa.data import join_splits
+    from keras_mtsa.distribute import get_strategy
+    from keras_mtsa.distribute import is_tpu
+    from keras_mtsa.distribute import worker_role
+
+    config = config.resolve(pair)
+    data_config, run = config.data, config.run
+    _check_files(config)
+    optional = environment.optional_features(export=run.export_dir is not None)
+    word_vectors = _read_word_vectors(config)  # before the data: its width is checked first
+    keras.utils.set_random_seed(run.seed)
+    environment.set_op_determinism(run.deterministic)
+    try:
+        strategy = get_strategy(run.strategy, run.tpu)
+    except ValueError as error:  # no TPU where one was asked for, or no cluster for multi-worker
+        raise ConfigError(str(error)) from None
+    role = worker_role(strategy)
+    # Only the chief writes to output_dir (and exports); each other worker keeps its checkpoints, backup
+    # and logs in a folder of its own below it, so that no two processes write the same file.
+    root = os.path.join(run.output_dir, role) if role else run.output_dir
+    precision = run.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
+    keras.config.set_dtype_policy(precision)
+    trainer = Trainer(
+        config,
+        pair,
+        strategy,
+        callbacks=callbacks,
+        tensorboard=optional["tensorboard"],
+        word_vectors=word_vectors,
+    )
+
+    train_data, dev_data, test_data = read_splits(data_config, pair, run.seed)
+    batch_size = config.optimizer.batch_size
+    if trainer.drop_remainder and len(train_data) < batch_size:
+        raise ConfigError(
+            f"`batch_size` must be at most the {len(train_data)} training examples on a TPU (every "
+            f"batch is full there). Received: batch_size={batch_size}"
+        )
+    class_names = _class_names(data_config.class_names, train_data.label_names)
+    directory = RunDirectory(root, config.optimizer.refit)
+    directory.claim(
+        config.to_flat(),
+        {"train": data_config.train, "dev": data_config.dev, "embeddings": config.model.embeddings},
+        pair,
+    )
+    selection = directory.finished_selection()
+    if selection is not None:
+        # A rerun after a crash during the refit: the selection finished before it, with these lengths.
+        trainer.fitted(selection["max_length"], selection["buckets"])
+        selection_seconds = 0.0
+        print(
+            f"Resuming the refit: the selection run already chose {selection['best_epoch']} epochs."
+        )
+    else:
+        model, preprocessor, history, selection_seconds = trainer.fit_selecting_on_dev(
+            train_data, dev_data, directory
+        )
+        dev_dataset = trainer.dataset(dev_data, preprocessor, drop_remainder=trainer.drop_remainder)
+        _, dev_accuracy = model.evaluate(dev_dataset, verbose=0)
+        selection = {
+            "dev_accuracy": float(dev_accuracy),
+            "best_epoch": best_epoch(history),
+            "epochs_run": len(history),
+            **trainer.fitted_settings,
+        }
+        if optional["plot"]:
+            plot_learning_curves(history, directory.path("learning_curves.png"))
+        if config.optimizer.refit:
+            _, test_accuracy = model.evaluate(trainer.dataset(test_data, preprocessor), verbose=0)
+            selection["test_accuracy_before_refit"] = float(test_accuracy)
+            directory.save_selection(selection)
+    refit = None
+    if config.optimizer.refit:
+        all_data = join_splits(train_data, dev_data)
+        model, preprocessor, refit_seconds = trainer.refit(
+            all_data, selection["best_epoch"], directory
+        )
+        refit = {
+            "epochs": selection["best_epoch"],
+            "examples": len(all_data),
+            "train_seconds": refit_seconds,
+        }
+
+    # The final model and its preprocessing settings, e.g. for examples/plot_attention.py.
+    model.save(directory.path("model.keras"))
+    write_json(directory.path("preprocessor.json"), preprocessor.config())
+    test_loss, test_accuracy = model.evaluate(trainer.dataset(test_data, preprocessor), verbose=0)
+    metrics = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        # Of the dev-selected model: a refit model has trained on dev, so its own dev accuracy says
+        # nothing.
+        "dev_accuracy": selection["dev_accuracy"],
+        "best_epoch": selection["best_epoch"],
+        "epochs_run": selection["epochs_run"],
+        # Fitting time of this process (selection and refit): a resumed run counts only what it trained.
+        "train_seconds_this_run": round(
+            selection_seconds + (refit["train_seconds"] if refit else 0.0), 1
+        ),
+        "examples": {"train": len(train_data), "dev": len(dev_data), "test": len(test_data)},
+        "skipped_malformed": {
+            "train": train_data.skipped,
+            "dev": dev_data.skipped,
+            "test": test_data.skipped,
+        },
+        "label_names": list(train_data.label_names),
+        "class_names": class_names,
+        "vocabulary_size": preprocessor.vocabulary_size,
+        "parameters": int(model.count_params()),
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "worker": role or "chief",
+        "dtype_policy": precision,
+        "versions": environment.versions(),
+        "settings": {**config.to_flat(), **trainer.fitted_settings, "output_dir": root},
+    }
+    if word_vectors is not None:
+        metrics["embeddings"] = _embeddings_summary(word_vectors, trainer.embedding_summary)
+    if refit:
+        refit["test_accuracy_before_refit"] = selection["test_accuracy_before_refit"]
+        metrics["refit"] = refit
+
+    metrics_file = directory.path("metrics.json")
+    write_json(metrics_file, metrics)  # before the export, so a failed export loses no results
+
+    export_path = None
+    if run.export_dir and role is None:
+        from keras_mtsa.export import export_for_serving
+
+        name = run.model_name or _default_model_name(data_config.train)
+        export_path = export_for_serving(
+            model, preprocessor, run.export_dir, model_name=name, labels=class_names, pair=pair
+        )
+        metrics["export_path"] = export_path
+        write_json(metrics_file, metrics)
+    directory.finish()
+    return TrainingResult(
+        metrics=metrics,
+        config=config,
+        max_length=trainer.max_length,
+        bucket_boundaries=tuple(preprocessor.bucket_boundaries),
+        output_dir=root,
+        model=model,
+        preprocessor=preprocessor,
+        export_path=export_path,
+    )
+
+
+def _check_files(config):
+    files = {"train": config.data.train, "test": config.data.test, "dev": config.data.dev}
+    files["embeddings"] = config.model.embeddings
+    for name, path in files.items():
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"`{name}` must be an existing file. Received: {name}={path!r}")
+
+
+def _read_word_vectors(config):
+    """The pretrained vectors of `config.model.embeddings` (None without), their width checked first."""
+    model = config.model
+    if model.embeddings is None:
+        return None
+    from keras_mtsa.data import peek_word_vector_dim
+    from keras_mtsa.data import read_word_vectors
+
+    dim = peek_word_vector_dim(model.embeddings)
+    if dim != model.embedding_dim:
+        raise ConfigError(
+            f"`embedding_dim` must equal the width of the vectors in `embeddings` ({dim}). "
+            f"Received: embedding_dim={model.embedding_dim}"
+        )
+    vectors = read_word_vectors(
+        model.embeddings, lower_case=not config.text.keep_case, progress=config.run.verbose > 0
+    )
+    print(f"{len(vectors.words)} word vectors of {dim} values read from {model.embeddings}")
+    return vectors
+
+
+def _embeddings_summary(word_vectors, summary):
+    rows = summary["rows"]
+    return {
+        "file": word_vectors.path,
+        "words_in_file": len(word_vectors.words),
+        "skipped_malformed": word_vectors.skipped,
+        "training_words_found": int(rows.found),
+        "training_words": summary["trainable_rows"] - 2,  # [PAD] and [UNK] take no vector
+        "frozen_rows": len(rows.extra_tokens),
+    }
+
+
+def read_splits(data_config, pair, seed):
+    """The train, dev and test data of a `DataConfig` (dev carved from train, seeded, without a dev file)."""
+    from keras_mtsa.data import read_dataset
+    from keras_mtsa.data import split_dev
+
+    options = dict(
+        on_error="skip" if data_config.skip_malformed else "raise",
+        label_column=data_config.label_column,
+    )
+    if data_config.format == "trec":
+        options["trec_labels"] = data_config.trec_labels
+    if data_config.format in ("tsv", "csv"):
+        options["text_column"] = data_config.text_column
+    train_data = read_dataset(data_config.train, data_config.format, **options)
+    options["label_names"] = train_data.label_names  # same ids in every split
+    test_data = read_dataset(data_config.test, data_config.format, **options)
+    if data_config.dev:
+        dev_data = read_dataset(data_config.dev, data_config.format, **options)
+    else:
+        train_data, dev_data = split_dev(train_data, fraction=0.1, seed=seed)
+    return train_data, dev_data, test_data
+
+
+def _class_names(names, label_names):
+    if not names:
+        return list(label_names)
+    if len(names) != len(label_names):
+        raise ConfigError(
+            f"`class_names` must give one name per label of the data, {len(label_names)}: "
+            f"{list(label_names)}. Received: class_names={','.join(names)!r}"
+        )
+    return list(names)
+
+
+def _default_model_name(path):
+    stem = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.lower())
