@@ -1,6 +1,9 @@
 """One benchmark configuration in one fresh process; started by benchmark.py, not meant to be run by hand.
 
-    python benchmarks/_worker.py --model {mtsa,explicit,mha,matmul} --length N --out records.jsonl ...
+    python benchmarks/_worker.py --model {mtsa,fused,explicit,mha,matmul} --length N --out records.jsonl ...
+
+"fused" is the "mtsa" layer with implementation="fused" (whatever --implementation says, which is the
+"mtsa" model's core).
 
 Writes one JSON object per line to --out as soon as each piece is measured (so a configuration killed for
 memory or time keeps what it had finished). The backend is Keras's (KERAS_BACKEND). The JAX path never
@@ -24,7 +27,9 @@ import _memory  # noqa: E402  (benchmarks/ helper, stdlib only)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True, choices=("mtsa", "explicit", "mha", "matmul"))
+    parser.add_argument(
+        "--model", required=True, choices=("mtsa", "fused", "explicit", "mha", "matmul")
+    )
     parser.add_argument("--length", type=int, default=0)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--width", type=int, default=256)
@@ -41,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--phases",
         default="fwd,train",
-        help="comma-separated subset of fwd,train (mtsa adds core_fwd,core_train)",
+        help="comma-separated subset of fwd,train (mtsa and fused add core_fwd,core_train)",
     )
     parser.add_argument("--matmul-lengths", default="512,1024")
     parser.add_argument(
@@ -69,13 +74,14 @@ def parse_args(argv=None):
         "--fusion-gate",
         choices=("per_head", "joint"),
         default="per_head",
-        help="mtsa and explicit: the MTSA layer's fusion gate",
+        help="mtsa, fused and explicit: the MTSA layer's fusion gate",
     )
     parser.add_argument(
         "--implementation",
         choices=("auto", "full", "fused"),
         default="auto",
-        help="mtsa: the layer's attention core (keras_mtsa.ops.self_attention)",
+        help="mtsa: the layer's attention core (keras_mtsa.ops.self_attention); fused always uses "
+        "'fused'",
     )
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
@@ -476,7 +482,9 @@ def main(argv=None):
     from keras_mtsa.layers import mtsa as mtsa_module
 
     x = harness.random((b, n, w), seed=1)
-    if args.model in ("mtsa", "explicit"):
+    # The attention core of the mtsa and fused models (the explicit form overrides the core).
+    implementation = "fused" if args.model == "fused" else args.implementation
+    if args.model in ("mtsa", "fused", "explicit"):
         layer_class = (
             explicit_mtsa_class(mtsa_module) if args.model == "explicit" else mtsa_module.MTSA
         )
@@ -488,7 +496,7 @@ def main(argv=None):
             # The benchmark's functions are XLA-compiled as a whole; see --layer-jit and the README.
             jit_compile=(args.layer_jit == "default"),
             fusion_gate=args.fusion_gate,
-            **({} if args.model == "explicit" else {"implementation": args.implementation}),
+            **({} if args.model == "explicit" else {"implementation": implementation}),
         )
         call = Call(layer, lambda x: (x,))
         flops = _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate)
@@ -502,12 +510,24 @@ def main(argv=None):
     baseline = {"rss": _memory.current_rss()}
     device = harness.device_memory()
     baseline["device_bytes"] = device.get("bytes_in_use") if device else None
+    core = {}
+    if args.model in ("mtsa", "fused"):
+        # What "auto" picks here (fused only with JAX on a GPU or TPU), for the report.
+        core = dict(
+            implementation=implementation,
+            resolved_implementation=mtsa_ops.core.resolve_implementation(
+                implementation, layer.token2token_activation, layer.dropout > 0
+            ),
+            token2token_activation=layer.token2token_activation,
+            dropout=layer.dropout,
+        )
     record.write(
         phase="baseline",
         status="ok",
         baseline_rss=baseline["rss"],
         baseline_device_bytes=baseline["device_bytes"],
         weights=int(sum(math.prod(v.shape) for v in layer.weights)),
+        **core,
     )
 
     phases = [p for p in args.phases.split(",") if p]
@@ -535,7 +555,7 @@ def main(argv=None):
             _flops.TRAIN_FACTOR * flops,
         )
 
-    if args.model == "mtsa" and ("core_fwd" in phases or "core_train" in phases):
+    if args.model in ("mtsa", "fused") and ("core_fwd" in phases or "core_train" in phases):
         core_flops = _flops.mtsa_core_flops(b, n, h, e)
         core_inputs = tuple(harness.random((b, h, n, e), seed=10 + i, scale=0.5) for i in range(4))
         head_masks = layer.head_masks
@@ -548,7 +568,7 @@ def main(argv=None):
                 value,
                 head_masks=head_masks,
                 token2token_activation="exp",
-                implementation=args.implementation,
+                implementation=implementation,
             )
 
         if "core_fwd" in phases:

@@ -1,4 +1,6 @@
-"""MTSA vs multi-head attention vs the explicit (n x n x d) form: time, peak memory and FLOP/s.
+"""MTSA (full and fused core) vs multi-head attention vs the explicit (n x n x d) form.
+
+Time, peak memory and FLOP/s of each model's forward call and training step, side by side.
 
 Usage (from the repository root, with the package installed or on PYTHONPATH):
 
@@ -6,22 +8,31 @@ Usage (from the repository root, with the package installed or on PYTHONPATH):
     python benchmarks/benchmark.py                    # full: lengths 64 .. 4096, 5 repeats
     KERAS_BACKEND=jax python benchmarks/benchmark.py --quick    # JAX backend (no TensorFlow import)
     python benchmarks/benchmark.py --lengths 256,1024 --models mtsa,mha --repeats 10
+    python benchmarks/benchmark.py --lengths 128,256,512 --models mtsa,fused,mha --phases train
 
 Every (model, length) runs in a fresh subprocess (benchmarks/_worker.py), so its peak memory is its own;
 a watchdog kills a subprocess that exceeds --mem-limit-gib of RSS ("OOM") or --timeout seconds
 ("timeout"), and configurations whose estimated memory does not fit are not started ("OOM/skipped").
 Models, at batch 16, width 256, 8 heads of 32, float32, XLA on:
 
-  mtsa      keras_mtsa.MTSA(num_heads=8, head_dim=32, output_dim=256, 4 forward + 4 backward head masks)
+  mtsa      keras_mtsa.MTSA(num_heads=8, head_dim=32, output_dim=256, 4 forward + 4 backward
+            head masks, token2token_activation="exp", dropout=0, implementation=--implementation
+            (default "auto": "fused" with JAX on a GPU or TPU, else "full"))
+  fused     the same layer with implementation="fused": its core is one
+            keras.ops.dot_product_attention call over the values [E_s * v, E_s] (docs/mtsa.md).
+            The mtsa configuration is one that fused supports (exp token2token, no attention
+            dropout), so both rows compute the same function and their ratio compares the cores.
   explicit  the same layer with its attention computed by keras_mtsa.ops.reference_tensorized_attention
             (the (b, h, n, n, d) form): a subclass overriding `MTSA._compute_attention`
   mha       keras.layers.MultiHeadAttention(num_heads=8, key_dim=32), self-attention, output width 256
 
 Phases: "fwd" (a jitted forward call) and "train" (loss = mean(y^2); gradients wrt the input and all
 weights; tf.GradientTape in tf.function(jit_compile=True) on TensorFlow, jax.jit(jax.value_and_grad(...))
-of `stateless_call` on JAX). The mtsa subprocess also times the attention core alone (core_fwd,
-core_train: `keras_mtsa.ops.self_attention` on random (b, h, n, d) projections). A "matmul" subprocess
-measures float32 batched-matmul throughput of the core's shapes under XLA (and a square GEMM).
+of `stateless_call` on JAX). The mtsa and fused subprocesses also time their attention core alone
+(core_fwd, core_train: `keras_mtsa.ops.self_attention` on random (b, h, n, d) projections, with the
+row's implementation). The ratio tables give mtsa/mha, explicit/mtsa, fused/mtsa and fused/mha.
+A "matmul" subprocess measures float32 batched-matmul throughput of the core's shapes under XLA
+(and a square GEMM).
 
 Outputs go to --results-dir (default benchmarks/results/<machine-tag>/, which git ignores): results.md
 (the tables printed to stdout), results.csv (one row per length with the ratios), records.jsonl (every
@@ -49,7 +60,9 @@ import _memory  # noqa: E402
 from _memory import GIB  # noqa: E402
 from _memory import MIB  # noqa: E402
 
-MODELS = ("mtsa", "mha", "explicit")
+MODELS = ("mtsa", "fused", "mha", "explicit")
+QUICK_MODELS = ("mtsa", "mha", "explicit")
+CORE_MODELS = ("mtsa", "fused")  # models whose subprocess also times the attention core alone
 FULL_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 QUICK_LENGTHS = (256, 512)
 PHASES = ("fwd", "train")
@@ -60,6 +73,10 @@ PHASES = ("fwd", "train")
 ESTIMATE_UNITS = {
     ("mtsa", "fwd"): ("A", 4.0),
     ("mtsa", "train"): ("A", 11.0),
+    # Fused: linear in n with a flash kernel; where dot_product_attention is the plain einsum form
+    # (TensorFlow, JAX on CPU) it holds (b, h, n, n) scores and weights, so the mtsa figures are kept.
+    ("fused", "fwd"): ("A", 4.0),
+    ("fused", "train"): ("A", 11.0),
     ("mha", "fwd"): ("A", 3.0),
     ("mha", "train"): ("A", 6.5),
     ("explicit", "fwd"): ("T", 2.3),
@@ -91,7 +108,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--lengths", help="comma-separated sequence lengths (default: 64..4096, powers of 2)"
     )
-    parser.add_argument("--models", default=",".join(MODELS), help="subset of mtsa,mha,explicit")
+    parser.add_argument(
+        "--models",
+        help="comma-separated subset of "
+        + ",".join(MODELS)
+        + " (default all; --quick: "
+        + ",".join(QUICK_MODELS)
+        + "; fused = the mtsa layer with implementation='fused')",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--heads", type=int, default=8)
@@ -126,7 +150,9 @@ def parse_args(argv=None):
         default=1.0,
         help="--quick: run the explicit form only where its n*n*d tensor is at most this",
     )
-    parser.add_argument("--no-core", action="store_true", help="skip the mtsa core-only phases")
+    parser.add_argument(
+        "--no-core", action="store_true", help="skip the mtsa and fused core-only phases"
+    )
     parser.add_argument(
         "--no-matmul", action="store_true", help="skip the matmul throughput subprocess"
     )
@@ -154,8 +180,9 @@ def parse_args(argv=None):
         "--implementation",
         choices=("auto", "full", "fused"),
         default="auto",
-        help="MTSA's attention core: auto (fused with JAX on a GPU or TPU, else full), full, or fused "
-        "(keras.ops.dot_product_attention over [E_s * v, E_s])",
+        help="the mtsa model's attention core: auto (fused with JAX on a GPU or TPU, else full), full, "
+        "or fused (keras.ops.dot_product_attention over [E_s * v, E_s]); the fused model always "
+        "uses fused",
     )
     parser.add_argument(
         "--xla-constant-folding",
@@ -198,7 +225,13 @@ def parse_args(argv=None):
                 parser.error(f"unknown phase {phase!r} in --phases: choose from {PHASES}")
     else:
         args.phases = ("train",) if args.quick else PHASES
-    args.models = tuple(m for m in args.models.split(",") if m)
+    if args.models:
+        args.models = tuple(m for m in args.models.split(",") if m)
+    elif args.from_records:
+        args.models = ()  # the models found in the records (see shown_models)
+    else:
+        # --quick keeps to the targets' models: fused costs it another ~50% on a 2-core CPU.
+        args.models = QUICK_MODELS if args.quick else MODELS
     for model in args.models:
         if model not in MODELS:
             parser.error(f"unknown model {model!r}: choose from {MODELS}")
@@ -435,31 +468,45 @@ def build_rows(results, args):
             row[f"explicit_over_mtsa_xla_memory_{phase}"] = ratio(
                 row[f"explicit_{phase}_xla_total_mib"], row[f"mtsa_{phase}_xla_total_mib"]
             )
+            for other in ("mtsa", "mha"):
+                row[f"fused_over_{other}_time_{phase}"] = ratio(
+                    row[f"fused_{phase}_ms"], row[f"{other}_{phase}_ms"]
+                )
+                row[f"fused_over_{other}_memory_{phase}"] = ratio(
+                    row[f"fused_{phase}_peak_delta_mib"], row[f"{other}_{phase}_peak_delta_mib"]
+                )
+                row[f"fused_over_{other}_xla_memory_{phase}"] = ratio(
+                    row[f"fused_{phase}_xla_total_mib"], row[f"{other}_{phase}_xla_total_mib"]
+                )
         factor = {"fwd": 1, "train": _flops.TRAIN_FACTOR}
-        row["mtsa_fwd_gflops"] = _scale(
-            ratio(
-                _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate),
-                results.time("mtsa", n, "fwd"),
-            ),
-            1e-9,
-        )
-        row["mtsa_train_gflops"] = _scale(
-            ratio(
-                factor["train"] * _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate),
-                results.time("mtsa", n, "train"),
-            ),
-            1e-9,
-        )
+        # The fused core does the same counted matmuls as the full one (QK^T and E_t @ [E_s v, E_s]).
+        for model in CORE_MODELS:
+            for phase in ("fwd", "train"):
+                row[f"{model}_{phase}_gflops"] = _scale(
+                    ratio(
+                        factor[phase]
+                        * _flops.mtsa_flops(b, n, w, h, e, fusion_gate=args.fusion_gate),
+                        results.time(model, n, phase),
+                    ),
+                    1e-9,
+                )
+            for phase in ("core_fwd", "core_train"):
+                flops = factor[phase[5:]] * _flops.mtsa_core_flops(b, n, h, e)
+                row[f"{model}_{phase}_ms"] = _scale(results.time(model, n, phase), 1e3)
+                row[f"{model}_{phase}_gflops"] = _scale(
+                    ratio(flops, results.time(model, n, phase)), 1e-9
+                )
         for phase in ("core_fwd", "core_train"):
-            flops = factor[phase[5:]] * _flops.mtsa_core_flops(b, n, h, e)
-            row[f"mtsa_{phase}_ms"] = _scale(results.time("mtsa", n, phase), 1e3)
-            row[f"mtsa_{phase}_gflops"] = _scale(ratio(flops, results.time("mtsa", n, phase)), 1e-9)
+            row[f"fused_over_mtsa_{phase}_time"] = ratio(
+                row[f"fused_{phase}_ms"], row[f"mtsa_{phase}_ms"]
+            )
         row["matmul_peak_gflops"] = _scale(peak, 1e-9)
         row["square_gemm_gflops"] = _scale(results.matmul_peak()[2], 1e-9)
-        for key in ("mtsa_fwd", "mtsa_train", "mtsa_core_fwd", "mtsa_core_train"):
-            row[f"{key}_fraction_of_matmul"] = ratio(
-                row[f"{key}_gflops"], row["matmul_peak_gflops"]
-            )
+        for model in CORE_MODELS:
+            for key in ("fwd", "train", "core_fwd", "core_train"):
+                row[f"{model}_{key}_fraction_of_matmul"] = ratio(
+                    row[f"{model}_{key}_gflops"], row["matmul_peak_gflops"]
+                )
         # The core's own two matmuls at this length, timed alone: (QK^T + fused) time / core forward time.
         qk, fused = (
             results.get("matmul", n, f"matmul qk n={n}"),
@@ -481,8 +528,50 @@ def _scale(value, factor):
     return None if value is None else value * factor
 
 
+LABELS = {"mtsa": "MTSA", "fused": "fused", "mha": "MHA", "explicit": "explicit"}
+
+
+def shown_models(results, args):
+    """The models with columns in the tables: those asked for and those with records (so records of
+    older runs, which have no fused model, render without empty fused columns)."""
+    present = {r.get("model") for r in results.records} | {key[0] for key in results.status}
+    return [m for m in MODELS if m in args.models or m in present] or list(MODELS)
+
+
+def core_settings(results, args):
+    """The setting text for the mtsa and fused rows' attention cores, from their baseline records
+    (records of older runs have none: then from the flags)."""
+    baselines = {}
+    for record in results.records:
+        if record.get("phase") == "baseline" and record.get("model") in CORE_MODELS:
+            baselines.setdefault(record["model"], record)
+    mtsa = baselines.get("mtsa", {})
+    implementation = mtsa.get("implementation", args.implementation)
+    resolved = mtsa.get("resolved_implementation")
+    text = f"mtsa row: implementation={implementation!r}" + (
+        f" (runs {resolved!r} here)" if resolved and resolved != implementation else ""
+    )
+    if "fused" in baselines or "fused" in args.models:
+        fused = baselines.get("fused", {})
+        activation = fused.get("token2token_activation", "exp")
+        dropout = fused.get("dropout", 0.0)
+        text += (
+            f"; fused row: the same layer with implementation='fused' (token2token_activation="
+            f"{activation!r}, dropout={dropout:g}: the benchmark's MTSA configuration, which the fused "
+            "core supports, so both rows compute the same function and their ratio compares the cores)"
+        )
+        if resolved == "fused":
+            text += (
+                "; NOTE: the mtsa row resolved to the fused core as well, so fused/MTSA compares a core "
+                "with itself (pass --implementation full to compare with the full core)"
+            )
+    return text
+
+
 def render(results, rows, args, machine, notes):
     info = results.info or {}
+    models = shown_models(results, args)
+    core_models = [m for m in CORE_MODELS if m in models]
     memory_kind = next(
         (r[f"{m}_train_memory_kind"] for r in rows for m in MODELS if r[f"{m}_train_memory_kind"]),
         "rss",
@@ -497,7 +586,7 @@ def render(results, rows, args, machine, notes):
     out.append(
         f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
         f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, "
-        f"{args.fusion_gate.replace('_', '-')} fusion gate, {args.implementation} core; "
+        f"{args.fusion_gate.replace('_', '-')} fusion gate; {core_settings(results, args)}; "
         f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
         f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)"
     )
@@ -519,17 +608,8 @@ def render(results, rows, args, machine, notes):
     out += [f"- note: {n}" for n in notes]
     out.append("")
 
-    header = [
-        "n",
-        "MTSA fwd",
-        "MHA fwd",
-        "explicit fwd",
-        "MTSA train",
-        "MHA train",
-        "explicit train",
-        "MTSA core fwd",
-        "MTSA core train",
-    ]
+    header = ["n"] + [f"{LABELS[m]} {p}" for p in ("fwd", "train") for m in models]
+    core_header = [f"{LABELS[m]} core {p}" for m in core_models for p in ("fwd", "train")]
     table = []
     for row in rows:
         n = row["length"]
@@ -538,30 +618,22 @@ def render(results, rows, args, machine, notes):
             + [
                 cell(results, m, n, p, fmt_ms(row[f"{m}_{p}_ms"]))
                 for p in ("fwd", "train")
-                for m in MODELS
+                for m in models
             ]
             + [
-                cell(results, "mtsa", n, p, fmt_ms(row[f"mtsa_{p}_ms"]))
+                cell(results, m, n, p, fmt_ms(row[f"{m}_{p}_ms"]))
+                for m in core_models
                 for p in ("core_fwd", "core_train")
             ]
         )
-    out += ["### Time (ms, median)", "", markdown_table(header, table), ""]
+    out += ["### Time (ms, median)", "", markdown_table(header + core_header, table), ""]
 
-    header = [
-        "n",
-        "MTSA fwd",
-        "MHA fwd",
-        "explicit fwd",
-        "MTSA train",
-        "MHA train",
-        "explicit train",
-    ]
     table = [
         [row["length"]]
         + [
             cell(results, m, row["length"], p, fmt_ratio(row[f"{m}_{p}_first_call_s"], 1))
             for p in ("fwd", "train")
-            for m in MODELS
+            for m in models
         ]
         for row in rows
     ]
@@ -581,7 +653,7 @@ def render(results, rows, args, machine, notes):
                     fmt_mib(row[f"{m}_{p}_peak_delta_mib"], row[f"{m}_{p}_peak_mib"]),
                 )
                 for p in ("fwd", "train")
-                for m in MODELS
+                for m in models
             ]
         )
     out += [
@@ -594,7 +666,7 @@ def render(results, rows, args, machine, notes):
     if any(
         row[f"{m}_{p}_xla_temp_mib"] is not None
         for row in rows
-        for m in MODELS
+        for m in models
         for p in ("fwd", "train")
     ):
         table = [
@@ -602,7 +674,7 @@ def render(results, rows, args, machine, notes):
             + [
                 fmt_ratio(row[f"{m}_{p}_xla_temp_mib"], 0) or "–"
                 for p in ("fwd", "train")
-                for m in MODELS
+                for m in models
             ]
             for row in rows
         ]
@@ -664,6 +736,8 @@ def render(results, rows, args, machine, notes):
         "forward time (100% = the core costs no more than its two matmuls).",
         "",
     ]
+    if "fused" in models:
+        out += render_fused_ratios(rows)
 
     matmul = [
         r
@@ -716,6 +790,52 @@ def render(results, rows, args, machine, notes):
         out.append("")
     out += ["### Targets", ""] + [f"- {line}" for line in evaluate_targets(rows)] + [""]
     return "\n".join(out)
+
+
+def render_fused_ratios(rows):
+    """The fused row against the full core (the mtsa row) and MHA, as the ratio table above."""
+    header = [
+        "n",
+        "fused/MTSA time fwd",
+        "fused/MTSA time train",
+        "fused/MHA time fwd",
+        "fused/MHA time train",
+        "fused/MTSA mem fwd",
+        "fused/MTSA mem train",
+        "fused/MHA mem fwd",
+        "fused/MHA mem train",
+        "fused/MTSA XLA mem train",
+        "fused/MHA XLA mem train",
+        "fused/MTSA core time fwd",
+        "fused/MTSA core time train",
+        "fused core train % matmul",
+    ]
+    table = []
+    for row in rows:
+        fraction = row["fused_core_train_fraction_of_matmul"]
+        values = [
+            fmt_ratio(row[f"fused_over_{other}_{quantity}_{phase}"])
+            for quantity in ("time", "memory")
+            for other in ("mtsa", "mha")
+            for phase in ("fwd", "train")
+        ] + [
+            fmt_ratio(row["fused_over_mtsa_xla_memory_train"]),
+            fmt_ratio(row["fused_over_mha_xla_memory_train"]),
+            fmt_ratio(row["fused_over_mtsa_core_fwd_time"]),
+            fmt_ratio(row["fused_over_mtsa_core_train_time"]),
+            None if fraction is None else f"{100 * fraction:.0f}%",
+        ]
+        table.append([row["length"]] + [v if v is not None else "–" for v in values])
+    return [
+        "### Ratios of the fused core (MTSA implementation='fused') to the mtsa row and MHA",
+        "",
+        markdown_table(header, table),
+        "",
+        "Below 1 = fused is faster / smaller. Where keras.ops.dot_product_attention has no fused kernel "
+        "(TensorFlow; JAX on CPU) it is an unfused einsum-softmax-einsum over (b, h, n, n), so no gain "
+        "is expected there; with JAX on a GPU or TPU it is cuDNN flash / splash attention.",
+        "",
+    ]
 
 
 def evaluate_targets(rows):
@@ -775,6 +895,7 @@ def plot(results_dir, rows, machine):
         return []
     styles = {
         "mtsa": ("MTSA (efficient)", "o-"),
+        "fused": ("MTSA fused core", "D-"),
         "mha": ("MultiHeadAttention", "s-"),
         "explicit": ("MTSA explicit n*n*d form", "^--"),
     }
@@ -790,21 +911,27 @@ def plot(results_dir, rows, machine):
                 points = [(n, v) for n, v in points if v is not None and v > 0]
                 if points:
                     axis.plot(*zip(*points), style, label=label)
-            if quantity == "time":
+            for model, style, label in (
+                ("mtsa", "o:", "MTSA core only"),
+                ("fused", "D:", "fused core only"),
+            ):
+                if quantity != "time":
+                    break
                 points = [
-                    (r["length"], r["mtsa_core_" + phase + "_ms"])
+                    (r["length"], r[f"{model}_core_{phase}_ms"])
                     for r in rows
-                    if r["mtsa_core_" + phase + "_ms"]
+                    if r[f"{model}_core_{phase}_ms"]
                 ]
                 if points:
-                    axis.plot(*zip(*points), "o:", color="gray", label="MTSA core only")
+                    axis.plot(*zip(*points), style, color="gray", label=label)
             axis.set_xscale("log", base=2)
             axis.set_yscale("log")
             axis.set_xlabel("sequence length n")
             axis.set_ylabel(ylabel)
             axis.set_title({"fwd": "forward", "train": "training step (fwd + grads)"}[phase])
             axis.grid(True, which="both", alpha=0.3)
-            axis.legend(fontsize=8)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=8)
         figure.suptitle(f"{quantity}: {machine['tag']}", fontsize=10)
         figure.tight_layout()
         path = os.path.join(results_dir, f"{quantity}.png")
@@ -1065,11 +1192,12 @@ def main(argv=None):
                     )
                     continue
                 # One subprocess per (model, length, phase): a phase's peak is not raised by memory that
-                # an earlier phase left allocated. The mtsa core timings ride along after the forward.
+                # an earlier phase left allocated. The core timings (mtsa, fused) ride along after the
+                # first phase.
                 phases = [phase]
                 extra = []
                 first = phase == args.phases[0]
-                if model == "mtsa" and first and not args.no_core:
+                if model in CORE_MODELS and first and not args.no_core:
                     phases += ["core_fwd", "core_train"]
                 if model == "explicit" and first and not args.no_check:
                     extra.append("--check-explicit")
