@@ -21,7 +21,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",
-        # 3.15: earlier releases give rank-3 EinsumDense kernels conv-style fans (value kernels start 10x small).
+        # 3.15: earlier releases give rank-3 EinsumDense kernels conv-style fans (value
+        # kernels start 10x small).
         "keras>=3.15,<4",
         "tensorflow-text>=2.16,<2.22",
         "numpy",

@@ -1,12 +1,13 @@
-"""The main job: train a small MTSA classifier on the bundled synthetic corpus, export it for TF Serving,
-check the export on TF Serving's loading road, and query it on that road: TensorFlow's C API
-(`TF_LoadSessionFromSavedModel`, as TF Serving's C++ loader) in a fresh process without TensorFlow's
-Python runtime.
+"""The main job: train a small MTSA classifier on the bundled synthetic corpus, export it for TF
+Serving, check the export on TF Serving's loading road, and query it on that road: TensorFlow's C
+API (`TF_LoadSessionFromSavedModel`, as TF Serving's C++ loader) in a fresh process without
+TensorFlow's Python runtime.
 
     make demo        # or: python examples/demo.py
 
-It takes a few minutes on 2 CPU cores. The corpus (examples/demo_corpus.py) is generated from templates
-whose labels depend on word order (negation, "but" clauses); see that file for what it is and is not.
+It takes a few minutes on 2 CPU cores. The corpus (examples/demo_corpus.py) is generated
+from templates whose labels depend on word order (negation, "but" clauses); see that file for
+what it is and is not.
 """
 
 import json
@@ -77,7 +78,8 @@ def main():
             # No word dropout: the corpus has no unseen words, and dropping "not" would flip labels.
             "--token-dropout",
             "0",
-            # Case-folded, so that the served model answers "The acting is GREAT" as "the acting is great".
+            # Case-folded, so that the served model answers "The acting is GREAT" as
+            # "the acting is great".
             "--no-keep-case",
         ]
     )
@@ -89,7 +91,8 @@ def main():
     if serving.main(["check", export_path]) != 0:
         return 1
     print(
-        "\nPredictions on TF Serving's road (the TF C API in a fresh process, no TensorFlow Python runtime):"
+        "\nPredictions on TF Serving's road (the TF C API in a fresh process, no "
+        "TensorFlow Python runtime):"
     )
     [answer] = serving.serve(export_path, [("serving_default", {"text": QUERIES})])
     for query, label, probabilities in zip(QUERIES, answer["label"], answer["probabilities"]):

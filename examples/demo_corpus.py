@@ -1,9 +1,10 @@
 """A small synthetic sentiment corpus that ships with the project (no download, no ../shared data).
 
-It is generated from templates, not collected: short reviews whose label depends on word order, through
-negation ("the plot is not dull" is positive) and contrast ("the acting is great but the ending is awful"
-is negative: the clause after "but" wins). A bag of words cannot solve it; a directional attention model
-can. Use it to see the pipeline work end to end, not to claim anything about real sentiment analysis.
+It is generated from templates, not collected: short reviews whose label depends on word order,
+through negation ("the plot is not dull" is positive) and contrast ("the acting is great but the
+ending is awful" is negative: the clause after "but" wins). A bag of words cannot solve it; a
+directional attention model can. Use it to see the pipeline work end to end, not to claim anything
+about real sentiment analysis.
 
     python examples/demo_corpus.py OUTPUT_DIR   # writes train.txt, dev.txt, test.txt ("label text" lines)
 """

@@ -3,10 +3,11 @@
     python examples/evaluate_by_class.py --run-dir runs/trec --test ../shared/data/trec/TREC_10.label \
         --format trec
 
-A mean accuracy hides a class that a model gets wrong: this prints, for each true class, how many test
-examples it has and which share of them the model predicts right (its recall), then the confusion matrix
-(rows: true class, columns: predicted). `--run-dir` is a training output directory (model.keras,
-preprocessor.json, metrics.json); `--json PATH` also writes the numbers. Sentence classifiers only.
+A mean accuracy hides a class that a model gets wrong: this prints, for each true class, how
+many test examples it has and which share of them the model predicts right (its recall), then
+the confusion matrix (rows: true class, columns: predicted). `--run-dir` is a training output
+directory (model.keras, preprocessor.json, metrics.json); `--json PATH` also writes the numbers.
+Sentence classifiers only.
 """
 
 import argparse
@@ -71,7 +72,8 @@ def main(argv=None):
         raise SystemExit(f"--test {args.test}: {error}") from None
     if not hasattr(data, "texts"):
         raise SystemExit(
-            f"--format {args.format} holds sentence pairs: this script evaluates sentence classifiers"
+            f"--format {args.format} holds sentence pairs: this script evaluates "
+            "sentence classifiers"
         )
     model = keras.saving.load_model(paths["model.keras"])
     by_class, confusion = accuracy_by_class(model, preprocessor, data)

@@ -3,9 +3,10 @@
     python examples/plot_attention.py --run-dir runs/trec --text "what is the capital of france ?" \
         --output attention.png
 
-Left: token2token weights (query x key, softmax over the head's allowed keys: forward heads look left,
-backward heads look right). Right: source2token weights (key x feature, softmax over tokens per feature).
-`--run-dir` is a training output directory (it holds model.keras and preprocessor.json).
+Left: token2token weights (query x key, softmax over the head's allowed keys: forward heads
+look left, backward heads look right). Right: source2token weights (key x feature, softmax
+over tokens per feature). `--run-dir` is a training output directory (it holds model.keras
+and preprocessor.json).
 """
 
 import argparse

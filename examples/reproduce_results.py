@@ -3,11 +3,11 @@ seeds), SST-2 and SICK, each with the training script's default settings, and pr
 
     python examples/reproduce_results.py [--data ../shared/data] [--seeds 1 2 3] [--only trec]
 
-Each run is a separate process (`examples/train_classifier.py` / `train_pair_classifier.py`) writing to
-runs/results/<name>/; the table reports test accuracy (mean over seeds, and each seed) and wall time. When
-MTSA and a baseline ran on TREC, it also prints their difference seed by seed (same seed: same dev split,
-same data order), with its mean and standard error, which says more than two means whose seed spread is
-larger.
+Each run is a separate process (`examples/train_classifier.py` / `train_pair_classifier.py`) writing
+to runs/results/<name>/; the table reports test accuracy (mean over seeds, and each seed) and wall
+time. When MTSA and a baseline ran on TREC, it also prints their difference seed by seed (same seed:
+same dev split, same data order), with its mean and standard error, which says more than two means
+whose seed spread is larger.
 """
 
 import argparse
@@ -66,7 +66,8 @@ def experiments(data):
 
 
 def paired_comparison(first, second):
-    """Seed-by-seed differences first - second (lists in seed order) and a one-line summary of them."""
+    """Seed-by-seed differences first - second (lists in seed order) and a
+    one-line summary of them."""
     if len(first) != len(second) or not first:
         raise ValueError(
             f"need two equally long, non-empty lists, got {len(first)} and {len(second)} values"

@@ -1,8 +1,9 @@
 """XLA compilation of a pure tensor function inside a layer, on the TensorFlow backend only.
 
-Keras turns model-level XLA off under `tf.distribute` (and `model.compile(jit_compile=True)` fails with a
-MirroredStrategy of 2+ replicas), but an inner `tf.function(jit_compile=True)` is still compiled per replica.
-On JAX the whole train step is already traced by `jax.jit`, so nothing is needed there.
+Keras turns model-level XLA off under `tf.distribute` (and `model.compile(jit_compile=True)`
+fails with a MirroredStrategy of 2+ replicas), but an inner `tf.function(jit_compile=True)`
+is still compiled per replica. On JAX the whole train step is already traced by `jax.jit`, so
+nothing is needed there.
 """
 
 import contextlib
@@ -24,13 +25,13 @@ def _compiled(function):
 def xla_compiled(function):
     """Returns `function` wrapped in `tf.function(jit_compile=True)` on TensorFlow, else `function`.
 
-    The wrapped function must take tensors and hashable Python values only (Python values become part of
-    the trace key) and must not capture variables, so it can be shared by every layer instance and never
-    ends up tracked (or saved) as a layer attribute. The function is returned as is while a SavedModel is
-    traced (`model.export`, `tf.saved_model.save`; unless inside `xla_in_saved_models()`), and when the
-    caller is already being compiled by XLA (`model.compile(jit_compile=True)`):
-    a nested must-compile function there is compiled again for every batch, with the outer step's values
-    as constants.
+    The wrapped function must take tensors and hashable Python values only (Python values become
+    part of the trace key) and must not capture variables, so it can be shared by every layer
+    instance and never ends up tracked (or saved) as a layer attribute. The function is returned as
+    is while a SavedModel is traced (`model.export`, `tf.saved_model.save`; unless inside
+    `xla_in_saved_models()`), and when the caller is already being compiled by XLA
+    (`model.compile(jit_compile=True)`): a nested must-compile function there is compiled again for
+    every batch, with the outer step's values as constants.
     """
     if keras.backend.backend() != "tensorflow":
         return function
@@ -40,10 +41,12 @@ def xla_compiled(function):
 
 
 def _saving():
-    """Whether a SavedModel is being traced (`tf.saved_model.save`, Keras `model.export`, ExportArchive).
+    """Whether a SavedModel is being traced (`tf.saved_model.save`, Keras
+    `model.export`, ExportArchive).
 
-    An exported must-compile function is one TF Serving on CPU refuses to run unless it was started with
-    `--xla_cpu_compilation_enabled=true`, so SavedModels get the plain graph (TF has no public API for this).
+    An exported must-compile function is one TF Serving on CPU refuses to run unless it was started
+    with `--xla_cpu_compilation_enabled=true`, so SavedModels get the plain graph (TF has no
+    public API for this).
     """
     try:
         from tensorflow.python.saved_model import save_context
@@ -66,8 +69,8 @@ def _inside_xla():
 
 @contextlib.contextmanager
 def xla_in_saved_models():
-    """Within this block (this thread), SavedModels keep the XLA-compiled core: for servers that run XLA
-    (TF Serving on GPU, or on CPU with `--xla_cpu_compilation_enabled=true`)."""
+    """Within this block (this thread), SavedModels keep the XLA-compiled core: for servers that run
+    XLA (TF Serving on GPU, or on CPU with `--xla_cpu_compilation_enabled=true`)."""
     previous = getattr(_state, "saved_models_xla", False)
     _state.saved_models_xla = True
     try:

@@ -12,11 +12,11 @@ def get_strategy(name="auto", tpu_address=None):
     """Returns a `tf.distribute.Strategy`.
 
     Args:
-        name: `"auto"` picks a TPU if a TPU cluster resolves, else `MirroredStrategy` over all GPUs if
-            there are several, else the default strategy. `"default"`: the default (no-op) strategy.
-            `"mirrored"`: `MirroredStrategy` over all local GPUs (or all logical CPUs when there is no
-            GPU). `"multi-worker"`: `MultiWorkerMirroredStrategy` configured by the `TF_CONFIG`
-            environment variable. `"tpu"`: `TPUStrategy` through `TPUClusterResolver`.
+        name: `"auto"` picks a TPU if a TPU cluster resolves, else `MirroredStrategy` over all GPUs
+            if there are several, else the default strategy. `"default"`: the default (no-op)
+            strategy. `"mirrored"`: `MirroredStrategy` over all local GPUs (or all logical CPUs when
+            there is no GPU). `"multi-worker"`: `MultiWorkerMirroredStrategy` configured by the
+            `TF_CONFIG` environment variable. `"tpu"`: `TPUStrategy` through `TPUClusterResolver`.
         tpu_address: optional TPU name or grpc address for the resolver.
 
     Raises:
@@ -61,9 +61,11 @@ def get_strategy(name="auto", tpu_address=None):
 
 
 def worker_role(strategy):
-    """`None` for the chief (or a single-process strategy), else the worker's name, e.g. `"worker-1"`.
+    """`None` for the chief (or a single-process strategy), else the worker's
+    name, e.g. `"worker-1"`.
 
-    Under `MultiWorkerMirroredStrategy` without a "chief" task, worker 0 is the chief (TF's convention).
+    Under `MultiWorkerMirroredStrategy` without a "chief" task, worker 0 is the
+    chief (TF's convention).
     """
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
@@ -77,14 +79,16 @@ def worker_role(strategy):
 
 
 def _reduce_leaf_by_leaf(strategy):
-    """Makes `strategy.reduce` accept what Keras 3's `Model.fit` passes to it under multiple workers.
+    """Makes `strategy.reduce` accept what Keras 3's `Model.fit` passes to it
+    under multiple workers.
 
     With `MultiWorkerMirroredStrategy`, Keras 3 (3.15 and earlier; keras-team/keras#20585) calls
-    `strategy.reduce` on a whole `(inputs, labels)` batch structure before training, which the collective
-    strategy cannot reduce ("Attempt to convert a value (PerReplica...)"), and on scalar per-replica losses
-    and metrics with `axis=0`, which fails ("Invalid reduction dimension 0 for input with 0 dimensions").
-    This reduces each leaf of a structure on its own, and scalars across replicas only (`axis=None`): the
-    mean over replicas that Keras computes for `MirroredStrategy`. Other calls behave as before.
+    `strategy.reduce` on a whole `(inputs, labels)` batch structure before training, which the
+    collective strategy cannot reduce ("Attempt to convert a value (PerReplica...)"), and on scalar
+    per-replica losses and metrics with `axis=0`, which fails ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). This reduces each leaf of a structure on its own, and scalars across
+    replicas only (`axis=None`): the mean over replicas that Keras computes for `MirroredStrategy`.
+    Other calls behave as before.
     """
     import tensorflow as tf
 
@@ -119,8 +123,8 @@ def _try_tpu_strategy(tpu_address):
         return None, f"TPUClusterResolver found none ({error})"
     master = resolver.master()
     if master.startswith("grpc://"):
-        # TF's TPU initialization retries an address where no gRPC server answers for many minutes (a
-        # closed port, a silent host, an HTTP/1 server); fail fast instead.
+        # TF's TPU initialization retries an address where no gRPC server answers for many minutes
+        # (a closed port, a silent host, an HTTP/1 server); fail fast instead.
         why_not = _unreachable(master[len("grpc://") :], TPU_CONNECT_TIMEOUT_SECONDS)
         if why_not:
             return None, f"cannot connect to {master} ({why_not})"
@@ -132,14 +136,15 @@ def _try_tpu_strategy(tpu_address):
     return tf.distribute.TPUStrategy(resolver), None
 
 
-# What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame. A gRPC server
-# answers with a SETTINGS frame of its own (frame type 4 in the 9-byte frame header).
+# What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame. A gRPC
+# server answers with a SETTINGS frame of its own (frame type 4 in the 9-byte frame header).
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _HTTP2_SETTINGS = 4
 
 
 def _unreachable(host_and_port, timeout):
-    """`None` if a gRPC (HTTP/2) server answers at "host:port" within `timeout` seconds, else the reason."""
+    """`None` if a gRPC (HTTP/2) server answers at "host:port" within `timeout`
+    seconds, else the reason."""
     host, _, port = host_and_port.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:

@@ -2,22 +2,23 @@
 
 Layout written by `export_for_serving`: `<export_dir>/<model_name>/<version>/` with
 
-- `serving_default`: `text` (tf.string [None]) or, for pair models, `premise` and `hypothesis`; outputs
-  `probabilities` (float32 [None, classes]), `label_id` (int64 [None]) and `label` (tf.string [None]);
+- `serving_default`: `text` (tf.string [None]) or, for pair models, `premise` and `hypothesis`;
+  outputs `probabilities` (float32 [None, classes]), `label_id` (int64 [None]) and
+  `label` (tf.string [None]);
 - `token_ids`: the same outputs from padded int32 token ids (`token_ids`, or `premise_ids` and
   `hypothesis_ids`; any padded length, cut to max_length), for clients that tokenize themselves;
 - requests padded to their longest text (with `jit_compile`: to the smallest of the preprocessor's
-  `bucket_boundaries` that holds it, so that XLA compiles one program per bucket; see `request_padding`),
-  so a short request costs what its words cost; the answers are the same as padded to max_length (the
-  models ignore padding);
+  `bucket_boundaries` that holds it, so that XLA compiles one program per bucket; see
+  `request_padding`), so a short request costs what its words cost; the answers are the same as
+  padded to max_length (the models ignore padding);
 - the vocabulary and the label names as SavedModel assets (they move with the directory);
-- `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request does
-  not pay for graph building;
+- `assets.extra/tf_serving_warmup_requests`, TF Serving warm-up requests, so the first real request
+  does not pay for graph building;
 - `assets.extra/keras_mtsa.json`, what the export is (signatures, labels, max_length): the readiness
   checker holds such exports to the text-classifier schema.
 
-The lookup tables are named (`keras_mtsa.data.tables`), so that TF Serving's session loader initializes
-the instance the signatures read.
+The lookup tables are named (`keras_mtsa.data.tables`), so that TF Serving's session loader
+initializes the instance the signatures read.
 
 The SavedModel needs only `tensorflow` and `tensorflow_text` to load: no keras_mtsa, no Keras.
 """
@@ -57,8 +58,8 @@ def export_for_serving(
     """Exports `model` with its text preprocessing as a TF Serving SavedModel.
 
     Args:
-        model: a Keras model from token ids to class probabilities (a dict of `premise` and `hypothesis`
-            ids for pair models).
+        model: a Keras model from token ids to class probabilities (a dict of `premise` and
+            `hypothesis` ids for pair models).
         preprocessor: the `keras_mtsa.data.TextPreprocessor` the model was trained with.
         export_dir: the model base path (TF Serving's `--model_base_path` parent).
         model_name: the model's name; the SavedModel goes to `<export_dir>/<model_name>/<version>`.
@@ -67,14 +68,15 @@ def export_for_serving(
         pair: whether the model takes sentence pairs.
         warmup_texts: sample inputs written as warm-up requests (empty: no warm-up file).
         jit_compile: keep MTSA's XLA-compiled core in the exported graph, and pad requests to the
-            preprocessor's length buckets (one compiled program each) instead of their longest text. Off by
-            default: TF Serving runs XLA:CPU only with `--xla_cpu_compilation_enabled`, and the graph is
-            fast without it.
+            preprocessor's length buckets (one compiled program each) instead of their longest text.
+            Off by default: TF Serving runs XLA:CPU only with `--xla_cpu_compilation_enabled`, and
+            the graph is fast without it.
         request_padding: what a request's token ids are padded to: `"longest"`, its longest text;
-            `"buckets"`, the smallest of the preprocessor's `bucket_boundaries` that holds it (one XLA
-            program per bucket); `"max_length"`, always max_length (one shape for every request); `"auto"`:
-            "buckets" with `jit_compile` or for models of one input length (the CNN), else "longest". The
-            answers are the same (the models ignore padding); the cost grows with the padded length.
+            `"buckets"`, the smallest of the preprocessor's `bucket_boundaries` that holds it (one
+            XLA program per bucket); `"max_length"`, always max_length (one shape for every
+            request); `"auto"`: "buckets" with `jit_compile` or for models of one input length (the
+            CNN), else "longest". The answers are the same (the models ignore padding); the cost
+            grows with the padded length.
 
     Returns:
         The path of the written version directory.
@@ -88,13 +90,15 @@ def export_for_serving(
     model_name = _check_model_name(model_name)
     if request_padding not in REQUEST_PADDINGS:
         raise ValueError(
-            f"`request_padding` must be one of {REQUEST_PADDINGS}. Received: request_padding={request_padding!r}"
+            f"`request_padding` must be one of {REQUEST_PADDINGS}. Received: "
+            f"request_padding={request_padding!r}"
         )
     labels = [str(label) for label in labels]
     num_classes = model.output_shape[-1]
     if len(labels) != num_classes:
         raise ValueError(
-            f"`labels` must name each of the model's {num_classes} classes. Received {len(labels)}: {labels}"
+            f"`labels` must name each of the model's {num_classes} classes. Received "
+            f"{len(labels)}: {labels}"
         )
     if any("\n" in label or not label for label in labels):
         raise ValueError(f"`labels` must be non-empty single-line strings. Received: {labels}")
@@ -117,8 +121,8 @@ def export_for_serving(
             default_value="",
             kind="labels",
         )
-        # Models that take any padded length (all but the CNN) get requests padded to their bucket by the
-        # preprocessor, and token ids of any length (cut to max_length, as texts are).
+        # Models that take any padded length (all but the CNN) get requests padded to their bucket
+        # by the preprocessor, and token ids of any length (cut to max_length, as texts are).
         length = keras.tree.flatten(model.inputs)[0].shape[1]
         if length is not None and preprocessor.bucket_boundaries != (length,):
             raise ValueError(
@@ -133,16 +137,17 @@ def export_for_serving(
         ]
         if too_short:
             raise ValueError(
-                f"The model embeds positions up to {min(too_short)} only: `preprocessor` must cut texts there. "
-                f"Received: a preprocessor with max_length={preprocessor.max_length}"
+                f"The model embeds positions up to {min(too_short)} only: `preprocessor` must cut "
+                f"texts there. Received: a preprocessor with max_length={preprocessor.max_length}"
             )
         if request_padding == "auto":
-            # Without XLA no shape is compiled ahead, so a request is padded to its longest text only.
+            # Without XLA no shape is compiled ahead, so a request is padded to
+            # its longest text only.
             request_padding = "buckets" if jit_compile or length is not None else "longest"
         if length is not None and request_padding == "longest":
             raise ValueError(
-                f"The model takes ids of length {length} only: `request_padding` must not be 'longest'. "
-                f"Received: request_padding={request_padding!r}"
+                f"The model takes ids of length {length} only: `request_padding` must not be "
+                f"'longest'. Received: request_padding={request_padding!r}"
             )
         boundaries = {
             "longest": range(1, preprocessor.max_length + 1),
@@ -218,7 +223,8 @@ def _layers(layer):
 
 
 def _write_description(path, *, labels, pair, max_length, padding):
-    """`assets.extra/keras_mtsa.json`: marks the directory as a keras-mtsa text classifier for the checker."""
+    """`assets.extra/keras_mtsa.json`: marks the directory as a keras-mtsa text
+    classifier for the checker."""
     import keras_mtsa
 
     description = {
@@ -235,7 +241,8 @@ def _write_description(path, *, labels, pair, max_length, padding):
 
 
 def write_warmup_requests(path, model_name, texts, pair=False):
-    """Writes TF Serving warm-up requests (a TFRecord of PredictionLog protos) for `serving_default`."""
+    """Writes TF Serving warm-up requests (a TFRecord of PredictionLog protos) for
+    `serving_default`."""
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2
     from tensorflow_serving.apis import predict_pb2
@@ -272,7 +279,7 @@ def _check_version(version):
 def _check_model_name(name):
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise ValueError(
-            f"`model_name` must be letters, digits, '-' and '_' (it is a directory and a URL part). "
-            f"Received: model_name={name!r}"
+            "`model_name` must be letters, digits, '-' and '_' (it is a directory and a URL "
+            f"part). Received: model_name={name!r}"
         )
     return name

@@ -10,13 +10,14 @@ from keras_mtsa.ops import _checks as check
 class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
     """Cross-entropy on integer labels with label smoothing.
 
-    Keras's `SparseCategoricalCrossentropy` has no `label_smoothing`; this one-hot encodes the integer
-    labels and uses `categorical_crossentropy`, so the datasets keep their (batch,) int labels.
+    Keras's `SparseCategoricalCrossentropy` has no `label_smoothing`; this one-hot encodes
+    the integer labels and uses `categorical_crossentropy`, so the datasets keep their
+    (batch,) int labels.
 
     Args:
         num_classes: number of classes (the width of the predicted probabilities).
-        label_smoothing: in [0, 1): the target puts 1 - label_smoothing + label_smoothing / num_classes on
-            the true class and label_smoothing / num_classes on each other class.
+        label_smoothing: in [0, 1): the target puts 1 - label_smoothing + label_smoothing /
+            num_classes on the true class and label_smoothing / num_classes on each other class.
         **kwargs: base `keras.losses.Loss` arguments (`name`, `reduction`, `dtype`).
     """
 

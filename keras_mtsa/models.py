@@ -1,12 +1,12 @@
 """Functional example models: a sentence classifier and a sentence-pair (NLI) classifier.
 
-Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so every downstream layer
-sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2 heads, one
-forward and one backward, sigmoid token2token, the authors' per-head fusion gate, then multi-dim source2token
-pooling), stacked `MTSAEncoderBlock`s with `num_blocks > 0` (MTSA-inspired: the authors' stacked layer puts
-the feed-forward first and has no fusion gate), or one of two baselines with the same pipeline: Keras
-`MultiHeadAttention` of the same width (`encoder="mha"`), or Kim's (2014) convolutional sentence encoder
-(`encoder="cnn"`).
+Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so every downstream
+layer sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2
+heads, one forward and one backward, sigmoid token2token, the authors' per-head fusion gate, then
+multi-dim source2token pooling), stacked `MTSAEncoderBlock`s with `num_blocks > 0` (MTSA-inspired:
+the authors' stacked layer puts the feed-forward first and has no fusion gate), or one of two
+baselines with the same pipeline: Keras `MultiHeadAttention` of the same width (`encoder="mha"`), or
+Kim's (2014) convolutional sentence encoder (`encoder="cnn"`).
 """
 
 import numbers
@@ -24,9 +24,9 @@ from keras_mtsa.layers.pretrained_embedding import PretrainedEmbedding
 from keras_mtsa.ops import _checks as check
 
 ENCODERS = ("mtsa", "mha", "cnn")
-# Where dropout goes. "embedding": on the embeddings and before the classifier. "authors": as the authors'
-# code, on the input of every dense map (inside MTSA per head, inside the pooling, on the sentence vector, on
-# each layer of the head), and nowhere else.
+# Where dropout goes. "embedding": on the embeddings and before the classifier. "authors": as the
+# authors' code, on the input of every dense map (inside MTSA per head, inside the pooling, on the
+# sentence vector, on each layer of the head), and nowhere else.
 DROPOUT_SITES = ("embedding", "authors")
 PAIR_HEADS = ("relu", "highway")
 # Kim (2014): filter windows of 3, 4 and 5 tokens, 100 feature maps each, max-over-time pooling.
@@ -36,7 +36,8 @@ CNN_FILTERS = 100
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
 class PositionEmbedding(layers.Layer):
-    """Adds a learned embedding of each position (for the order-blind `MultiHeadAttention` baseline)."""
+    """Adds a learned embedding of each position (for the order-blind
+    `MultiHeadAttention` baseline)."""
 
     def __init__(self, max_length, **kwargs):
         super().__init__(**kwargs)
@@ -62,8 +63,8 @@ class PositionEmbedding(layers.Layer):
 class TokenDropout(layers.Layer):
     """During training, replaces each real token id by `unknown_id` with probability `rate`.
 
-    Word-level dropout: with embeddings learned from scratch on a few thousand sentences, it keeps the
-    model from memorizing rare content words (padding, id 0, is left alone).
+    Word-level dropout: with embeddings learned from scratch on a few thousand sentences, it keeps
+    the model from memorizing rare content words (padding, id 0, is left alone).
     """
 
     def __init__(self, rate, unknown_id=1, seed=None, **kwargs):
@@ -100,8 +101,8 @@ def _zero_padded(inputs, mask):
 class ZeroPadding(layers.Layer):
     """Zeroes the padded positions and drops the mask, for layers that take no mask (`Conv1D`).
 
-    Kim's (2014) CNN pads sentences with zero vectors: this makes the embedding row of the padding id
-    irrelevant, as the mask makes it for the attention encoders.
+    Kim's (2014) CNN pads sentences with zero vectors: this makes the embedding row of the padding
+    id irrelevant, as the mask makes it for the attention encoders.
     """
 
     def __init__(self, **kwargs):
@@ -119,8 +120,8 @@ class ZeroPadding(layers.Layer):
 class LocalConvolution(layers.Layer):
     """A ReLU convolution over `window` tokens ("same" padding) that keeps the padding mask.
 
-    Padded positions are zeroed first, so that their embedding row does not leak into the windows of the
-    real tokens next to them.
+    Padded positions are zeroed first, so that their embedding row does not leak into the windows of
+    the real tokens next to them.
     """
 
     def __init__(self, filters, window, kernel_regularizer=None, **kwargs):
@@ -162,11 +163,13 @@ class LocalConvolution(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_mtsa")
 class Highway(layers.Layer):
-    """A highway layer as the authors' `highway_net`: g * act(W x + b) + (1 - g) * x, g = sigmoid(W_g x + b_g).
+    """A highway layer as the authors' `highway_net`: g * act(W x + b) + (1 - g) * x,
+    g = sigmoid(W_g x + b_g).
 
     Args:
         activation: activation of the transform.
-        dropout: dropout on the input of the transform and of the gate (separate draws), as the authors'.
+        dropout: dropout on the input of the transform and of the gate (separate
+            draws), as the authors'.
         kernel_regularizer: for both kernels.
         seed: optional seed for the dropout.
         **kwargs: base `Layer` arguments.
@@ -235,10 +238,12 @@ def check_encoder_arguments(
     token_dropout,
     l2,
 ):
-    """The encoder's rules, in one place: `build_sentence_encoder` and the training config both apply them.
+    """The encoder's rules, in one place: `build_sentence_encoder` and the training
+    config both apply them.
 
     Args:
-        As `build_sentence_encoder`; `max_length` may be None (not fitted yet), which skips its check.
+        As `build_sentence_encoder`; `max_length` may be None (not fitted yet),
+        which skips its check.
 
     Returns:
         `(head_dim, token2token_activation)` with their defaults resolved.
@@ -255,7 +260,8 @@ def check_encoder_arguments(
         or not embedding_scale > 0
     ):
         raise ValueError(
-            f"`embedding_scale` must be a positive number. Received: embedding_scale={embedding_scale!r}"
+            "`embedding_scale` must be a positive number. Received: "
+            f"embedding_scale={embedding_scale!r}"
         )
     num_heads = check.positive_int("num_heads", num_heads)
     if encoder == "cnn":
@@ -275,7 +281,8 @@ def check_encoder_arguments(
     num_blocks = check.non_negative_int("num_blocks", num_blocks)
     if num_blocks and encoder != "mtsa":
         raise ValueError(
-            f"`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. Received: encoder={encoder!r}"
+            "`num_blocks` stacks MTSA blocks and needs encoder='mtsa'. "
+            f"Received: encoder={encoder!r}"
         )
     conv_window = check.non_negative_int("conv_window", conv_window)
     if conv_window and encoder != "mtsa":
@@ -303,8 +310,8 @@ def check_encoder_arguments(
         raise ValueError(f"`l2` must be a non-negative number. Received: l2={l2!r}")
     if encoder == "cnn" and max_length is not None and max_length < max(CNN_WINDOWS):
         raise ValueError(
-            f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest window). "
-            f"Received: max_length={max_length}"
+            f"`max_length` must be at least {max(CNN_WINDOWS)} for encoder='cnn' (its widest "
+            f"window). Received: max_length={max_length}"
         )
     return head_dim, token2token_activation
 
@@ -333,46 +340,49 @@ def build_sentence_encoder(
 ):
     """Token ids (batch, length) -> sentence vectors, as a `keras.Model`.
 
-    `length` is any padded length up to max_length (the length buckets of `keras_mtsa.data.buckets`), except
-    for the CNN, whose max-over-time pooling also sees the windows that lie in the padding: its inputs are
-    padded to max_length.
+    `length` is any padded length up to max_length (the length buckets of
+    `keras_mtsa.data.buckets`), except for the CNN, whose max-over-time pooling also sees the
+    windows that lie in the padding: its inputs are padded to max_length.
 
-    The sentence vectors have embedding_dim features, or num_heads * head_dim for the single MTSA layer
-    with an explicit `head_dim` (the authors' layout is 2 heads of the embedding width, i.e. 600 features
-    from 300-wide embeddings), or 300 for the CNN (3 windows x 100 feature maps, as Kim's).
+    The sentence vectors have embedding_dim features, or num_heads * head_dim for the single
+    MTSA layer with an explicit `head_dim` (the authors' layout is 2 heads of the embedding
+    width, i.e. 600 features from 300-wide embeddings), or 300 for the CNN (3 windows x 100
+    feature maps, as Kim's).
 
     Args:
         vocabulary_size: rows of the embedding table (id 0 is padding).
         max_length: the longest padded length of the inputs (the padded length for the CNN).
         embedding_dim: width of the embeddings and of the encoder output.
-        embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is Keras's
-            default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
+        embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is
+            Keras's default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
         encoder: `"mtsa"`, `"mha"` (Keras `MultiHeadAttention` with learned position embeddings) or
-            `"cnn"` (Kim's CNN: ReLU convolutions over 3, 4 and 5 tokens, 100 maps each, max-pooled over
-            the zero-padded sentence; the attention arguments do not apply to it).
+            `"cnn"` (Kim's CNN: ReLU convolutions over 3, 4 and 5 tokens, 100 maps each, max-pooled
+            over the zero-padded sentence; the attention arguments do not apply to it).
         num_heads: attention heads.
         head_dim: features per head; defaults to embedding_dim // num_heads.
         num_blocks: 0 for the paper's single MTSA layer, else that many stacked `MTSAEncoderBlock`s.
-        conv_window: 0 for the paper's setup; N > 0 puts a ReLU convolution over N tokens (embedding_dim
-            maps) between the embeddings and MTSA, so that MTSA's values see local n-grams (not in the
-            paper; a hybrid measured on TREC, see the README).
-        token2token_activation: MTSA's token2token factor; defaults to "sigmoid" for the single layer (the
-            authors' sentence models) and "exp" for stacked blocks (their deep models).
-        fusion_gate: the single MTSA layer's gate, "per_head" (the authors') or "joint" (see `MTSA`).
+        conv_window: 0 for the paper's setup; N > 0 puts a ReLU convolution over N tokens
+            (embedding_dim maps) between the embeddings and MTSA, so that MTSA's values see local
+            n-grams (not in the paper; a hybrid measured on TREC, see the README).
+        token2token_activation: MTSA's token2token factor; defaults to "sigmoid" for the single
+            layer (the authors' sentence models) and "exp" for stacked blocks (their deep models).
+        fusion_gate: the single MTSA layer's gate, "per_head" (the authors') or
+            "joint" (see `MTSA`).
         activation: activation of the MTSA value projection and pooling MLP.
         dropout: the dropout rate at the `dropout_sites` (and inside stacked blocks).
-        dropout_sites: "embedding" (on the embeddings; the classifiers add one before their output layer)
-            or "authors" (the authors' sites: the input of every dense map, per head inside MTSA, in the
-            pooling and, in the classifiers, on the sentence vector and the input of each head layer; no
-            embedding dropout). "authors" needs the single MTSA layer (encoder="mtsa", no blocks, no
-            convolution).
+        dropout_sites: "embedding" (on the embeddings; the classifiers add one before their output
+            layer) or "authors" (the authors' sites: the input of every dense map, per head inside
+            MTSA, in the pooling and, in the classifiers, on the sentence vector and the input of
+            each head layer; no embedding dropout). "authors" needs the single MTSA layer
+            (encoder="mtsa", no blocks, no convolution).
         attention_dropout: MTSA / MHA attention dropout.
         token_dropout: probability of replacing a token by the unknown token while training.
         l2: L2 weight decay on every kernel of the encoder (not the embeddings or biases): Keras's
             `L2(l2)`, i.e. the authors' `wd * tf.nn.l2_loss(W)` with wd = 2 * l2.
-        frozen_rows: rows of the embedding table after the first `vocabulary_size` that never train (the
-            pretrained vectors of words outside the training vocabulary, set by the caller after building;
-            see `keras_mtsa.layers.PretrainedEmbedding`); 0 for one trainable `keras.layers.Embedding`.
+        frozen_rows: rows of the embedding table after the first `vocabulary_size` that never train
+            (the pretrained vectors of words outside the training vocabulary, set by the caller
+            after building; see `keras_mtsa.layers.PretrainedEmbedding`); 0 for one trainable
+            `keras.layers.Embedding`.
         name: the sub-model's name.
     """
     vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
@@ -396,8 +406,8 @@ def build_sentence_encoder(
     )
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
-    # Any padded length up to max_length: batches are padded to their length bucket, and every encoder but
-    # the CNN gives a text the same vector whatever padding follows it.
+    # Any padded length up to max_length: batches are padded to their length bucket, and every
+    # encoder but the CNN gives a text the same vector whatever padding follows it.
     token_ids = keras.Input(
         (max_length if encoder == "cnn" else None,), dtype="int32", name="token_ids"
     )
@@ -452,8 +462,8 @@ def build_sentence_encoder(
             kernel_regularizer=regularizer,
             name="mha",
         )(x, x)
-        # An `Add` layer, not `x + attended`: a plain op drops the padding mask, and the pooling would then
-        # average over padded positions.
+        # An `Add` layer, not `x + attended`: a plain op drops the padding mask, and the pooling
+        # would then average over padded positions.
         x = layers.LayerNormalization(name="mha_norm")(
             layers.Add(name="mha_residual")([x, attended])
         )
@@ -506,10 +516,11 @@ def build_sentence_classifier(
         num_classes: number of classes (>= 2).
         hidden_units: width of the hidden layer before the classifier.
         dropout: the dropout rate, before the classifier and at the encoder's `dropout_sites`.
-        dropout_sites: "embedding" or "authors" (see `build_sentence_encoder`); "authors" also drops the
-            sentence vector before the hidden layer.
+        dropout_sites: "embedding" or "authors" (see `build_sentence_encoder`); "authors" also drops
+            the sentence vector before the hidden layer.
         l2: L2 weight decay on every kernel.
-        **encoder_kwargs: `build_sentence_encoder` arguments (vocabulary_size and max_length required).
+        **encoder_kwargs: `build_sentence_encoder` arguments (vocabulary_size and
+            max_length required).
 
     Returns:
         A functional `keras.Model` from int32 token ids (batch, length) to float32 class
@@ -539,11 +550,12 @@ def build_pair_classifier(
 ):
     """Sentence-pair (NLI) classifier with one shared encoder and [u; v; u - v; u * v] features.
 
-    Inputs are a dict {"premise": ids, "hypothesis": ids}; arguments as `build_sentence_classifier`, and
+    Inputs are a dict {"premise": ids, "hypothesis": ids}; arguments as
+    `build_sentence_classifier`, and
 
     Args:
-        head: "relu" (Dense(hidden_units, relu) -> dropout -> softmax) or "highway", the authors' SNLI
-            head: Dense(hidden_units, elu) -> a highway layer (elu) -> dropout -> softmax.
+        head: "relu" (Dense(hidden_units, relu) -> dropout -> softmax) or "highway", the authors'
+            SNLI head: Dense(hidden_units, elu) -> a highway layer (elu) -> dropout -> softmax.
     """
     num_classes = _num_classes(num_classes)
     check.choice("head", head, PAIR_HEADS)

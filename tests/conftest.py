@@ -45,7 +45,8 @@ def write(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _float32_policy():
-    """Every test starts and ends with the float32 dtype policy (mixed-precision tests change it)."""
+    """Every test starts and ends with the float32 dtype policy (mixed-precision
+    tests change it)."""
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
@@ -57,8 +58,9 @@ SHARED_DATA = os.path.join(
 
 
 def require_shared_data(*paths):
-    """Skips a real-data test when a file of ../shared/data is missing; in CI (CI=true), where the data is
-    always laid out beside the clone, fails instead, so that a moved dataset cannot turn tests into skips."""
+    """Skips a real-data test when a file of ../shared/data is missing; in CI (CI=true), where the
+    data is always laid out beside the clone, fails instead, so that a moved dataset cannot turn
+    tests into skips."""
     missing = [str(path) for path in paths if not os.path.exists(path)]
     if not missing:
         return

@@ -1,6 +1,6 @@
-"""Shared test helpers: independent float64 numpy oracles, the one backend-specific autodiff helper, and
-small utilities. The oracles are written from the method's description (docs/mtsa.md), in plain numpy, and
-share no code with `keras_mtsa`.
+"""Shared test helpers: independent float64 numpy oracles, the one backend-specific autodiff helper,
+and small utilities. The oracles are written from the method's description (docs/mtsa.md), in plain
+numpy, and share no code with `keras_mtsa`.
 """
 
 import math
@@ -10,12 +10,12 @@ import numpy as np
 
 BACKEND = keras.backend.backend()
 
-# The most precise float dtype the backend runs by default: JAX keeps x64 off, so float64 inputs would be
-# silently truncated to float32 there.
+# The most precise float dtype the backend runs by default: JAX keeps x64 off, so float64 inputs
+# would be silently truncated to float32 there.
 PRECISE_FLOAT = "float64" if BACKEND == "tensorflow" else "float32"
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Autodiff: the only backend-specific code of the test suite.
 
 
@@ -43,12 +43,13 @@ def gradients(function, *args):
     raise NotImplementedError(f"No autodiff helper for backend {BACKEND}")
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Oracles for keras_mtsa.ops
 
 
 def loop_positional_mask(length, kinds, attend_to_self):
-    """(heads, length, length) boolean masks built entry by entry from the definitions in docs/mtsa.md."""
+    """(heads, length, length) boolean masks built entry by entry from the
+    definitions in docs/mtsa.md."""
     mask = np.zeros((len(kinds), length, length), dtype=bool)
     for head, kind in enumerate(kinds):
         for i in range(length):
@@ -64,7 +65,8 @@ def loop_positional_mask(length, kinds, attend_to_self):
 
 
 def numpy_masked_softmax(logits, mask, axis):
-    """float64 softmax over the allowed entries along `axis`; masked entries and empty slices are 0."""
+    """float64 softmax over the allowed entries along `axis`; masked entries and
+    empty slices are 0."""
     logits = np.asarray(logits, np.float64)
     mask = np.broadcast_to(np.asarray(mask, bool), logits.shape)
     shifted = np.where(mask, logits, -np.inf)
@@ -93,7 +95,7 @@ def numpy_tensorized_attention(t, s, v, mask=None, t_dropout=None, s_dropout=Non
     return np.sum(weights * v[..., None, :, :], axis=-2)
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Oracles for the layers, computed from the layers' own weights.
 
 _NUMPY_ACTIVATIONS = {
@@ -112,7 +114,8 @@ def numpy_activation(activation):
 
 
 def weights_by_path(layer):
-    """The layer's weights as float64 numpy arrays keyed by their path below the layer, e.g. "value/kernel"."""
+    """The layer's weights as float64 numpy arrays keyed by their path below the layer,
+    e.g. "value/kernel"."""
     prefix = layer.name + "/"
     weights = {}
     for weight in layer.weights:
@@ -126,15 +129,17 @@ def _sigmoid(x):
 
 
 def numpy_mtsa(layer, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
-    """MTSA in float64 numpy from an MTSA layer's weights and configuration; see `numpy_mtsa_from`."""
+    """MTSA in float64 numpy from an MTSA layer's weights and configuration; see
+    `numpy_mtsa_from`."""
     return numpy_mtsa_from(
         layer.get_config(), weights_by_path(layer), x, mask, attention_mask, t_dropout, s_dropout
     )
 
 
 def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
-    """The value, the token2token and source2token logits and the allowed (query, key) pairs of MTSA, in
-    float64 numpy from a configuration and weights keyed like "value/kernel" (docs/mtsa.md, section 1).
+    """The value, the token2token and source2token logits and the allowed (query, key) pairs
+    of MTSA, in float64 numpy from a configuration and weights keyed like "value/kernel"
+    (docs/mtsa.md, section 1).
 
     value = act(x W_v + b_v) per head; q, k = value W_q, value W_k per head (no bias); token2token
     t = <q_i, k_j> / sqrt(head_dim), or log(sigmoid(t)) for the sigmoid factor; source2token
@@ -142,7 +147,8 @@ def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
     `attention_mask` (3D for every head, or 4D per head).
 
     Returns:
-        (value (b, h, n, d), token2token (b, h, n, n), source2token (b, h, n, d), allowed (b or 1, h, n, n)).
+        (value (b, h, n, d), token2token (b, h, n, n), source2token (b, h, n, d),
+        allowed (b or 1, h, n, n)).
     """
     head_dim = config["head_dim"]
     x = np.asarray(x, np.float64)
@@ -179,10 +185,11 @@ def numpy_mtsa_logits(config, w, x, mask=None, attention_mask=None):
 
 
 def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None, s_dropout=None):
-    """MTSA in float64 numpy: `numpy_mtsa_logits`, the explicit tensor softmax over allowed keys (with the
-    authors' attention dropout masks, if given); the fusion gate per head, g_h = sigmoid([value_h; o_h] W_h + b_h),
-    o_h <- g_h * value_h + (1 - g_h) * o_h (or, for fusion_gate="joint", one gate over the concatenated
-    heads); heads concatenated; output projection; padded positions 0.
+    """MTSA in float64 numpy: `numpy_mtsa_logits`, the explicit tensor softmax over allowed keys
+    (with the authors' attention dropout masks, if given); the fusion gate per head,
+    g_h = sigmoid([value_h; o_h] W_h + b_h), o_h <- g_h * value_h + (1 - g_h) * o_h (or, for
+    fusion_gate="joint", one gate over the concatenated heads); heads concatenated; output
+    projection; padded positions 0.
     """
     heads, head_dim = config["num_heads"], config["head_dim"]
     batch, length, _ = np.shape(x)
@@ -222,7 +229,8 @@ def numpy_mtsa_from(config, w, x, mask=None, attention_mask=None, t_dropout=None
 
 
 def numpy_source2token_pooling(layer, x, mask=None):
-    """out_k = sum_j softmax_j(s_jk) x_jk with s = W_2 act(W_1 x + b_1) + b_2, over unmasked tokens."""
+    """out_k = sum_j softmax_j(s_jk) x_jk with s = W_2 act(W_1 x + b_1) + b_2,
+    over unmasked tokens."""
     w = weights_by_path(layer)
     activation = numpy_activation(layer.get_config()["activation"])
     x = np.asarray(x, np.float64)
@@ -242,7 +250,7 @@ def numpy_layer_norm(x, gamma, beta, epsilon):
     return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Small utilities
 
 
@@ -251,8 +259,9 @@ def to_numpy(x):
 
 
 def assert_close(actual, expected, tol, scale=None):
-    """|actual - expected| <= tol * (|expected| + scale) elementwise; `scale` (default max |expected|, at
-    least 1) keeps entries near zero from demanding more than the magnitude of the data allows."""
+    """|actual - expected| <= tol * (|expected| + scale) elementwise; `scale` (default
+    max |expected|, at least 1) keeps entries near zero from demanding more than the magnitude of
+    the data allows."""
     actual = np.asarray(to_numpy(actual), np.float64)
     expected = np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)

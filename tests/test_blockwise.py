@@ -100,9 +100,10 @@ def test_gradients_equal_the_full_forms(activation):
 
 
 def test_computes_what_underflows_in_the_full_form():
-    # Forward head, query 1 sees only key 0. Key 6's source2token score of 200 (key 6 is seen by query 7)
-    # sets the full form's column maximum, so exp(0 - 200) underflows query 1's denominator and the full
-    # form returns 0 there. Query 1's tiles (size 2) never include key 6 and keep the right answer: v[0].
+    # Forward head, query 1 sees only key 0. Key 6's source2token score of 200 (key 6 is seen by
+    # query 7) sets the full form's column maximum, so exp(0 - 200) underflows query 1's denominator
+    # and the full form returns 0 there. Query 1's tiles (size 2) never include key 6 and keep
+    # the right answer: v[0].
     q, k, s, v = _inputs(4, batch=1, heads=1, length=8, head_dim=3)
     s[0, 0, :, :] = 0.0
     s[0, 0, 6, :] = 200.0
@@ -245,6 +246,7 @@ def test_layer_with_block_size_under_mixed_precision_is_close_to_float32(policy)
     assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in mixed.weights)
     output = np.asarray(keras.ops.cast(output, "float32"))
     assert np.all(np.isfinite(output))
-    # Measured largest errors (TensorFlow, JAX): float16 0.0020, 0.0009; bfloat16 0.013, 0.008; about 4x.
+    # Measured largest errors (TensorFlow, JAX): float16 0.0020, 0.0009; bfloat16
+    # 0.013, 0.008; about 4x.
     atol = {"mixed_float16": 8e-3, "mixed_bfloat16": 5e-2}[policy]
     np.testing.assert_allclose(output, np.asarray(reference(x)), atol=atol)

@@ -1,5 +1,5 @@
-"""Spec tests of MTSAEncoderBlock: the residual/layer-norm composition around MTSA and a feed-forward
-layer, stacking with masks, serialization, training and argument checks."""
+"""Spec tests of MTSAEncoderBlock: the residual/layer-norm composition around MTSA and a
+feed-forward layer, stacking with masks, serialization, training and argument checks."""
 
 import keras
 import numpy as np
@@ -35,9 +35,9 @@ def padding_mask(lengths, length=LENGTH):
 
 
 def numpy_block(block, x, mask=None):
-    """The block in float64 numpy from its weights: MTSA (projected back to the width) and a two-layer
-    feed-forward sublayer, each with a residual connection and a layer norm, after (post-norm) or before
-    (pre-norm) the sublayer."""
+    """The block in float64 numpy from its weights: MTSA (projected back to the width) and a
+    two-layer feed-forward sublayer, each with a residual connection and a layer norm, after
+    (post-norm) or before (pre-norm) the sublayer."""
     config = block.get_config()
     weights = weights_by_path(block)
     width = x.shape[-1]
@@ -178,7 +178,8 @@ def test_training_step_is_finite_and_updates_weights_and_dropout_is_training_onl
 
 
 def test_seeded_sublayer_dropouts_draw_different_masks():
-    # A seed makes the block reproducible; it must not make its two residual dropouts drop the same units.
+    # A seed makes the block reproducible; it must not make its two residual dropouts
+    # drop the same units.
     block = make_block(dropout=0.5, seed=4)
     block.build((BATCH, LENGTH, WIDTH))
     ones = np.ones((BATCH, LENGTH, WIDTH), "float32")

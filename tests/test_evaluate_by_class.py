@@ -1,4 +1,5 @@
-"""`examples/evaluate_by_class.py`: per-class accuracy and confusions of a saved run, against numpy."""
+"""`examples/evaluate_by_class.py`: per-class accuracy and confusions of a saved
+run, against numpy."""
 
 import json
 import os

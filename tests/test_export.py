@@ -1,8 +1,9 @@
-"""SavedModel export for TF Serving (`keras_mtsa.export`) and the readiness checker (`keras_mtsa.serving`).
+"""SavedModel export for TF Serving (`keras_mtsa.export`) and the readiness checker
+(`keras_mtsa.serving`).
 
 One small sentence classifier is trained a few steps and exported once per module. The export is
-reloaded in a fresh process without Keras or keras_mtsa, queried with hostile inputs, and checked with
-`python -m keras_mtsa.serving check`, next to SavedModels the checker must reject.
+reloaded in a fresh process without Keras or keras_mtsa, queried with hostile inputs, and checked
+with `python -m keras_mtsa.serving check`, next to SavedModels the checker must reject.
 """
 
 import json
@@ -31,12 +32,12 @@ LABELS = ["positive", "negative"]  # not in sorted order: a sorted lookup would 
 MAX_LENGTH = 16
 BUCKETS = (4, 8)
 TRAIN_TEXTS = [
-    "the film is great", "the plot is dull", "a moving and beautiful story", "boring , predictable and flat",
-    "the acting is not bad at all", "the ending is awful", "what a charming , clever script",
-    "the pacing is weak",
+    "the film is great", "the plot is dull", "a moving and beautiful story",
+    "boring , predictable and flat", "the acting is not bad at all", "the ending is awful",
+    "what a charming , clever script", "the pacing is weak",
 ]  # fmt: skip
-# Compared between the in-memory Keras model and the reloaded SavedModel: plain, unknown words, empty,
-# long, invalid UTF-8, mixed scripts and emoji.
+# Compared between the in-memory Keras model and the reloaded SavedModel: plain, unknown words,
+# empty, long, invalid UTF-8, mixed scripts and emoji.
 PROBE_TEXTS = [
     b"the film is great",
     b"the plot is dull , but the ending is wonderful",
@@ -50,7 +51,8 @@ PROBE_TEXTS = [
 
 
 def _environment():
-    """A child's environment: this checkout first on its path (never an installed, possibly stale copy)."""
+    """A child's environment: this checkout first on its path (never an installed,
+    possibly stale copy)."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return {**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -59,7 +61,8 @@ def _environment():
 def trained(tmp_path_factory):
     """(model, preprocessor) after a few training steps."""
     directory = tmp_path_factory.mktemp("vocabulary")
-    # Requests are padded to length buckets: every comparison with Keras below pads to MAX_LENGTH instead.
+    # Requests are padded to length buckets: every comparison with Keras below pads
+    # to MAX_LENGTH instead.
     preprocessor = TextPreprocessor.from_texts(
         TRAIN_TEXTS, str(directory / "vocabulary.txt"), MAX_LENGTH, bucket_boundaries=BUCKETS
     )
@@ -96,7 +99,8 @@ def loaded(exported):
 
 
 def _keras_probabilities(trained, texts):
-    """The Keras model's answer on `texts` padded to max_length (the export pads to length buckets)."""
+    """The Keras model's answer on `texts` padded to max_length (the export pads
+    to length buckets)."""
     model, preprocessor = trained
     to_max_length = TextPreprocessor(**{**preprocessor.config(), "bucket_boundaries": None})
     ids = to_max_length(tf.constant(texts, tf.string))
@@ -105,7 +109,8 @@ def _keras_probabilities(trained, texts):
 
 
 def _assert_valid(outputs, count):
-    """A valid serving_default answer (tensors from tf.saved_model.load or arrays from the session road)."""
+    """A valid serving_default answer (tensors from tf.saved_model.load or arrays from
+    the session road)."""
     probabilities = np.asarray(outputs["probabilities"])
     label_id = np.asarray(outputs["label_id"])
     label = [value.decode("utf-8") for value in np.asarray(outputs["label"])]
@@ -118,8 +123,8 @@ def _assert_valid(outputs, count):
     assert label == [LABELS[i] for i in label_id]
 
 
-# TF Serving's road: the TF C API's session loader in a clean process (no TensorFlow Python runtime), as
-# the checker drives it. Every request of the module goes in one process, awaited once.
+# TF Serving's road: the TF C API's session loader in a clean process (no TensorFlow Python
+# runtime), as the checker drives it. Every request of the module goes in one process, awaited once.
 
 LARGE_BATCH = [f"{TRAIN_TEXTS[i % len(TRAIN_TEXTS)]} {i}" for i in range(1000)]
 HOSTILE = {
@@ -140,7 +145,8 @@ HOSTILE = {
 
 @pytest.fixture(scope="module")
 def on_session_road(trained, exported):
-    """{case: serving_default's answer} on the session road, plus the token_ids answer for PROBE_TEXTS.
+    """{case: serving_default's answer} on the session road, plus the token_ids
+    answer for PROBE_TEXTS.
 
     Meanwhile the vocabulary file the preprocessor was built from is moved away: the SavedModel must
     read its own copy in assets/.
@@ -160,10 +166,12 @@ def on_session_road(trained, exported):
 
 @pytest.fixture(scope="module")
 def readiness_check(exported):
-    """`python -m keras_mtsa.serving check` on the export, from the command line in a clean environment."""
+    """`python -m keras_mtsa.serving check` on the export, from the command line in a
+    clean environment."""
     process = subprocess.run(
         [sys.executable, "-m", "keras_mtsa.serving", "check", exported],
-        cwd=os.path.dirname(exported), env=_environment(), capture_output=True, text=True, timeout=600,
+        cwd=os.path.dirname(exported), env=_environment(), capture_output=True, text=True,
+        timeout=600,
     )  # fmt: skip
     return process.returncode, process.stdout + process.stderr
 
@@ -326,8 +334,8 @@ def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_t
 def test_a_model_whose_positions_end_before_max_length_is_not_exported(trained, tmp_path):
     _, preprocessor = trained
     mha = models.build_sentence_classifier(
-        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH // 2, encoder="mha",
-        embedding_dim=8, hidden_units=4,
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH // 2,
+        encoder="mha", embedding_dim=8, hidden_units=4,
     )  # fmt: skip
     with pytest.raises(
         ValueError,
@@ -339,8 +347,8 @@ def test_a_model_whose_positions_end_before_max_length_is_not_exported(trained, 
 def test_a_model_of_one_input_length_is_not_exported_with_length_buckets(trained, tmp_path):
     _, preprocessor = trained
     cnn = models.build_sentence_classifier(
-        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, encoder="cnn",
-        embedding_dim=8, hidden_units=4,
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH,
+        encoder="cnn", embedding_dim=8, hidden_units=4,
     )  # fmt: skip
     with pytest.raises(
         ValueError, match=r"takes ids of length 16 only: `preprocessor` must pad to it"
@@ -429,7 +437,8 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     expected = model(ids, training=False).numpy()
     text_answer, ids_answer = serving.serve(path, [
         ("serving_default", {"premise": premises, "hypothesis": hypotheses}),
-        ("token_ids", {"premise_ids": ids["premise"].numpy(), "hypothesis_ids": ids["hypothesis"].numpy()}),
+        ("token_ids", {"premise_ids": ids["premise"].numpy(),
+                       "hypothesis_ids": ids["hypothesis"].numpy()}),
     ])  # fmt: skip
     for answer in (text_answer, ids_answer):  # on TF Serving's road
         np.testing.assert_allclose(answer["probabilities"], expected, rtol=0, atol=1e-5)
@@ -443,7 +452,8 @@ def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     assert sorted(request.inputs) == ["hypothesis", "premise"]
 
 
-# The readiness checker on the export's directory layout (the checker's own rejections: test_serving.py).
+# The readiness checker on the export's directory layout (the checker's own
+# rejections: test_serving.py).
 
 
 def _check_exit(path, capsys):
@@ -460,7 +470,8 @@ def test_checker_rejects_a_directory_without_saved_model_pb(tmp_path, exported, 
         assert "has no saved_model.pb" in output and "NOT READY" in output
 
 
-# Tables: named, so TF Serving's loader initializes what the signatures read; never another's vocabulary.
+# Tables: named, so TF Serving's loader initializes what the signatures read; never
+# another's vocabulary.
 
 
 def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(trained, tmp_path):
@@ -473,8 +484,9 @@ def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(traine
         "the plot is dull , but the ending is wonderful",
         "boring and flat",
     ]
-    # The same path for both, rewritten in between, and the first preprocessor freed before the second
-    # exists: neither a path nor a reused memory address may lead the second to the first one's table.
+    # The same path for both, rewritten in between, and the first preprocessor freed before
+    # the second exists: neither a path nor a reused memory address may lead the second to
+    # the first one's table.
     path = str(tmp_path / "vocabulary.txt")
     write_vocabulary(tokens, path)
     first = TextPreprocessor(path, MAX_LENGTH)
@@ -510,8 +522,8 @@ def test_a_subword_export_serves_on_the_session_road(tmp_path):
     )
     keras.utils.set_random_seed(4)
     model = models.build_sentence_classifier(
-        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH, embedding_dim=8,
-        hidden_units=8,
+        len(LABELS), vocabulary_size=preprocessor.vocabulary_size, max_length=MAX_LENGTH,
+        embedding_dim=8, hidden_units=8,
     )  # fmt: skip
     path = export_for_serving(
         model, preprocessor, str(tmp_path), model_name="subwords", labels=LABELS

@@ -1,5 +1,6 @@
-"""The fused core (`keras_mtsa.ops.self_attention(implementation="fused")`): standard softmax attention over
-the values [E_s * v, E_s], checked against the full core and the float64 explicit oracle, on both backends."""
+"""The fused core (`keras_mtsa.ops.self_attention(implementation="fused")`): standard softmax
+attention over the values [E_s * v, E_s], checked against the full core and the float64 explicit
+oracle, on both backends."""
 
 import keras
 import numpy as np

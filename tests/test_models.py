@@ -1,4 +1,5 @@
-"""The example models of `keras_mtsa.models`: what goes in and out, masking, training and `.keras` files.
+"""The example models of `keras_mtsa.models`: what goes in and out, masking,
+training and `.keras` files.
 
 Every model is tiny (embedding_dim 16, max_length 12) and is built and trained once per module.
 """
@@ -26,7 +27,8 @@ SENTENCE_CONFIGS = {
 
 
 def _token_ids(rng, batch, min_length=2):
-    """Padded id rows: real tokens (ids >= 1, some [UNK]) then zeros; lengths vary, one row is full."""
+    """Padded id rows: real tokens (ids >= 1, some [UNK]) then zeros; lengths
+    vary, one row is full."""
     lengths = rng.integers(min_length, MAX_LENGTH + 1, size=batch)
     lengths[0] = MAX_LENGTH
     ids = np.zeros((batch, MAX_LENGTH), dtype="int32")
@@ -99,9 +101,9 @@ def test_a_few_training_steps_reduce_the_loss(trained, name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_padding_is_masked(trained, name):
-    """Whatever the padding id's embedding row holds, predictions do not change: every layer after the
-    embedding honours the padding mask (for the MHA baseline too: position embedding, attention, norm; the
-    CNN and the convolution in front of MTSA see zero vectors there, as Kim's)."""
+    """Whatever the padding id's embedding row holds, predictions do not change: every layer after
+    the embedding honours the padding mask (for the MHA baseline too: position embedding, attention,
+    norm; the CNN and the convolution in front of MTSA see zero vectors there, as Kim's)."""
     model, inputs, _ = trained[name]
     assert np.any(_flat_ids(inputs) == 0), "the batch must contain padding"
     embedding = model.get_layer("sentence_encoder").get_layer("embedding")
@@ -118,9 +120,10 @@ def test_padding_is_masked(trained, name):
 
 @pytest.mark.parametrize("name", [name for name in MODEL_NAMES if name != "cnn"])
 def test_a_sentence_gets_the_same_output_in_every_bucket_it_can_land_in(trained, name):
-    """Padded to its own length, to every longer one and to max_length, a batch gets the same outputs (1e-5):
-    length buckets change the cost of a batch, not its answers. The CNN is left out: its max-over-time
-    pooling sees the windows in the padding, so it is always padded to max_length."""
+    """Padded to its own length, to every longer one and to max_length, a batch gets the
+    same outputs (1e-5): length buckets change the cost of a batch, not its answers. The CNN
+    is left out: its max-over-time pooling sees the windows in the padding, so it is always
+    padded to max_length."""
     model, inputs, _ = trained[name]
 
     def cut(ids, length):

@@ -1,8 +1,9 @@
-"""Spec tests of the MTSA layer: the math against a numpy re-implementation from the layer's own weights,
-masking, directionality, serialization, compilation, dropout, mixed precision and argument checks.
+"""Spec tests of the MTSA layer: the math against a numpy re-implementation from the layer's
+own weights, masking, directionality, serialization, compilation, dropout, mixed precision
+and argument checks.
 
-Shapes are shared by most tests (BATCH x LENGTH x FEATURES, HEADS x HEAD_DIM) so that backends compiling
-per shape (JAX eagerly, TensorFlow's inner XLA core) reuse their compilations. Layers use
+Shapes are shared by most tests (BATCH x LENGTH x FEATURES, HEADS x HEAD_DIM) so that backends
+compiling per shape (JAX eagerly, TensorFlow's inner XLA core) reuse their compilations. Layers use
 jit_compile=False unless XLA is what the test is about.
 """
 
@@ -32,7 +33,8 @@ LAYER_TOL = 1e-5
 
 
 def make_mtsa(**kwargs):
-    """An MTSA layer with the test shapes, nonzero biases (so that they are checked too) and no inner XLA."""
+    """An MTSA layer with the test shapes, nonzero biases (so that they are checked too)
+    and no inner XLA."""
     kwargs = {
         "num_heads": HEADS,
         "head_dim": HEAD_DIM,
@@ -68,7 +70,8 @@ def padding_mask(lengths, length=LENGTH):
         dict(
             token2token_activation="sigmoid", use_fusion_gate=False, head_masks=["backward", "none"]
         ),
-        # The same layer math through the tiled core (keras_mtsa.ops.blockwise), blocks not dividing the length.
+        # The same layer math through the tiled core (keras_mtsa.ops.blockwise), blocks not
+        # dividing the length.
         dict(token2token_activation="exp", block_size=2),
         dict(token2token_activation="sigmoid", fusion_gate="joint", output_dim=4),
     ],
@@ -119,8 +122,8 @@ def test_directional_heads_ignore_tokens_on_the_other_side(direction):
 def test_padding_does_not_change_real_positions_and_padded_outputs_are_zero():
     layer = make_mtsa(output_dim=4)
     x = random_inputs(2)
-    # Example 0 keeps its 5 tokens; example 1 has 3 real tokens followed by 2 padded positions holding
-    # large garbage features.
+    # Example 0 keeps its 5 tokens; example 1 has 3 real tokens followed by 2 padded positions
+    # holding large garbage features.
     padded = x.copy()
     padded[1, 3:] = 50.0 * random_inputs(3)[1, 3:]
     mask = padding_mask([LENGTH, 3])
@@ -193,8 +196,8 @@ def test_return_attention_scores_shapes_and_normalisation():
     # Direction: the forward head (0) sees only earlier keys, the backward head (1) only later ones.
     assert np.all(np.triu(token2token[:, 0]) == 0.0)
     assert np.all(np.tril(token2token[:, 1]) == 0.0)
-    # Rows with an allowed key sum to 1; the others (the first token of the forward head, the last real
-    # token of the backward head, and every padded query) are 0.
+    # Rows with an allowed key sum to 1; the others (the first token of the forward head, the last
+    # real token of the backward head, and every padded query) are 0.
     for example, length in enumerate(lengths):
         expected = np.ones((HEADS, LENGTH))
         expected[0, 0] = 0.0
@@ -255,8 +258,8 @@ def _kept(mask):
 @pytest.mark.parametrize("rate", [0.3, 0.5])
 def test_dropout_keeps_each_factor_with_probability_sqrt_1_minus_rate_and_equals_the_oracle(rate):
     # The authors' scheme: the token2token and source2token factors of the numerator are dropped
-    # independently, each kept with probability sqrt(1 - rate) and scaled by its inverse, so that their
-    # product is kept with probability 1 - rate; the weights are not renormalized.
+    # independently, each kept with probability sqrt(1 - rate) and scaled by its inverse, so that
+    # their product is kept with probability 1 - rate; the weights are not renormalized.
     layer = make_mtsa(dropout=rate, seed=4)
     x = random_inputs(12, shape=(8, 16, FEATURES))
     mask = np.arange(16)[None, :] < np.array([16, 9, 16, 12, 16, 16, 5, 16])[:, None]
@@ -281,8 +284,8 @@ def test_dropout_keeps_each_factor_with_probability_sqrt_1_minus_rate_and_equals
 
 
 def test_blockwise_dropout_drops_the_source2token_factor_with_probability_rate_and_equals_the_oracle():
-    # The blockwise mode never holds the token2token factor as a whole: only the source2token factor of the
-    # numerator is dropped, kept with probability 1 - rate and scaled by its inverse.
+    # The blockwise mode never holds the token2token factor as a whole: only the source2token factor
+    # of the numerator is dropped, kept with probability 1 - rate and scaled by its inverse.
     layer = make_mtsa(dropout=0.5, seed=5, block_size=4)
     x = random_inputs(13, shape=(8, 16, FEATURES))
     mask = np.arange(16)[None, :] < np.array([16, 9, 16, 12, 16, 16, 5, 16])[:, None]
@@ -383,8 +386,8 @@ def test_a_config_saved_before_the_per_head_gate_loads_with_the_joint_gates_weig
 
 
 def test_projection_dropout_drops_the_input_with_a_separate_mask_per_head():
-    # Values that are the input itself (identity kernels, linear activation) and a gate stuck at 1 make the
-    # output the dropped value of each head: x * mask_h / keep.
+    # Values that are the input itself (identity kernels, linear activation) and a gate stuck at 1
+    # make the output the dropped value of each head: x * mask_h / keep.
     features, heads, rate = 8, 2, 0.5
     layer = MTSA(
         heads, features, activation="linear", projection_dropout=rate, seed=5, jit_compile=False
@@ -464,7 +467,8 @@ def test_a_subclass_overriding_compute_attention_replaces_only_the_core():
         value = np.einsum("bnc,chd->bhnd", x64, w["value/kernel"]) + w["value/bias"]
         value = np.where(value > 0, value, np.expm1(value))  # elu
         gate = 1 / (1 + np.exp(-(np.einsum("bhnc,hcd->bhnd", np.concatenate([value, 0 * value], -1),
-                                            w["fusion_gate/kernel"]) + w["fusion_gate/bias"])))  # fmt: skip
+                                            w["fusion_gate/kernel"])
+                                 + w["fusion_gate/bias"])))  # fmt: skip
         merged = (gate * value).transpose(0, 2, 1, 3).reshape(BATCH, LENGTH, HEADS * HEAD_DIM)
         expected = (merged @ w["output/kernel"] + w["output/bias"]) * mask[..., None]
         assert_close(to_numpy(other(x, mask=mask)), expected, LAYER_TOL)
@@ -607,7 +611,8 @@ def test_mixed_precision_is_finite_close_to_float32_with_float32_weights(policy)
     assert keras.backend.standardize_dtype(output.dtype) == compute_dtype
     output = np.asarray(to_numpy(output), np.float32)
     assert np.all(np.isfinite(output))
-    # Measured largest relative errors (TensorFlow, JAX): float16 6.9e-4, 6.9e-4; bfloat16 9.9e-3, 4.3e-3.
+    # Measured largest relative errors (TensorFlow, JAX): float16 6.9e-4, 6.9e-4;
+    # bfloat16 9.9e-3, 4.3e-3.
     tol = {"float16": 3e-3, "bfloat16": 4e-2}[compute_dtype]
     assert_close(output, to_numpy(reference(x, mask=mask)), tol)
     assert np.all(output[~mask] == 0.0)

@@ -1,5 +1,5 @@
-"""Spec tests of keras_mtsa.ops: the efficient tensorized attention against an independent float64 oracle,
-its gradients, numerics at the limits, the positional masks and the softmax helpers."""
+"""Spec tests of keras_mtsa.ops: the efficient tensorized attention against an independent float64
+oracle, its gradients, numerics at the limits, the positional masks and the softmax helpers."""
 
 import itertools
 
@@ -17,11 +17,11 @@ from helpers import numpy_tensorized_attention
 from helpers import to_numpy
 from keras_mtsa import ops as mtsa_ops
 
-# Tolerances, relative to max(|expected|, value scale) (outputs are averages of the values). TensorFlow runs
-# float64 end to end: the differences are float64 round-off (worst seen ~5e-16), far inside the requested
-# 1e-5, and 1e-12 is asserted. JAX keeps x64 off, so its inputs are float32: the worst difference seen over
-# these cases (logit spreads up to 30 included) is ~3e-7 for outputs and ~2e-7 for gradients, so 1e-6
-# (about 8 float32 ulps) is the tightest bound asserted there.
+# Tolerances, relative to max(|expected|, value scale) (outputs are averages of the values).
+# TensorFlow runs float64 end to end: the differences are float64 round-off (worst seen ~5e-16), far
+# inside the requested 1e-5, and 1e-12 is asserted. JAX keeps x64 off, so its inputs are float32:
+# the worst difference seen over these cases (logit spreads up to 30 included) is ~3e-7 for outputs
+# and ~2e-7 for gradients, so 1e-6 (about 8 float32 ulps) is the tightest bound asserted there.
 ORACLE_TOL = 1e-12 if PRECISE_FLOAT == "float64" else 1e-6
 GRADIENT_TOL = ORACLE_TOL
 
@@ -29,8 +29,9 @@ GRADIENT_TOL = ORACLE_TOL
 LOGIT_SPREADS = [*itertools.product((0.1, 1.0, 10.0), repeat=2), (30.0, 0.1), (30.0, 1.0)]
 
 
-# (batch, heads, length, head_dim) of the random cases: drawn from a small pool, so that backends that compile
-# per shape (JAX, even eagerly) reuse their compilations; the pool covers singleton dims and odd sizes.
+# (batch, heads, length, head_dim) of the random cases: drawn from a small pool, so that
+# backends that compile per shape (JAX, even eagerly) reuse their compilations; the pool covers
+# singleton dims and odd sizes.
 SHAPES = [(1, 1, 2, 1), (2, 3, 5, 2), (3, 2, 7, 4)]
 
 
@@ -44,8 +45,8 @@ def random_case(
     random_mask=True,
     shape=None,
 ):
-    """A random shape (unless given) and logits with the given head mask kind, random key padding and
-    (optionally) a random boolean mask on top. Returns (t, s, v, mask) as numpy arrays."""
+    """A random shape (unless given) and logits with the given head mask kind, random key padding
+    and (optionally) a random boolean mask on top. Returns (t, s, v, mask) as numpy arrays."""
     batch, heads, length, head_dim = shape or SHAPES[rng.integers(len(SHAPES))]
     t = rng.normal(0.0, t_std, (batch, heads, length, length)).astype(dtype)
     s = rng.normal(0.0, s_std, (batch, heads, length, head_dim)).astype(dtype)
@@ -106,8 +107,9 @@ def test_no_mask_means_every_key_is_allowed():
 
 
 def test_masked_entries_have_no_influence_whatever_their_values():
-    # Disallowed token2token logits and everything about keys that no query may use (padding) are ignored,
-    # even when huge: they must not take part in the maxima subtracted for stability either.
+    # Disallowed token2token logits and everything about keys that no query may use
+    # (padding) are ignored, even when huge: they must not take part in the maxima subtracted
+    # for stability either.
     rng = np.random.default_rng(11)
     t, s, v, mask = random_case(rng, "backward", True, dtype="float32", shape=SHAPES[-1])
     mask[:, :, :, -2:] = False  # the last two keys are padding
@@ -133,8 +135,9 @@ def test_gradients_match_the_explicit_reference(t_std, s_std):
 
         fast = gradients(loss(mtsa_ops.tensorized_attention), t, s, v)
         slow = gradients(loss(mtsa_ops.reference_tensorized_attention), t, s, v)
-        # Every gradient is a sum of p * cotangent * (v or v - output) terms with 0 <= p <= 1: that sets
-        # the absolute scale (a tensor whose entries all cancel to ~1e-9 carries no relative precision).
+        # Every gradient is a sum of p * cotangent * (v or v - output) terms with 0 <= p <= 1:
+        # that sets the absolute scale (a tensor whose entries all cancel to ~1e-9 carries no
+        # relative precision).
         scale = np.abs(cotangent).max() * max(1.0, np.abs(v).max())
         for name, got, want in zip(("token2token", "source2token", "value"), fast, slow):
             np.testing.assert_allclose(
@@ -179,8 +182,8 @@ def test_rows_without_an_allowed_key_are_exactly_zero():
         t = rng.normal(0, scale, (2, 2, length, length)).astype("float32")
         s = rng.normal(0, scale, (2, 2, length, 3)).astype("float32")
         v = rng.normal(0, scale, (2, 2, length, 3)).astype("float32")
-        # Head 0 forward (its first query sees nothing), head 1 backward (its last query sees nothing),
-        # plus one query row masked out entirely by hand.
+        # Head 0 forward (its first query sees nothing), head 1 backward (its last query sees
+        # nothing), plus one query row masked out entirely by hand.
         mask = np.broadcast_to(
             loop_positional_mask(length, ["forward", "backward"], False), t.shape
         ).copy()
@@ -197,8 +200,9 @@ def test_rows_without_an_allowed_key_are_exactly_zero():
 
 @pytest.mark.parametrize("scale", [30.0, 1e3])
 def test_large_inputs_give_finite_outputs_and_gradients(scale):
-    # float32: the dtype where the exponent range runs out. Scaled-up logits make some denominators of the
-    # efficient form tiny, which used to give inf/NaN gradients (1/D^2 in the division's gradient).
+    # float32: the dtype where the exponent range runs out. Scaled-up logits make some
+    # denominators of the efficient form tiny, which used to give inf/NaN gradients (1/D^2 in the
+    # division's gradient).
     rng = np.random.default_rng(5)
     for _ in range(10):
         t, s, v, mask = random_case(rng, "forward", False, scale, scale, dtype="float32")
@@ -217,13 +221,13 @@ def test_large_inputs_give_finite_outputs_and_gradients(scale):
 
 
 def test_denominator_underflow_gives_zero_not_nan():
-    # A documented limit of the efficient form: the maxima subtracted before exp are taken separately
-    # (token2token per query row, source2token per feature over all usable keys), so when every allowed
-    # key of a (query, feature) lies far below both maxima combined, the float32 denominator underflows
-    # and the output there is 0 although the true attention output is not. The blockwise mode
-    # (`keras_mtsa.ops.blockwise`, `MTSA(block_size=...)`: maxima per tile with online rescaling, docs/mtsa.md
-    # section 3) is the remedy; here we pin the full form's behaviour: 0, finite, with finite (zero)
-    # gradients, never NaN.
+    # A documented limit of the efficient form: the maxima subtracted before exp are taken
+    # separately (token2token per query row, source2token per feature over all usable keys), so when
+    # every allowed key of a (query, feature) lies far below both maxima combined, the float32
+    # denominator underflows and the output there is 0 although the true attention output is not.
+    # The blockwise mode (`keras_mtsa.ops.blockwise`, `MTSA(block_size=...)`: maxima per tile with
+    # online rescaling, docs/mtsa.md section 3) is the remedy; here we pin the full form's
+    # behaviour: 0, finite, with finite (zero) gradients, never NaN.
     def case(spread):
         # Query 0 may see keys 0 and 1; key 2 is only visible to query 2 but still sets the
         # source2token maximum. For query 0, key 0 is `spread` below in source2token and key 1 is
@@ -239,7 +243,8 @@ def test_denominator_underflow_gives_zero_not_nan():
         mask[0, 0, 2, 2] = True
         return t, s, v, mask
 
-    # Within the range the efficient form is exact: query 0 averages keys 0 and 1 with equal weights.
+    # Within the range the efficient form is exact: query 0 averages keys 0 and
+    # 1 with equal weights.
     t, s, v, mask = case(60.0)
     expected = numpy_tensorized_attention(t, s, v, mask)
     assert_close(expected[0, 0, 0], (v[0, 0, 0] + v[0, 0, 1]) / 2, 1e-12)
@@ -333,7 +338,8 @@ def test_dropout_masks_scale_the_normalized_weights_without_renormalizing():
 
 
 def dropout_reference(t, s, v, mask, t_dropout, s_dropout):
-    """The dropout formula written out with plain ops, for autodiff: moderate logits need no max shift."""
+    """The dropout formula written out with plain ops, for autodiff: moderate logits
+    need no max shift."""
     t_factor = ops.where(mask, ops.exp(t), ops.zeros_like(t))
     usable = ops.expand_dims(ops.any(ops.broadcast_to(mask, t.shape), axis=-2), -1)
     s_factor = ops.where(usable, ops.exp(s), ops.zeros_like(s))
@@ -345,7 +351,8 @@ def dropout_reference(t, s, v, mask, t_dropout, s_dropout):
 @pytest.mark.parametrize("dropped", ["token2token", "source2token", "both"])
 def test_gradients_with_dropout_masks_match_autodiff_of_the_formula(dropped):
     rng = np.random.default_rng(12)
-    # Forward masks with the diagonal: every query has an allowed key, so the plain formula is defined.
+    # Forward masks with the diagonal: every query has an allowed key, so the
+    # plain formula is defined.
     t, s, v, mask = random_case(rng, "forward", True, random_mask=False, shape=(2, 3, 6, 4))
     mask[:] = loop_positional_mask(6, ["forward"] * 3, True)[None]
     t_dropout = ((rng.random(t.shape) < 0.7) / 0.7).astype(PRECISE_FLOAT)

@@ -20,8 +20,9 @@ DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 SICK_HEADER = b"pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
 SICK_FULL_HEADER = (
-    b"pair_ID\tsentence_A\tsentence_B\tentailment_label\trelatedness_score\tentailment_AB\tentailment_BA\t"
-    b"sentence_A_original\tsentence_B_original\tsentence_A_dataset\tsentence_B_dataset\tSemEval_set\n"
+    b"pair_ID\tsentence_A\tsentence_B\tentailment_label\trelatedness_score\tentailment_AB\t"
+    b"entailment_BA\tsentence_A_original\tsentence_B_original\tsentence_A_dataset\t"
+    b"sentence_B_dataset\tSemEval_set\n"
 )
 
 
@@ -158,7 +159,10 @@ def test_explicit_encoding_is_strict_and_names_the_line(write):
 # trec
 
 
-TREC_TRAIN = b"DESC:manner How did serfdom develop ?\nHUM:ind Who stole the cork ?\nABBR:exp What is .com ?\n"
+TREC_TRAIN = (
+    b"DESC:manner How did serfdom develop ?\nHUM:ind Who stole the cork ?\n"
+    b"ABBR:exp What is .com ?\n"
+)
 
 
 def test_trec_coarse_labels_sorted_alphabetically(write):

@@ -1,4 +1,5 @@
-"""The README's result script (`examples/reproduce_results.py`): its paired MTSA-vs-baseline summary."""
+"""The README's result script (`examples/reproduce_results.py`): its paired
+MTSA-vs-baseline summary."""
 
 import os
 import sys
@@ -16,10 +17,12 @@ def test_paired_comparison_reports_differences_seed_by_seed_with_mean_and_standa
     differences, summary = paired_comparison([0.90, 0.89, 0.1 + 0.2], [0.88, 0.90, 0.3])
 
     assert differences == pytest.approx([0.02, -0.01, 0.0])
-    # mean 0.0033; standard deviation 0.01528, over sqrt(3): 0.0088. 0.1 + 0.2 != 0.3 in floats: still a tie.
+    # mean 0.0033; standard deviation 0.01528, over sqrt(3): 0.0088. 0.1 + 0.2 != 0.3 in
+    # floats: still a tie.
     assert (
         summary
-        == "+0.020, -0.010, +0.000; mean +0.0033 (standard error 0.0088, 3 seeds; ahead on 1, behind on 1)"
+        == "+0.020, -0.010, +0.000; mean +0.0033 (standard error 0.0088, 3 seeds; ahead on 1, "
+        "behind on 1)"
     )
 
 

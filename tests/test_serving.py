@@ -2,8 +2,8 @@
 
 Each test builds the SavedModel it needs: a user's Keras model exported with `model.export`, plain
 `tf.Module`s with one planted flaw each (an anonymous lookup table, a py_function, unnormalized or
-non-finite probabilities, wrong dtypes, an op nobody registers), and keras-mtsa exports with XLA kept.
-The checker must call the good ones READY and name the flaw of each bad one.
+non-finite probabilities, wrong dtypes, an op nobody registers), and keras-mtsa exports with XLA
+kept. The checker must call the good ones READY and name the flaw of each bad one.
 """
 
 import os
@@ -28,8 +28,8 @@ LABELS = [
 
 
 def _check(path, capsys, *flags):
-    """`keras-mtsa-serving check PATH FLAGS`: exit status and output (main runs in-process; the checks
-    themselves run in clean subprocesses, as from the command line)."""
+    """`keras-mtsa-serving check PATH FLAGS`: exit status and output (main runs in-process; the
+    checks themselves run in clean subprocesses, as from the command line)."""
     status = serving.main(["check", str(path), *flags])
     return status, capsys.readouterr().out
 
@@ -44,7 +44,8 @@ def _graph_xla_functions(path):
             if f.attr["_XlaMustCompile"].b]  # fmt: skip
 
 
-# A user's model: MTSA in a functional model on int token ids, exported with Keras's own model.export.
+# A user's model: MTSA in a functional model on int token ids, exported with
+# Keras's own model.export.
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,8 @@ def test_export_for_serving_keeps_xla_on_request_and_the_checker_flags_it(tmp_pa
 
 
 class _TextClassifier(tf.Module):
-    """serving_default: text -> probabilities, label_id, label, through a vocabulary table over an Asset."""
+    """serving_default: text -> probabilities, label_id, label, through a vocabulary
+    table over an Asset."""
 
     def __init__(self, vocabulary_file, flaw=None):
         super().__init__()
@@ -128,8 +130,8 @@ class _TextClassifier(tf.Module):
         else:
             self.table = text_file_table(
                 self.vocabulary, key_dtype=tf.string, key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-                value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER, default_value=0,
-                kind="test",
+                value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                default_value=0, kind="test",
             )  # fmt: skip
         self.labels = tf.constant(LABELS)
         dtype = tf.int32 if flaw == "int32 input" else tf.string
@@ -282,8 +284,8 @@ def test_checker_rejects_a_failing_warmup_request(tmp_path, capsys):
 
 
 def test_checker_reads_the_meta_graph_tagged_exactly_serve(tmp_path, capsys):
-    # TF Serving loads the MetaGraph whose tags are exactly {serve}; a {serve, gpu} one in front of it,
-    # with fewer signatures, must not be the one inspected.
+    # TF Serving loads the MetaGraph whose tags are exactly {serve}; a {serve, gpu} one in front of
+    # it, with fewer signatures, must not be the one inspected.
     from tensorflow.core.protobuf import meta_graph_pb2
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -311,7 +313,8 @@ def test_checker_reads_the_meta_graph_tagged_exactly_serve(tmp_path, capsys):
 
 
 class _MixedInputs(tf.Module):
-    """Text and a numeric feature in, a float32 and a bfloat16 output: one batch size for all inputs."""
+    """Text and a numeric feature in, a float32 and a bfloat16 output: one batch
+    size for all inputs."""
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 2], tf.float32)]

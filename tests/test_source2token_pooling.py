@@ -1,4 +1,5 @@
-"""Spec tests of Source2TokenPooling: multi-dim source2token pooling of a sequence into one vector."""
+"""Spec tests of Source2TokenPooling: multi-dim source2token pooling of a
+sequence into one vector."""
 
 import keras
 import numpy as np
@@ -133,7 +134,8 @@ def test_dropout_reaches_the_scores_only_and_is_off_in_inference():
     assert_close(dropped(x, mask=mask), numpy_source2token_pooling(plain, x, mask), 1e-5)
     trained = to_numpy(dropped(x, mask=mask, training=True))
     assert not np.allclose(trained, to_numpy(plain(x, mask=mask)))
-    # Still a weighted mean of the undropped tokens: a sequence of one repeated token pools to that token.
+    # Still a weighted mean of the undropped tokens: a sequence of one repeated token
+    # pools to that token.
     repeated = np.broadcast_to(x[:, :1], x.shape)
     assert_close(dropped(repeated, mask=mask, training=True), x[:, 0], 1e-5)
     assert (

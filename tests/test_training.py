@@ -1,10 +1,10 @@
-"""The training job (`keras_mtsa.training`, `examples/train_*.py`): end to end on small slices, under
-`tf.distribute` (two logical CPUs in-process, two worker processes on 127.0.0.1), resuming after a kill,
-and its errors for bad command lines.
+"""The training job (`keras_mtsa.training`, `examples/train_*.py`): end to end on small slices,
+under `tf.distribute` (two logical CPUs in-process, two worker processes on 127.0.0.1), resuming
+after a kill, and its errors for bad command lines.
 
-Real-data slices come from `<repo>/../shared/data` (skipped when absent, failing under CI=true); the other
-tests use the small synthetic corpus of `examples/demo_corpus.py`. Models are tiny: embedding_dim 16-32,
-max_length 16-24.
+Real-data slices come from `<repo>/../shared/data` (skipped when absent, failing under CI=true); the
+other tests use the small synthetic corpus of `examples/demo_corpus.py`. Models are tiny:
+embedding_dim 16-32, max_length 16-24.
 """
 
 import concurrent.futures
@@ -62,10 +62,11 @@ def _write_lines(path, lines):
 
 
 def _trec_slice(directory, train_lines=320, test_lines=64):
-    """The first `train_lines` of TREC's training file, and `test_lines` later ones (labels seen in train).
+    """The first `train_lines` of TREC's training file, and `test_lines` later ones
+    (labels seen in train).
 
-    320 lines: 288 to train and 32 carved for dev, whole batches of 32 (each new batch shape is one more
-    XLA compilation of the MTSA core).
+    320 lines: 288 to train and 32 carved for dev, whole batches of 32 (each new batch shape is one
+    more XLA compilation of the MTSA core).
     """
     require_shared_data(TREC_TRAIN)
     with open(TREC_TRAIN, "rb") as file:  # latin-1 text: copied as bytes
@@ -140,7 +141,8 @@ def _assert_run_outputs(output_dir, epochs):
 
 
 def _assert_test_accuracy_is_the_saved_models_on(output_dir, test_file, data_format, pair=False):
-    """metrics.json's test accuracy equals the saved model.keras, evaluated here on the --test file."""
+    """metrics.json's test accuracy equals the saved model.keras, evaluated here
+    on the --test file."""
     metrics = _read_metrics(output_dir)
     data = read_dataset(test_file, data_format)
     preprocessor = _read_preprocessor(output_dir)
@@ -195,7 +197,8 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     assert metrics["label_names"] == ["ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
     assert metrics["examples"] == {"train": 288, "dev": 32, "test": 64}
     assert metrics["settings"]["format"] == "sick"
-    # No --max-length: fitted to the longest training sentence (premise or hypothesis), in multiples of 8.
+    # No --max-length: fitted to the longest training sentence (premise or
+    # hypothesis), in multiples of 8.
     train_data, _ = split_dev(read_dataset(train, "sick"), fraction=0.1, seed=1)
     tokens = tokenize(train_data.premises + train_data.hypotheses)
     assert metrics["settings"]["max_length"] == fitting_max_length(int(max(tokens.row_lengths())))
@@ -204,8 +207,8 @@ def test_pair_classifier_job_on_a_sick_slice(tmp_path):
 
     # The versions that computed the numbers.
     assert metrics["versions"] == {
-        "keras_mtsa": keras_mtsa.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-        "tensorflow_text": tensorflow_text.__version__,
+        "keras_mtsa": keras_mtsa.__version__, "tensorflow": tf.__version__,
+        "keras": keras.__version__, "tensorflow_text": tensorflow_text.__version__,
     }  # fmt: skip
     assert _read_preprocessor(output_dir).lower_case is True  # pairs are case-folded by default
     assert metrics["settings"]["token_dropout"] == 0.0  # and have no word dropout by default
@@ -230,8 +233,9 @@ def _train_under(strategy, data, preprocessor, steps=3):
             hidden_units=16,
             dropout=0.0,
         )
-        # SGD, not Adam: Adam's first steps move every weight by about +-learning_rate whatever the size
-        # of its gradient, so round-off in gradients that are nearly zero would decide the comparison.
+        # SGD, not Adam: Adam's first steps move every weight by about +-learning_rate whatever
+        # the size of its gradient, so round-off in gradients that are nearly zero would
+        # decide the comparison.
         model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
     initial = model.get_weights()
     model.fit(dataset, epochs=1, verbose=0)
@@ -274,8 +278,8 @@ def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(
     for a, b, variable in zip(single.get_weights(), mirrored.get_weights(), single.weights):
         np.testing.assert_allclose(b, a, atol=1e-5, err_msg=variable.path)
 
-    # The MTSA core was requested inside the replica function of the mirrored strategy and what ran is
-    # the jit-compiled tf.function, whose concrete functions carry XLA's must-compile attribute.
+    # The MTSA core was requested inside the replica function of the mirrored strategy and what ran
+    # is the jit-compiled tf.function, whose concrete functions carry XLA's must-compile attribute.
     mtsa = mirrored.get_layer("sentence_encoder").get_layer("mtsa")
     assert mtsa.jit_compile is True
     mirrored_requests = [r for r in requests if r[0] is mirrored_strategy and r[1]]
@@ -304,7 +308,8 @@ def _free_ports(count):
 
 
 def _environment(**extra):
-    """A child's environment: this checkout first on its path (never an installed, possibly stale copy)."""
+    """A child's environment: this checkout first on its path (never an installed,
+    possibly stale copy)."""
     environment = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     environment.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
     return environment
@@ -332,12 +337,13 @@ def _load_h5(path):
 
 @pytest.fixture(scope="module")
 def multi_worker_run(tmp_path_factory):
-    """Two worker processes train one epoch under MultiWorkerMirroredStrategy; returns the run's directory
-    and the training arguments (without --output-dir and --strategy)."""
+    """Two worker processes train one epoch under MultiWorkerMirroredStrategy; returns the run's
+    directory and the training arguments (without --output-dir and --strategy)."""
     tmp_path = tmp_path_factory.mktemp("multi_worker")
     train, dev, test = _demo_corpus(tmp_path, sizes=(128, 32, 32))
     data = ["--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines"]
-    # Nothing random but the shared seed: the two workers together should train what one process trains.
+    # Nothing random but the shared seed: the two workers together should train
+    # what one process trains.
     same_training = [
         *data,
         "--epochs",
@@ -394,7 +400,8 @@ def multi_worker_run(tmp_path_factory):
 
 def test_multi_worker_strategy_with_two_local_workers(multi_worker_run):
     tmp_path, _ = multi_worker_run
-    # One --output-dir for both: the chief (worker 0) writes there, worker 1 in a folder of its own below it.
+    # One --output-dir for both: the chief (worker 0) writes there, worker 1 in a folder
+    # of its own below it.
     directories = [tmp_path / "run", tmp_path / "run" / "worker-1"]
     metrics = [_read_metrics(directory) for directory in directories]
     assert [worker["worker"] for worker in metrics] == ["chief", "worker-1"]
@@ -410,9 +417,9 @@ def test_multi_worker_strategy_with_two_local_workers(multi_worker_run):
 
 
 def test_multi_worker_training_equals_one_process_over_the_same_global_batches(multi_worker_run):
-    # Under tf.distribute, Keras's fit draws a batch from a fresh iterator of the training data before its
-    # first epoch; the batches of each epoch depend only on the seed and the epoch's number, so that draw
-    # changes nothing, and one process trains the weights of the two workers.
+    # Under tf.distribute, Keras's fit draws a batch from a fresh iterator of the training data
+    # before its first epoch; the batches of each epoch depend only on the seed and the epoch's
+    # number, so that draw changes nothing, and one process trains the weights of the two workers.
     tmp_path, same_training = multi_worker_run
     chief = _load_h5(tmp_path / "run" / "best.weights.h5")
     assert (
@@ -445,8 +452,8 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
     history = os.path.join(output_dir, "history.csv")
 
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
-        env=_environment(),
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        start_new_session=True, env=_environment(),
     )  # fmt: skip
     done = 0
     try:
@@ -455,7 +462,8 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
             if os.path.isdir(backup) and os.path.exists(history):
                 done = len(_read_history(output_dir))
                 if 1 <= done < epochs - 1:
-                    break  # at least one epoch finished, backed up and logged; the next one is running
+                    # at least one epoch finished, backed up and logged; the next one is running
+                    break
             time.sleep(0.05)
     finally:
         _kill(process)  # SIGKILL: no callback or cleanup runs
@@ -494,7 +502,8 @@ class _SimulatedCrash(Exception):
 
 
 class _CrashBeforeEpoch(keras.callbacks.Callback):
-    """Raises `_SimulatedCrash` when the run reaches epoch `epoch` (after the earlier epochs' backups)."""
+    """Raises `_SimulatedCrash` when the run reaches epoch `epoch` (after the earlier
+    epochs' backups)."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -542,13 +551,14 @@ def _cli_error(argv, capsys, pair=False):
 
 
 def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
-    """After a resume, `best.weights.h5` is replaced only by an epoch better than every earlier one."""
+    """After a resume, `best.weights.h5` is replaced only by an epoch better than
+    every earlier one."""
     train, dev, test = _demo_corpus(tmp_path, sizes=(160, 64, 32))
     output_dir = tmp_path / "run"
     argv = [
         "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
-        "--output-dir", str(output_dir), "--epochs", "4", "--steps-per-epoch", "2", "--patience", "9",
-        "--learning-rate", "0.01", "--verbose", "0", *TINY,
+        "--output-dir", str(output_dir), "--epochs", "4", "--steps-per-epoch", "2",
+        "--patience", "9", "--learning-rate", "0.01", "--verbose", "0", *TINY,
     ]  # fmt: skip
     best_weights = output_dir / "best.weights.h5"
     with pytest.raises(_SimulatedCrash):
@@ -557,7 +567,8 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
     saved = best_weights.stat().st_mtime_ns
 
     class FrozenAfterResume(keras.callbacks.Callback):
-        """The resumed epochs learn nothing, so none of them beats the best epoch before the crash."""
+        """The resumed epochs learn nothing, so none of them beats the best epoch
+        before the crash."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.model.optimizer.learning_rate.assign(0.0)
@@ -576,9 +587,9 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
 
 
 def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path):
-    """Epoch k's batches depend only on --seed and k: a run that crashed before its third epoch and was
-    resumed ends with the weights of the run that never stopped (dropout off, so that only the data order
-    and the restored weights and optimizer state decide them)."""
+    """Epoch k's batches depend only on --seed and k: a run that crashed before its third epoch and
+    was resumed ends with the weights of the run that never stopped (dropout off, so that only the
+    data order and the restored weights and optimizer state decide them)."""
     argv, output_dir = _small_run_argv(tmp_path, epochs=3)
     argv += ["--dropout", "0", "--token-dropout", "0", "--buckets", "8,16"]
     whole = tmp_path / "whole"
@@ -608,8 +619,9 @@ def _small_run_argv(tmp_path, epochs):
     train, dev, test = _demo_corpus(tmp_path, sizes=(96, 32, 32))
     output_dir = tmp_path / "run"
     argv = [
-        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
-        str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05", "--verbose", "0", *TINY,
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
+        "--output-dir", str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05",
+        "--verbose", "0", *TINY,
     ]  # fmt: skip
     return argv, output_dir
 
@@ -703,8 +715,8 @@ def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(t
     with open(train, "rb") as file:
         original = file.read()
     _write_lines(train, [original.split(b"\n", 1)[1]])  # the same path, one example fewer
-    assert (f"--output-dir {output_dir} holds an unfinished run made from other data (--train {train} "
-            "changed since): restore the file") in _cli_error(argv, capsys)  # fmt: skip
+    assert (f"--output-dir {output_dir} holds an unfinished run made from other data (--train "
+            f"{train} changed since): restore the file") in _cli_error(argv, capsys)  # fmt: skip
 
     _write_lines(train, [original])
     recorder = _RecordEpochs()
@@ -741,8 +753,9 @@ def _refit_argv(tmp_path, epochs=3):
         )  # a word seen twice, both times in dev
     output_dir = tmp_path / "run"
     argv = [
-        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines", "--output-dir",
-        str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05", "--refit", "--verbose", "0", *TINY,
+        "--train", train, "--dev", dev, "--test", test, "--format", "labeled-lines",
+        "--output-dir", str(output_dir), "--epochs", str(epochs), "--learning-rate", "0.05",
+        "--refit", "--verbose", "0", *TINY,
     ]  # fmt: skip
     return argv, output_dir
 
@@ -828,7 +841,8 @@ def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path):
             range(metrics["best_epoch"])
         )
     assert not (output_dir / "selection" / "selection.json").exists()
-    # The resumed refit pads to the length and buckets the crashed run used, as its backed-up model did.
+    # The resumed refit pads to the length and buckets the crashed run used, as its
+    # backed-up model did.
     refit_preprocessor = json.loads((output_dir / "preprocessor.json").read_text())
     assert refit_preprocessor["max_length"] == fitted_length
     assert refit_preprocessor["bucket_boundaries"] == [int(b) for b in fitted_buckets.split(",")]
@@ -885,7 +899,8 @@ def test_an_unreachable_tpu_address_fails_fast_and_names_the_address(corpus):
 
 @contextlib.contextmanager
 def _local_server(reply):
-    """A TCP server on 127.0.0.1 that answers every connection with `reply` (None: never answers)."""
+    """A TCP server on 127.0.0.1 that answers every connection with `reply`
+    (None: never answers)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -1093,8 +1108,8 @@ def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warnin
     output_dir = corpus[corpus.index("--output-dir") + 1]
     warnings = capsys.readouterr().err
     assert (
-        "Warning: TensorBoard logs turned off: tensorboard is not installed (pip install tensorboard)"
-        in warnings
+        "Warning: TensorBoard logs turned off: "
+        "tensorboard is not installed (pip install tensorboard)" in warnings
     )
     assert "Warning: learning_curves.png turned off: matplotlib is not installed" in warnings
     assert not os.path.exists(os.path.join(output_dir, "logs"))
@@ -1130,7 +1145,8 @@ def test_the_console_scripts_are_the_training_entry_points(capsys):
 
 
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
-    # On full TREC, four runs of one seed with them gave identical histories; three without, three others.
+    # On full TREC, four runs of one seed with them gave identical histories; three
+    # without, three others.
     from tensorflow.python.framework import config
 
     output_dir = corpus[corpus.index("--output-dir") + 1]

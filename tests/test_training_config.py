@@ -1,7 +1,7 @@
 """The training job's configuration (`keras_mtsa.training.config`) and its command line (`cli`).
 
-Config values are checked when a section is made, in the Keras dialect, and the command line shows the
-same rule in its flags' terms; the encoder's rules are the model builder's own.
+Config values are checked when a section is made, in the Keras dialect, and the command line shows
+the same rule in its flags' terms; the encoder's rules are the model builder's own.
 """
 
 import dataclasses
@@ -90,19 +90,22 @@ def test_resolve_fills_in_the_tasks_defaults_and_leaves_the_config_as_it_was():
         (lambda: OptimizerConfig(epochs=2.5), "`epochs` must be a positive integer"),
         (lambda: OptimizerConfig(learning_rate=-1.0), "`learning_rate` must be a positive number"),
         (lambda: OptimizerConfig(patience=-1), "`patience` must be a non-negative integer"),
-        (lambda: OptimizerConfig(optimizer="sgd"), "`optimizer` must be one of ('adam', 'adadelta')"),
+        (lambda: OptimizerConfig(optimizer="sgd"),
+         "`optimizer` must be one of ('adam', 'adadelta')"),
         (lambda: ModelConfig(dropout=1.0), "`dropout` must be a float in [0, 1)"),
         (lambda: ModelConfig(l2=-1e-4), "`l2` must be a non-negative number"),
         (lambda: ModelConfig(head="tanh"), "`head` must be one of ('relu', 'highway')"),
         (lambda: ModelConfig(activation="nope"), "`activation` must be a Keras activation"),
         (lambda: ModelConfig(freeze_embeddings=True), "`freeze_embeddings` needs `embeddings`"),
         (lambda: TextConfig(buckets="16,8"), "`buckets` must be 'auto', 'none' or increasing"),
-        (lambda: TextConfig(buckets="8,64", max_length=32), "`buckets` must be at most `max_length`"),
+        (lambda: TextConfig(buckets="8,64", max_length=32),
+         "`buckets` must be at most `max_length`"),
         (lambda: TextConfig(min_count=0), "`min_count` must be a positive integer"),
         (lambda: RunConfig(strategy="gpu"), "`strategy` must be one of"),
         (lambda: RunConfig(verbose=3), "`verbose` must be one of (0, 1, 2)"),
         (lambda: RunConfig(mixed_precision="float16"), "`mixed_precision` must be one of"),
-        (lambda: DataConfig(train="", test="t", format="trec"), "`train` must be a non-empty string"),
+        (lambda: DataConfig(train="", test="t", format="trec"),
+         "`train` must be a non-empty string"),
         (lambda: DataConfig(train="a", test="t", format="xml"), "`format` must be one of"),
         (lambda: TrainingConfig(data=DATA, model=ModelConfig(encoder="cnn"), text=TextConfig(
             max_length=4)), "`max_length` must be at least 5 for encoder='cnn'"),

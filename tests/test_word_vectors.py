@@ -1,4 +1,5 @@
-"""Specification of keras_mtsa.data.word_vectors: pretrained word-vector text files in, float32 rows out."""
+"""Specification of keras_mtsa.data.word_vectors: pretrained word-vector text files in,
+float32 rows out."""
 
 import contextlib
 import gzip
@@ -37,8 +38,8 @@ def read(path, **options):
 
 @contextlib.contextmanager
 def raises_at(path, line_number, problem):
-    """Expects a DataFormatError located at `line_number` of `path`, in the readers' own message form,
-    whose message matches the regex `problem`."""
+    """Expects a DataFormatError located at `line_number` of `path`, in the readers' own message
+    form, whose message matches the regex `problem`."""
     with pytest.raises(DataFormatError) as raised:
         yield
     error = raised.value
@@ -498,8 +499,8 @@ def test_extra_tokens_leave_out_words_that_a_vocabulary_or_the_tokenizer_cannot_
 
     rows = embedding_rows(tokens, vectors)
 
-    # "3.14" and "—" are one token each (a single script run); NFKC changes "e" + combining accent and
-    # "…" ("..."), so no text can reach them either.
+    # "3.14" and "—" are one token each (a single script run); NFKC changes "e" + combining accent
+    # and "…" ("..."), so no text can reach them either.
     assert rows.extra_tokens == ("ok", "na\u00efve", "3.14", "\u2014")
     assert rows.unusable == len(words) - 4
     assert rows.found + rows.unusable + len(rows.extra_tokens) == len(words)

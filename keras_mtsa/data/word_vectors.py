@@ -1,32 +1,35 @@
-"""A streaming reader of pretrained word vectors in text form (GloVe, word2vec text, fastText ``.vec``).
+"""A streaming reader of pretrained word vectors in text form (GloVe, word2vec
+text, fastText ``.vec``).
 
 The format: one ``word v1 ... vd`` record per line, fields separated by single spaces. word2vec and
-fastText write a first line ``count dim``, GloVe none; a first line of exactly two unsigned integers is
-taken as that header. The dimension ``d`` is the header's, else that of the first record (whose word must
-then not contain a space). A word may contain spaces (GloVe 840B has such entries): the last ``d`` fields
-of a line are its values, the rest is the word. So a line with too few values is malformed, but one with
-too many reads as a word with spaces; such a word can never be a token, and `embedding_rows` leaves it out.
+fastText write a first line ``count dim``, GloVe none; a first line of exactly two unsigned integers
+is taken as that header. The dimension ``d`` is the header's, else that of the first record (whose
+word must then not contain a space). A word may contain spaces (GloVe 840B has such entries): the
+last ``d`` fields of a line are its values, the rest is the word. So a line with too few values is
+malformed, but one with too many reads as a word with spaces; such a word can never be a token, and
+`embedding_rows` leaves it out.
 
 Conventions shared with `keras_mtsa.data.readers`:
 
-* Files are read as bytes, line by line, and may be gzip-compressed (recognized by their first two bytes,
-  whatever their name). A UTF-8 byte order mark on the first line, the line terminator and any trailing
-  whitespace are removed; blank lines are ignored.
-* A malformed line (a word that is not UTF-8, too few values, a value that is not a decimal number, or
-  one that is not finite: nan, inf, or beyond the float32 range) raises `DataFormatError` naming the file
-  and the 1-based line number, or with ``on_error="skip"`` it is dropped and counted in ``skipped``.
-  Problems of the whole file (empty, no valid record, a header that contradicts the first record, a gzip
-  stream cut short) always raise.
+* Files are read as bytes, line by line, and may be gzip-compressed (recognized by their first two
+  bytes, whatever their name). A UTF-8 byte order mark on the first line, the line terminator and
+  any trailing whitespace are removed; blank lines are ignored.
+* A malformed line (a word that is not UTF-8, too few values, a value that is not a decimal number,
+  or one that is not finite: nan, inf, or beyond the float32 range) raises `DataFormatError` naming
+  the file and the 1-based line number, or with ``on_error="skip"`` it is dropped and counted in
+  ``skipped``. Problems of the whole file (empty, no valid record, a header that contradicts the
+  first record, a gzip stream cut short) always raise.
 
-Words are normalized as the package's tokenizer normalizes text (`keras_mtsa.data.preprocessing.normalize`:
-NFKC, control characters to spaces, and with ``lower_case=True`` the tokenizer's case folding), so a token
-of a vocabulary built with the same ``lower_case`` finds its vector. A word whose normalized form repeats
-an earlier one is dropped: files are sorted by frequency, so the first is the most common ("Paris" before
-"paris" with ``lower_case=True``).
+Words are normalized as the package's tokenizer normalizes text
+(`keras_mtsa.data.preprocessing.normalize`: NFKC, control characters to spaces, and with
+``lower_case=True`` the tokenizer's case folding), so a token of a vocabulary built with the same
+``lower_case`` finds its vector. A word whose normalized form repeats an earlier one is dropped:
+files are sorted by frequency, so the first is the most common ("Paris" before "paris" with
+``lower_case=True``).
 
-Memory: values are parsed from the bytes of batches of lines straight into one float32 array that grows
-geometrically (in place where the allocator can), so 400,000 x 300 vectors need about 0.5 GB. The
-batches are parsed by TensorFlow string ops on a few threads while the file is read.
+Memory: values are parsed from the bytes of batches of lines straight into one float32 array that
+grows geometrically (in place where the allocator can), so 400,000 x 300 vectors need about 0.5 GB.
+The batches are parsed by TensorFlow string ops on a few threads while the file is read.
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ __all__ = [
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-# A value is a decimal number (or nan/inf, refused afterwards as not finite). tf.strings.to_number also
-# takes a few other forms (hexadecimal, surrounding tabs); a batch with a byte outside _NUMBER_BYTES is
-# checked against this pattern, so that those forms are refused wherever they occur.
+# A value is a decimal number (or nan/inf, refused afterwards as not finite). tf.strings.to_number
+# also takes a few other forms (hexadecimal, surrounding tabs); a batch with a byte
+# outside _NUMBER_BYTES is checked against this pattern, so that those forms are refused
+# wherever they occur.
 _NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?(?i:nan|inf|infinity)"
 _NUMBER_BYTES = b" +-.0123456789eEnNaAiIfFtTyY"
 _CHUNK_BYTES = 8 << 20
@@ -82,7 +86,8 @@ class WordVectors:
 
     Attributes:
         words: The distinct (normalized) words, most frequent first as in the file.
-        vectors: float32 array of shape ``(len(words), dim)``; row ``i`` is the vector of ``words[i]``.
+        vectors: float32 array of shape ``(len(words), dim)``; row ``i`` is the
+            vector of ``words[i]``.
         dim: The width of the vectors.
         path: The file read.
         skipped: Malformed lines skipped with ``on_error="skip"``.
@@ -112,7 +117,8 @@ class WordVectors:
             dtype = getattr(vectors, "dtype", type(vectors).__name__)
             raise ValueError(
                 f"`vectors` must be a float32 numpy array of shape (len(words), dim) = "
-                f"({len(self.words)}, {self.dim}). Received: vectors with shape {shape} and dtype {dtype}"
+                f"({len(self.words)}, {self.dim}). Received: vectors with shape "
+                f"{shape} and dtype {dtype}"
             )
         if self.index is None:
             index = {word: row for row, word in enumerate(self.words)}
@@ -132,17 +138,18 @@ class EmbeddingRows:
     """The rows of an embedding table that starts from pretrained vectors (see `embedding_rows`).
 
     Attributes:
-        initial: float32 array of shape ``(len(tokens), dim)``: the file's vector of each training token
-            found in it, NaN rows for the others (the reserved tokens included), to initialize randomly.
-        extra_tokens: The file's words that are not training tokens and that the tokenizer can produce,
-            in file order: the vocabulary's rows after the training tokens.
-        extra: float32 array of shape ``(len(extra_tokens), dim)``, their vectors (the frozen rows); a
-            view of the `WordVectors`' array where the extra words are consecutive in the file.
+        initial: float32 array of shape ``(len(tokens), dim)``: the file's vector of each
+            training token found in it, NaN rows for the others (the reserved tokens included), to
+            initialize randomly.
+        extra_tokens: The file's words that are not training tokens and that the tokenizer can
+            produce, in file order: the vocabulary's rows after the training tokens.
+        extra: float32 array of shape ``(len(extra_tokens), dim)``, their vectors (the frozen rows);
+            a view of the `WordVectors`' array where the extra words are consecutive in the file.
         found: Training tokens (reserved ones not counted) that took a vector from the file.
-        unusable: The file's words that are neither a found training token nor an extra token: words a
-            vocabulary cannot hold or the tokenizer never produces (with spaces, punctuation inside,
-            ``"##"`` pieces, reserved tokens), and file words equal to a training token that takes no
-            file vector (a reserved token or a ``"##"`` piece).
+        unusable: The file's words that are neither a found training token nor an extra token: words
+            a vocabulary cannot hold or the tokenizer never produces (with spaces, punctuation
+            inside, ``"##"`` pieces, reserved tokens), and file words equal to a training token that
+            takes no file vector (a reserved token or a ``"##"`` piece).
     """
 
     initial: np.ndarray = dataclasses.field(repr=False)
@@ -155,19 +162,19 @@ class EmbeddingRows:
 def read_word_vectors(path, *, lower_case=False, max_words=None, on_error="raise", progress=True):
     """Reads a text file of word vectors (GloVe, word2vec text, fastText ``.vec``; gzip allowed).
 
-    See the module docstring for the format, the normalization of words and the handling of malformed
-    lines.
+    See the module docstring for the format, the normalization of words and the handling of
+    malformed lines.
 
     Args:
         path: The file to read.
-        lower_case: Whether to case-fold the words as the tokenizer does with ``lower_case=True``; use the
-            setting of the vocabulary the vectors are for.
-        max_words: Keep only the first this many distinct words (the most frequent ones), and stop reading
-            there; None reads the whole file.
+        lower_case: Whether to case-fold the words as the tokenizer does with ``lower_case=True``;
+            use the setting of the vocabulary the vectors are for.
+        max_words: Keep only the first this many distinct words (the most frequent ones), and stop
+            reading there; None reads the whole file.
         on_error: ``"raise"`` or ``"skip"`` for malformed lines.
         progress: Whether to show progress over the bytes read (of the compressed file for gzip) on
-            stderr: a line redrawn in place on a terminal, else a line per quarter of the file; both end
-            with a summary line.
+            stderr: a line redrawn in place on a terminal, else a line per quarter of the file; both
+            end with a summary line.
 
     Returns:
         A `WordVectors`.
@@ -175,10 +182,10 @@ def read_word_vectors(path, *, lower_case=False, max_words=None, on_error="raise
     Raises:
         ValueError: An argument is invalid.
         FileNotFoundError: ``path`` does not exist.
-        DataFormatError: A line is malformed and ``on_error="raise"``, or the file as a whole is not a
-            file of word vectors (empty, no valid record, a header ``count dim`` whose dim contradicts the
-            first record or, with ``on_error="raise"``, whose count differs from the number of records;
-            a truncated gzip stream).
+        DataFormatError: A line is malformed and ``on_error="raise"``, or the file as a whole is not
+            a file of word vectors (empty, no valid record, a header ``count dim`` whose dim
+            contradicts the first record or, with ``on_error="raise"``, whose count differs from the
+            number of records; a truncated gzip stream).
     """
     check.boolean("lower_case", lower_case)
     max_words = check.positive_int("max_words", max_words, allow_none=True)
@@ -198,8 +205,8 @@ def peek_word_vector_dim(path):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        DataFormatError: The file is empty, or its first non-blank line is neither a ``count dim`` header
-            nor a word followed by values.
+        DataFormatError: The file is empty, or its first non-blank line is neither a ``count dim``
+            header nor a word followed by values.
     """
     path = os.fspath(path)
     with _open(path) as (stream, _):
@@ -234,8 +241,8 @@ def peek_word_vector_dim(path):
 def embedding_rows(tokens, word_vectors, *, num_reserved=len(RESERVED_TOKENS)):
     """Lays out an embedding table for a training vocabulary and pretrained vectors.
 
-    The training tokens keep their ids (trainable rows, from the file's vectors where it has them); the
-    file's other words follow (frozen rows, for words that training never sees). Write
+    The training tokens keep their ids (trainable rows, from the file's vectors where it has them);
+    the file's other words follow (frozen rows, for words that training never sees). Write
     ``list(tokens) + list(rows.extra_tokens)`` as the vocabulary: every extra token passes
     `keras_mtsa.data.preprocessing.write_vocabulary`.
 
@@ -269,7 +276,8 @@ def embedding_rows(tokens, word_vectors, *, num_reserved=len(RESERVED_TOKENS)):
     num_reserved = check.non_negative_int("num_reserved", num_reserved)
     if num_reserved > len(tokens):
         raise ValueError(
-            f"`num_reserved` must be at most len(tokens)={len(tokens)}. Received: num_reserved={num_reserved}"
+            f"`num_reserved` must be at most len(tokens)={len(tokens)}. Received: "
+            f"num_reserved={num_reserved}"
         )
     vectors, index = word_vectors.vectors, word_vectors.index
     token_rows, file_rows = [], []
@@ -300,7 +308,8 @@ def embedding_rows(tokens, word_vectors, *, num_reserved=len(RESERVED_TOKENS)):
 
 
 def _tokenizer_tokens(words):
-    """For each word: whether a vocabulary can hold it and the tokenizer can produce it as one token."""
+    """For each word: whether a vocabulary can hold it and the tokenizer can
+    produce it as one token."""
     usable = [
         bool(word)
         and word == word.strip()
@@ -309,8 +318,8 @@ def _tokenizer_tokens(words):
         and not word.startswith(SUBWORD_PREFIX)
         for word in words
     ]
-    # The words are normalized already; case folding is idempotent, so lower_case=False tokenizes a folded
-    # word as lower_case=True would.
+    # The words are normalized already; case folding is idempotent, so lower_case=False tokenizes a
+    # folded word as lower_case=True would.
     checked = [i for i, ok in enumerate(usable) if ok]
     for start in range(0, len(checked), _TOKENIZE_BATCH):
         batch = checked[start : start + _TOKENIZE_BATCH]
@@ -324,13 +333,14 @@ def _tokenizer_tokens(words):
     return usable
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Reading
 
 
 @contextlib.contextmanager
 def _open(path):
-    """Yields ``(stream, raw)``: the decompressed byte stream and the file (its position: bytes read)."""
+    """Yields ``(stream, raw)``: the decompressed byte stream and the file (its
+    position: bytes read)."""
     with open(path, "rb") as raw:
         compressed = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
         raw.seek(0)
@@ -376,7 +386,8 @@ def _short(value):
 
 
 class _Chunk:
-    """A batch of lines: for each, its number, word and value bytes, or the problem that makes it malformed."""
+    """A batch of lines: for each, its number, word and value bytes, or the problem that
+    makes it malformed."""
 
     __slots__ = ("line_numbers", "words", "values", "problems", "lines", "size")
 
@@ -410,9 +421,9 @@ def _parse_chunk(chunk, dim, lower_case):
     """Parses a chunk's values and normalizes its words (runs on a worker thread).
 
     Returns:
-        ``(values, value_rows, words, problems)``: the values of the lines that were split into a word and
-        ``dim`` values, the row in ``values`` of each line (-1 for none), each line's normalized word (None
-        for a malformed line), and each line's problem (None for a good line).
+        ``(values, value_rows, words, problems)``: the values of the lines that were split into a
+        word and ``dim`` values, the row in ``values`` of each line (-1 for none), each line's
+        normalized word (None for a malformed line), and each line's problem (None for a good line).
     """
     split = [i for i, values in enumerate(chunk.values) if values is not None]
     values, value_problems = _parse_values([chunk.values[i] for i in split], dim)
@@ -442,8 +453,8 @@ def _parse_values(lines, dim):
     """Parses value bytes (each exactly ``dim`` fields split by single spaces) into float32.
 
     Returns:
-        ``(values, problems)``: a ``(len(lines), dim)`` float32 array and a dict from the index of each
-        line with a value that is not a finite decimal number to a description of it.
+        ``(values, problems)``: a ``(len(lines), dim)`` float32 array and a dict from the index of
+        each line with a value that is not a finite decimal number to a description of it.
     """
     if not lines:
         return np.empty((0, dim or 0), np.float32), {}
@@ -476,7 +487,8 @@ def _parse_values(lines, dim):
 
 
 class _Rows:
-    """A float32 array of rows that grows geometrically (by half), resized in place where the allocator can."""
+    """A float32 array of rows that grows geometrically (by half), resized in place where
+    the allocator can."""
 
     def __init__(self, dim, capacity):
         self.array = np.empty((max(capacity, 1), dim), np.float32)
@@ -485,8 +497,8 @@ class _Rows:
     def append(self, values):
         end = self.size + len(values)
         if end > len(self.array):
-            # No view of the array exists outside this method, so resizing without the reference check is
-            # safe; realloc keeps a large block where it is when it can.
+            # No view of the array exists outside this method, so resizing without the reference
+            # check is safe; realloc keeps a large block where it is when it can.
             capacity = max(end, len(self.array) + len(self.array) // 2)
             self.array.resize((capacity, self.array.shape[1]), refcheck=False)
         self.array[self.size : end] = values
@@ -498,7 +510,8 @@ class _Rows:
 
 
 class _Progress:
-    """Progress over the bytes of a file on stderr: redrawn in place on a terminal, else once a quarter."""
+    """Progress over the bytes of a file on stderr: redrawn in place on a terminal,
+    else once a quarter."""
 
     _INTERVAL_S = 0.25
 
@@ -694,8 +707,8 @@ class _Reader:
                 raise DataFormatError(
                     self.path,
                     line_number,
-                    f"the header on line {self.header_line} says {dim} values per word, but the first "
-                    f"record has {spaces + 1} after its first word",
+                    f"the header on line {self.header_line} says {dim} values per word, but the "
+                    f"first record has {spaces + 1} after its first word",
                     _text(line),
                 )
             word = line.rsplit(b" ", dim)[0]  # a word with spaces
@@ -738,8 +751,8 @@ class _Reader:
             self.rows.append(values if len(keep) == len(values) else values[keep])
 
     def _capacity(self):
-        """Rows to allocate first: the header's count, else an estimate from the share of the file read so
-        far, but no more than max_words or the file can hold."""
+        """Rows to allocate first: the header's count, else an estimate from the share of the file
+        read so far, but no more than max_words or the file can hold."""
         if self.header is not None:
             capacity = self.header[0]
         else:
@@ -747,8 +760,9 @@ class _Reader:
             capacity = int(1.05 * self.records / min(share, 1.0)) + 1024
         if self.max_words is not None:
             capacity = min(capacity, self.max_words)
-        # Each record takes at least 2 * dim bytes (a one-character value and a separator per value); text
-        # of numbers compresses far less than 64-fold, so a bogus header count cannot allocate much more.
+        # Each record takes at least 2 * dim bytes (a one-character value and a separator per
+        # value); text of numbers compresses far less than 64-fold, so a bogus header count
+        # cannot allocate much more.
         expansion = 64 if self.compressed else 1
         return min(capacity, expansion * self.total_bytes // (2 * self.dim) + 1)
 

@@ -2,13 +2,15 @@
 
 
 def clone_initializer(initializer):
-    """A fresh copy: a seeded initializer shared between sublayers would give them identical weights."""
+    """A fresh copy: a seeded initializer shared between sublayers would give them
+    identical weights."""
     return initializer.__class__.from_config(initializer.get_config())
 
 
 def dense_arguments(layer, use_bias=True):
-    """`layer`'s kernel (and, with `use_bias`, bias) initializer, regularizer and constraint, and its dtype
-    policy, as keyword arguments of `Dense` / `EinsumDense`; initializers are cloned per sublayer."""
+    """`layer`'s kernel (and, with `use_bias`, bias) initializer, regularizer and constraint,
+    and its dtype policy, as keyword arguments of `Dense` / `EinsumDense`; initializers are
+    cloned per sublayer."""
     arguments = dict(
         kernel_initializer=clone_initializer(layer.kernel_initializer),
         kernel_regularizer=layer.kernel_regularizer,

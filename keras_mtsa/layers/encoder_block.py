@@ -1,4 +1,5 @@
-"""A stackable MTSA encoder block: attention and feed-forward sublayers with residuals and layer norm."""
+"""A stackable MTSA encoder block: attention and feed-forward sublayers with
+residuals and layer norm."""
 
 import keras
 from keras import initializers
@@ -19,19 +20,19 @@ from keras_mtsa.ops import _checks as check
 class MTSAEncoderBlock(keras.layers.Layer):
     """A stackable block around MTSA for deep models: MTSA-inspired, not the authors' stacked layer.
 
-    x -> MTSA (projected back to the input width) -> dropout -> + x -> LayerNorm -> Dense(intermediate_dim,
-    activation) -> Dense(width) -> dropout -> + -> LayerNorm (post-norm; set `normalize_first=True` for
-    pre-norm, which trains deep stacks more easily). Several blocks stack because the output has the input's
-    shape and mask. The authors' `stacking_mtsa` differs: the feed-forward sublayer comes first, query, key
-    and value come from one bias-free dense map of the input, the source2token score is one linear map, and
-    the output projection is activated.
+    x -> MTSA (projected back to the input width) -> dropout -> + x -> LayerNorm ->
+    Dense(intermediate_dim, activation) -> Dense(width) -> dropout -> + -> LayerNorm (post-norm; set
+    `normalize_first=True` for pre-norm, which trains deep stacks more easily). Several blocks stack
+    because the output has the input's shape and mask. The authors' `stacking_mtsa` differs: the
+    feed-forward sublayer comes first, query, key and value come from one bias-free dense map of the
+    input, the source2token score is one linear map, and the output projection is activated.
 
     Args:
         num_heads: MTSA heads.
         head_dim: features per head; defaults to width // num_heads.
         intermediate_dim: width of the feed-forward hidden layer; defaults to 4 * width.
-        head_masks, attend_to_self, token2token_activation, use_fusion_gate, fusion_gate, jit_compile:
-            passed to `MTSA`.
+        head_masks, attend_to_self, token2token_activation, use_fusion_gate, fusion_gate,
+            jit_compile: passed to `MTSA`.
             The stacked variant defaults to exp token2token and no fusion gate.
         activation: activation of the MTSA value projection and of the feed-forward hidden layer.
         dropout: dropout after each sublayer.
@@ -231,5 +232,6 @@ class MTSAEncoderBlock(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        # Saved before the per-head gate existed: a gated block then carried the joint gate's weights.
+        # Saved before the per-head gate existed: a gated block then carried the
+        # joint gate's weights.
         return super().from_config({"fusion_gate": "joint", **config})

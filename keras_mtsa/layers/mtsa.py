@@ -24,24 +24,26 @@ class MTSA(keras.layers.Layer):
     """Multi-mask Tensorized Self-Attention (Shen et al., NAACL 2019).
 
     Each head l projects the input to a value v = act(x W_v + b_v) and from it computes a pairwise
-    token2token score t_ij = <v_i W_q, v_j W_k> / sqrt(head_dim) and a global, multi-dim source2token score
-    s_jk = [W_s2 act(W_s1 v_j + b_s1) + b_s2]_k. The attention over keys j is a softmax of t_ij + s_jk + M_ij
-    separately for every (query i, feature k), where M is the head's positional mask; it is computed with
-    two matmuls per head and never builds the (length, length, head_dim) tensor. Each head's output is
-    optionally fused with its value by a gate g_h = sigmoid(W_h [v_h; o_h] + b_h), o_h <- g_h * v_h +
-    (1 - g_h) * o_h; the heads are concatenated and optionally projected to `output_dim`.
+    token2token score t_ij = <v_i W_q, v_j W_k> / sqrt(head_dim) and a global, multi-dim
+    source2token score s_jk = [W_s2 act(W_s1 v_j + b_s1) + b_s2]_k. The attention over keys j is a
+    softmax of t_ij + s_jk + M_ij separately for every (query i, feature k), where M is the head's
+    positional mask; it is computed with two matmuls per head and never builds the
+    (length, length, head_dim) tensor. Each head's output is optionally fused with its value by a
+    gate g_h = sigmoid(W_h [v_h; o_h] + b_h), o_h <- g_h * v_h + (1 - g_h) * o_h; the heads are
+    concatenated and optionally projected to `output_dim`.
 
     Args:
         num_heads: number of heads. With the default `head_masks` it must be even.
         head_dim: features per head.
         head_masks: one positional mask kind per head: `"forward"` (query i sees keys j < i),
-            `"backward"` (j > i) or `"none"` (every j). Defaults to the paper's layout: the first half of
-            the heads forward, the second half backward.
+            `"backward"` (j > i) or `"none"` (every j). Defaults to the paper's layout: the first
+            half of the heads forward, the second half backward.
         attend_to_self: whether a token may attend to itself (the paper excludes the diagonal).
-        token2token_activation: the token2token factor: `"exp"` (exp(t), the paper and the authors' deep
-            models) or `"sigmoid"` (sigmoid(t), the authors' single-layer models).
+        token2token_activation: the token2token factor: `"exp"` (exp(t), the paper and the authors'
+            deep models) or `"sigmoid"` (sigmoid(t), the authors' single-layer models).
         activation: activation of the value projection.
-        source2token_activation: hidden activation of the source2token MLP; defaults to `activation`.
+        source2token_activation: hidden activation of the source2token MLP;
+            defaults to `activation`.
         use_fusion_gate: whether to fuse the attention output with the value by a sigmoid gate.
         fusion_gate: the gate's form. `"per_head"` (the authors' code, `multi_head_dense_layer` over
             [v; o]): each head has its own (2 * head_dim, head_dim) map. `"joint"`: one
@@ -50,46 +52,52 @@ class MTSA(keras.layers.Layer):
             as `"joint"`).
         output_dim: size of a final linear projection; `None` returns the concatenated heads
             (num_heads * head_dim features).
-        projection_dropout: dropout on the input of every dense map, as the authors' `dense_keep_prob`
-            (off by default): x -> value with a separate mask per head, value -> query, key and
-            source2token hidden (separate draws), hidden -> source2token output, [v; o] -> fusion gate, and
-            the input of the output projection.
-        dropout: attention dropout rate. As in the authors' code, the token2token and source2token factors
-            of the numerator are dropped independently, each with keep probability sqrt(1 - dropout).
+        projection_dropout: dropout on the input of every dense map, as the authors'
+            `dense_keep_prob` (off by default): x -> value with a separate mask per head,
+            value -> query, key and source2token hidden (separate draws), hidden -> source2token
+            output, [v; o] -> fusion gate, and the input of the output projection.
+        dropout: attention dropout rate. As in the authors' code, the token2token and
+            source2token factors of the numerator are dropped independently, each with keep
+            probability sqrt(1 - dropout).
         use_bias: whether the projections use biases (the query/key projections never do).
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
-            bias_constraint: as for `keras.layers.Dense`, applied to every projection.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+            kernel_constraint, bias_constraint: as for `keras.layers.Dense`, applied
+            to every projection.
         seed: optional seed for attention dropout.
         block_size: if set, compute the attention in (block_size x block_size) tiles with online
-            rescaling (`keras_mtsa.ops.blockwise`): memory linear in length for the forward and the backward
-            pass, tiles that a head's positional mask rules out skipped, and better numerical range than
-            the full form. Attention dropout then drops only the source2token factor of the numerator,
-            with keep probability 1 - dropout (the token2token factor never exists as a whole).
-        implementation: the attention core (`keras_mtsa.ops.self_attention`): `"full"` (the efficient
-            form on (length, length) factors per head, with its written-out gradient), `"fused"` (one
-            standard softmax attention per head group through `keras.ops.dot_product_attention`, over the
-            values [E_s * v, E_s]: flash attention on GPUs and splash attention on TPUs with JAX, memory
-            linear in length; exp token2token and no attention dropout only), or `"auto"`: fused where
-            such a kernel exists (JAX on a GPU or TPU) and the configuration allows it, else full.
+            rescaling (`keras_mtsa.ops.blockwise`): memory linear in length for the forward and
+            the backward pass, tiles that a head's positional mask rules out skipped, and better
+            numerical range than the full form. Attention dropout then drops only the source2token
+            factor of the numerator, with keep probability 1 - dropout (the token2token factor
+            never exists as a whole).
+        implementation: the attention core (`keras_mtsa.ops.self_attention`): `"full"` (the
+            efficient form on (length, length) factors per head, with its written-out gradient),
+            `"fused"` (one standard softmax attention per head group through
+            `keras.ops.dot_product_attention`, over the values [E_s * v, E_s]: flash attention on
+            GPUs and splash attention on TPUs with JAX, memory linear in length; exp token2token and
+            no attention dropout only), or `"auto"`: fused where such a kernel exists (JAX on a GPU
+            or TPU) and the configuration allows it, else full.
         jit_compile: on the TensorFlow backend, run the masked attention core in
-            `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras turns model-level XLA
-            off (under `tf.distribute`). Left out while a SavedModel is traced (`model.export`): TF Serving
-            on CPU refuses XLA must-compile functions. Ignored on other backends.
+            `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras
+            turns model-level XLA off (under `tf.distribute`). Left out while a SavedModel
+            is traced (`model.export`): TF Serving on CPU refuses XLA must-compile functions.
+            Ignored on other backends.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: (batch, length, features) tensor.
         mask: optional boolean (batch, length) padding mask, usually implicit from
-            `Embedding(mask_zero=True)`. Padded keys are never attended and padded positions output 0.
-        attention_mask: optional boolean (batch, length, length) or (batch, num_heads, length, length)
-            mask, True = query may attend to key; ANDed with the positional masks.
+            `Embedding(mask_zero=True)`. Padded keys are never attended and padded positions
+            output 0.
+        attention_mask: optional boolean (batch, length, length) or (batch, num_heads, length,
+            length) mask, True = query may attend to key; ANDed with the positional masks.
         training: whether attention dropout is active.
         return_attention_scores: whether to also return the normalized weights.
 
     Returns:
-        (batch, length, output_dim or num_heads * head_dim) tensor; with `return_attention_scores=True`
-        a tuple `(output, token2token_weights, source2token_weights)` with shapes
-        (batch, num_heads, length, length) and (batch, num_heads, length, head_dim).
+        (batch, length, output_dim or num_heads * head_dim) tensor; with
+        `return_attention_scores=True` a tuple `(output, token2token_weights, source2token_weights)`
+        with shapes (batch, num_heads, length, length) and (batch, num_heads, length, head_dim).
     """
 
     def __init__(
@@ -147,8 +155,8 @@ class MTSA(keras.layers.Layer):
             if reason:
                 raise ValueError(
                     f"`implementation='fused'` cannot compute this layer: {reason}. "
-                    f"Received: implementation='fused', token2token_activation={token2token_activation!r}, "
-                    f"dropout={dropout}"
+                    "Received: implementation='fused', "
+                    f"token2token_activation={token2token_activation!r}, dropout={dropout}"
                 )
         check.boolean("jit_compile", jit_compile)
         super().__init__(**kwargs)
@@ -199,8 +207,9 @@ class MTSA(keras.layers.Layer):
     def build(self, input_shape):
         input_shape = check.sequence_input_shape("MTSA", input_shape)
         batch, length, features = input_shape
-        # With projection dropout, the input is tiled per head first so that every head drops it with its
-        # own mask (as the authors'); the kernel is the same (features, heads, head_dim) either way.
+        # With projection dropout, the input is tiled per head first so that every
+        # head drops it with its own mask (as the authors'); the kernel is the same
+        # (features, heads, head_dim) either way.
         self._value_dense = EinsumDense(
             "bhnc,chd->bhnd" if self.projection_dropout else "bnc,chd->bhnd",
             output_shape=(self.num_heads, None, self.head_dim),
@@ -239,8 +248,8 @@ class MTSA(keras.layers.Layer):
             )
             self._fusion_gate.build((batch, length, 2 * self.concatenated_dim))
         if self.projection_dropout:
-            # One layer, called once per dense map: each call draws a new mask. Its seed differs from the
-            # attention dropout's, whose generator would otherwise draw the same numbers.
+            # One layer, called once per dense map: each call draws a new mask. Its seed differs
+            # from the attention dropout's, whose generator would otherwise draw the same numbers.
             self._projection_dropout = Dropout(
                 self.projection_dropout,
                 seed=None if self.seed is None else self.seed + 1,
@@ -264,8 +273,8 @@ class MTSA(keras.layers.Layer):
         if attention_mask is not None:
             attention_mask = self._expand_attention_mask(inputs, attention_mask)
         drop = self._drop_projection_input
-        # A fresh tensor without the Keras mask attached: the mask is handled here, and the projection
-        # would otherwise warn that it drops it.
+        # A fresh tensor without the Keras mask attached: the mask is handled here, and the
+        # projection would otherwise warn that it drops it.
         inputs_copy = ops.copy(inputs)
         if self.projection_dropout:
             shape = ops.shape(inputs_copy)
@@ -308,10 +317,10 @@ class MTSA(keras.layers.Layer):
     ):
         """The masked attention core, on per-head tensors: the hook a subclass overrides.
 
-        Everything around it stays the layer's: the projections that make its inputs, and the fusion gate,
-        output projection and output masking applied to what it returns. The default computes the
-        core `implementation` chooses through `keras_mtsa.ops.self_attention` (the blockwise form with
-        `block_size`), in XLA where `jit_compile` asks for it.
+        Everything around it stays the layer's: the projections that make its inputs, and the fusion
+        gate, output projection and output masking applied to what it returns. The default computes
+        the core `implementation` chooses through `keras_mtsa.ops.self_attention` (the blockwise
+        form with `block_size`), in XLA where `jit_compile` asks for it.
 
         Args:
             query, key: (batch, heads, length, head_dim) projections of the value (no bias).
@@ -322,7 +331,8 @@ class MTSA(keras.layers.Layer):
             training: whether attention dropout is active.
 
         Returns:
-            (batch, heads, length, head_dim) attention outputs; rows of padded queries are zeroed later.
+            (batch, heads, length, head_dim) attention outputs; rows of padded
+            queries are zeroed later.
         """
         t2t_dropout, s2t_dropout = self._dropout_masks(value, training)
         core = (
@@ -352,7 +362,8 @@ class MTSA(keras.layers.Layer):
         return self._projection_dropout(x, training=training) if self.projection_dropout else x
 
     def _fuse(self, value, attended, training):
-        """Gates (batch, heads, length, head_dim) attention outputs with their values; merges the heads."""
+        """Gates (batch, heads, length, head_dim) attention outputs with their values;
+        merges the heads."""
         if not self.use_fusion_gate:
             return _merge_heads(attended)
         if self.fusion_gate == "per_head":
@@ -367,7 +378,8 @@ class MTSA(keras.layers.Layer):
         return gate * value + (1.0 - gate) * attended
 
     def _expand_attention_mask(self, inputs, attention_mask):
-        """Checks an attention_mask's shape and returns it as (batch, 1 or heads, length, length)."""
+        """Checks an attention_mask's shape and returns it as (batch, 1 or
+        heads, length, length)."""
         shape = tuple(attention_mask.shape)
         length = inputs.shape[1]
         if len(shape) == 3:
@@ -391,8 +403,8 @@ class MTSA(keras.layers.Layer):
     def _dropout_masks(self, value, training):
         """Keep masks for the token2token and source2token factors of the numerator.
 
-        Full form: independent masks, each with keep probability sqrt(1 - dropout) (the authors' scheme).
-        Blockwise: only the source2token factor, with keep probability 1 - dropout.
+        Full form: independent masks, each with keep probability sqrt(1 - dropout) (the authors'
+        scheme). Blockwise: only the source2token factor, with keep probability 1 - dropout.
         """
         if not training or self.dropout == 0:
             return None, None
@@ -415,8 +427,8 @@ class MTSA(keras.layers.Layer):
     def compute_output_spec(
         self, inputs, mask=None, attention_mask=None, training=None, return_attention_scores=False
     ):
-        # Keras would build the symbolic output from compute_output_shape alone, i.e. one tensor even with
-        # return_attention_scores=True.
+        # Keras would build the symbolic output from compute_output_shape alone, i.e. one tensor
+        # even with return_attention_scores=True.
         output = keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )

@@ -1,4 +1,5 @@
-"""An embedding table in two parts: trainable rows, then frozen rows that hold pretrained vectors."""
+"""An embedding table in two parts: trainable rows, then frozen rows that hold
+pretrained vectors."""
 
 import keras
 from keras import initializers
@@ -12,33 +13,33 @@ class PretrainedEmbedding(keras.layers.Layer):
     """Turns token ids into vectors from a trainable table followed by a frozen one.
 
     Ids in [0, trainable_rows) read the trainable table `embeddings`; ids in
-    [trainable_rows, trainable_rows + frozen_rows) read the frozen table `frozen_embeddings`, which never
-    trains. The usual layout: the training vocabulary takes the trainable rows (initialized from pretrained
-    vectors where the file has them, randomly elsewhere), and the pretrained vectors of the file's other
-    words take the frozen rows, so that a word unseen in training still gets its pretrained vector without
-    costing optimizer state (see `keras_mtsa.data.embedding_rows`).
+    [trainable_rows, trainable_rows + frozen_rows) read the frozen table `frozen_embeddings`, which
+    never trains. The usual layout: the training vocabulary takes the trainable rows (initialized
+    from pretrained vectors where the file has them, randomly elsewhere), and the pretrained vectors
+    of the file's other words take the frozen rows, so that a word unseen in training still gets its
+    pretrained vector without costing optimizer state (see `keras_mtsa.data.embedding_rows`).
 
-    Both tables are created with the layer, so the frozen one can be assigned right away; it starts as
-    zeros. Setting `layer.trainable = False` freezes the trainable table too (Keras semantics). Gradients
-    reach the trainable table through a gather, so optimizers see sparse updates, as with
-    `keras.layers.Embedding`. As there, an id outside [0, trainable_rows + frozen_rows) is an error on CPU
-    (and reads zeros on a GPU).
+    Both tables are created with the layer, so the frozen one can be assigned right away; it starts
+    as zeros. Setting `layer.trainable = False` freezes the trainable table too (Keras semantics).
+    Gradients reach the trainable table through a gather, so optimizers see sparse updates, as with
+    `keras.layers.Embedding`. As there, an id outside [0, trainable_rows + frozen_rows) is an error
+    on CPU (and reads zeros on a GPU).
 
     Args:
         trainable_rows: positive integer, rows of the trainable table (ids 0 to trainable_rows - 1).
         frozen_rows: non-negative integer, rows of the frozen table (the ids that follow).
         output_dim: positive integer, width of the vectors.
         embeddings_initializer: initializer of the trainable table (see `keras.initializers`).
-        mask_zero: whether id 0 is padding, as for `keras.layers.Embedding`: the layer then returns the
-            mask `inputs != 0` for the layers that follow.
+        mask_zero: whether id 0 is padding, as for `keras.layers.Embedding`: the layer then returns
+            the mask `inputs != 0` for the layers that follow.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: integer tensor of ids, of any shape.
 
     Returns:
-        Tensor of shape `inputs.shape + (output_dim,)` in the layer's compute dtype (`float16` under the
-        `"mixed_float16"` policy; the tables stay in the variable dtype).
+        Tensor of shape `inputs.shape + (output_dim,)` in the layer's compute dtype (`float16` under
+        the `"mixed_float16"` policy; the tables stay in the variable dtype).
 
     Example:
         >>> layer = PretrainedEmbedding(trainable_rows=4, frozen_rows=2, output_dim=3)
@@ -106,8 +107,8 @@ class PretrainedEmbedding(keras.layers.Layer):
         if not self.frozen_rows:
             outputs = ops.take(self.embeddings, inputs, axis=0)
             return ops.cast(outputs, self.compute_dtype)
-        # Each table is gathered at ids moved into its range only from the other table's side, so that an id
-        # out of [0, input_dim) still fails (on CPU) as in keras.layers.Embedding.
+        # Each table is gathered at ids moved into its range only from the other table's side, so
+        # that an id out of [0, input_dim) still fails (on CPU) as in keras.layers.Embedding.
         trainable = ops.take(self.embeddings, ops.minimum(inputs, self.trainable_rows - 1), axis=0)
         frozen_ids = ops.maximum(inputs - self.trainable_rows, 0)
         frozen = ops.take(self.frozen_embeddings, frozen_ids, axis=0)

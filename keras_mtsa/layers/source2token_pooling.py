@@ -18,17 +18,17 @@ class Source2TokenPooling(keras.layers.Layer):
     """The paper's multi-dim source2token pooling.
 
     Scores every token and feature with a two-layer MLP, s = W_2 act(W_1 x + b_1) + b_2 (features ->
-    features -> features), takes a softmax over the tokens separately for each feature, and returns the
-    weighted sum of the tokens: out_k = sum_j softmax_j(s_jk) x_jk.
+    features -> features), takes a softmax over the tokens separately for each feature, and returns
+    the weighted sum of the tokens: out_k = sum_j softmax_j(s_jk) x_jk.
 
     Args:
         activation: hidden activation of the scoring MLP.
         use_bias: whether the two dense layers use biases.
-        dropout: dropout on the input of each of the two dense layers (separate draws), as the authors'
-            code (off by default). It reaches the scores only: the output stays a weighted mean of the
-            undropped tokens.
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
-            bias_constraint: as for `keras.layers.Dense`.
+        dropout: dropout on the input of each of the two dense layers (separate draws), as the
+            authors' code (off by default). It reaches the scores only: the output stays a weighted
+            mean of the undropped tokens.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+            kernel_constraint, bias_constraint: as for `keras.layers.Dense`.
         seed: optional seed for the dropout.
         **kwargs: base `Layer` arguments.
 
@@ -97,7 +97,8 @@ class Source2TokenPooling(keras.layers.Layer):
         return self._dropout(x, training=training) if self.dropout else x
 
     def call(self, inputs, mask=None, training=None):
-        # ops.copy drops the attached Keras mask (handled here) so the dense layers do not warn about it.
+        # ops.copy drops the attached Keras mask (handled here) so the dense layers
+        # do not warn about it.
         hidden = self._hidden(self._drop(ops.copy(inputs), training))
         scores = self._score(self._drop(hidden, training))  # (b, n, f)
         if mask is None:

@@ -2,7 +2,8 @@
 
 - `masks`: the positional mask kinds and the mask the attention core sees.
 - `numerics`: masked max / exp / softmax and guarded division, shared by the cores.
-- `full`: the full form, `tensorized_attention`, with its written-out gradient; the explicit reference.
+- `full`: the full form, `tensorized_attention`, with its written-out gradient;
+  the explicit reference.
 - `blockwise`: the tiled form, memory linear in length.
 - `core`: `self_attention`, the one entry the layer calls, which picks full, blockwise or fused.
 - `_checks`: argument checks shared by every floor of the package.

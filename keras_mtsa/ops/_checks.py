@@ -1,4 +1,5 @@
-"""Argument checks shared by every floor of the package: each error names the argument and the expected value."""
+"""Argument checks shared by every floor of the package: each error names the argument and
+the expected value."""
 
 import numbers
 

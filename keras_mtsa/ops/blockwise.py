@@ -1,25 +1,29 @@
 """Blockwise MTSA: tensorized attention in (query block x key block) tiles, memory linear in length.
 
-The full form keeps an (n, n) token2token factor per head. Here the keys are visited one block at a time,
-as memory-efficient attention does, with three running (query, feature) statistics per query block:
+The full form keeps an (n, n) token2token factor per head. Here the keys are visited one
+block at a time, as memory-efficient attention does, with three running (query, feature)
+statistics per query block:
 
     M  the running log-offset, max over visited blocks of (block row max of t) + (block column max of s),
     N  the numerator    sum_j exp(t_ij + s_jk - M_ik) v_jk,
     D  the denominator  sum_j exp(t_ij + s_jk - M_ik),
 
-rescaled online when M grows. Every tile uses its own row maxima of t and column maxima of s, so the
-denominator only underflows when all keys of the best tile lie ~87 below that tile's maxima (the full form
-uses global maxima). Tiles that a head's positional mask rules out entirely are never visited: a forward
-head only visits key blocks up to its query block, so directional heads do about half the work.
+rescaled online when M grows. Every tile uses its own row maxima of t and column maxima of s, so
+the denominator only underflows when all keys of the best tile lie ~87 below that tile's maxima
+(the full form uses global maxima). Tiles that a head's positional mask rules out entirely are
+never visited: a forward head only visits key blocks up to its query block, so directional heads do
+about half the work.
 
-The backward pass is a custom gradient that recomputes each tile from the saved output and per-(query,
-feature) log-normalizer (lse = M + log D), so training also needs O(n) memory. With p_ijk = A_ij B_jk
-exp(c_ik - lse_ik), where A, B are a tile's factors and c its offset, and G = g * exp(c - lse):
+The backward pass is a custom gradient that recomputes each tile from the saved output and
+per-(query, feature) log-normalizer (lse = M + log D), so training also needs O(n) memory. With
+p_ijk = A_ij B_jk exp(c_ik - lse_ik), where A, B are a tile's factors and c its offset, and
+G = g * exp(c - lse):
 
     dv = B * (A^T G)            ds = B * (v * (A^T G) - A^T (G * o))
     dt = A * (G (B * v)^T - (G * o) B^T)
 
-Only keras.ops are used (loops are `ops.fori_loop`), so this runs on TensorFlow (inside XLA) and JAX.
+Only keras.ops are used (loops are `ops.fori_loop`), so this runs on TensorFlow
+(inside XLA) and JAX.
 """
 
 import math
@@ -34,7 +38,8 @@ from keras_mtsa.ops.numerics import masked_max
 
 # A finite "minus infinity": offsets start here, so exp(LOW - LOW) = 1 and never NaN.
 _LOW = -1e30
-# exp() arguments are capped here in the backward pass so a pathological tile cannot overflow float32.
+# exp() arguments are capped here in the backward pass so a pathological tile
+# cannot overflow float32.
 _MAX_EXPONENT = 80.0
 
 
@@ -55,8 +60,9 @@ def blockwise_self_attention(
     """MTSA from queries and keys, in tiles, never holding an (n, n) tensor.
 
     Args:
-        query, key: (batch, heads, length, head_dim); token2token logits are <q_i, k_j> / sqrt(head_dim)
-            (log(sigmoid(.)) of that for `token2token_activation="sigmoid"`), computed per tile.
+        query, key: (batch, heads, length, head_dim); token2token logits are
+            <q_i, k_j> / sqrt(head_dim) (log(sigmoid(.)) of that for
+            `token2token_activation="sigmoid"`), computed per tile.
         source2token, value: (batch, heads, length, head_dim).
         block_size: tile size (queries and keys); the length is padded to a multiple of it.
         head_masks: one positional mask kind per head ("forward", "backward", "none").
@@ -66,8 +72,8 @@ def blockwise_self_attention(
             attended and padded queries attend to nothing (their output is 0).
         attention_mask: optional boolean (batch, 1 or heads, length, length), ANDed in per tile.
         source2token_dropout: optional multiplicative (batch, heads, length, head_dim) mask for the
-            source2token factor of the numerator (the blockwise mode's attention dropout: the token2token
-            factor is never materialized, so only this linear-memory factor is dropped).
+            source2token factor of the numerator (the blockwise mode's attention dropout: the
+            token2token factor is never materialized, so only this linear-memory factor is dropped).
 
     Returns:
         (batch, heads, length, head_dim), in the dtype of `value`.

@@ -1,13 +1,15 @@
-"""MTSA's attention core from per-head projections: one entry, `self_attention`, that picks the form.
+"""MTSA's attention core from per-head projections: one entry, `self_attention`,
+that picks the form.
 
 - "full": `tensorized_attention` on (n, n) factors per head, with its written-out gradient.
 - "blockwise": `blockwise_self_attention`, tiles with online rescaling, memory linear in n.
-- "fused": one standard softmax attention per head group through `keras.ops.dot_product_attention` (flash
-  attention on GPU, splash attention on TPU with JAX), over the values [E_s * v, E_s]: with P the softmax of
-  the token2token logits over allowed keys, o = (P (E_s * v)) / (P E_s), as P's row normalizer cancels.
-  Directional heads ride on the kernel's causal flag (see `fused_self_attention`).
-- "auto": "fused" on the JAX backend with a GPU or TPU where the configuration allows it (exp token2token,
-  no token2token dropout), else "full".
+- "fused": one standard softmax attention per head group through `keras.ops.dot_product_attention`
+  (flash attention on GPU, splash attention on TPU with JAX), over the values [E_s * v, E_s]: with P
+  the softmax of the token2token logits over allowed keys, o = (P (E_s * v)) / (P E_s), as P's row
+  normalizer cancels. Directional heads ride on the kernel's causal flag (see
+  `fused_self_attention`).
+- "auto": "fused" on the JAX backend with a GPU or TPU where the configuration allows it (exp
+  token2token, no token2token dropout), else "full".
 """
 
 import math
@@ -35,8 +37,8 @@ def scaled_dot_product(query, key):
 def sigmoid_as_logits(token2token):
     """log(sigmoid(t)): feeding this to `tensorized_attention` gives the factor sigmoid(t).
 
-    The authors' single-layer models use sigmoid(t) instead of exp(t); as a logit it keeps the same stable
-    code path (max-subtraction and all).
+    The authors' single-layer models use sigmoid(t) instead of exp(t); as a logit it keeps the same
+    stable code path (max-subtraction and all).
     """
     return ops.log_sigmoid(token2token)
 
@@ -71,7 +73,8 @@ def resolve_implementation(implementation, token2token_activation="exp", token2t
     """ "auto" resolved to "fused" or "full"; "fused" checked against the configuration."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
-            f"`implementation` must be one of {IMPLEMENTATIONS}. Received: implementation={implementation!r}"
+            f"`implementation` must be one of {IMPLEMENTATIONS}. Received: "
+            f"implementation={implementation!r}"
         )
     reason = fused_unsupported_reason(token2token_activation, token2token_dropout)
     if implementation == "auto":
@@ -99,11 +102,12 @@ def self_attention(
     implementation="auto",
     block_size=None,
 ):
-    """MTSA's masked attention core on (batch, heads, length, head_dim) tensors; pure, so XLA can compile it.
+    """MTSA's masked attention core on (batch, heads, length, head_dim) tensors; pure,
+    so XLA can compile it.
 
     Args:
-        query, key: per-head projections; the token2token logits are <q_i, k_j> / sqrt(head_dim) (and
-            log(sigmoid(.)) of that with `token2token_activation="sigmoid"`).
+        query, key: per-head projections; the token2token logits are <q_i, k_j> / sqrt(head_dim)
+            (and log(sigmoid(.)) of that with `token2token_activation="sigmoid"`).
         source2token: source2token logits, one per key and feature.
         value: the values.
         head_masks: one positional mask kind per head ("forward", "backward", "none").
@@ -111,9 +115,9 @@ def self_attention(
         token2token_activation: "exp" or "sigmoid".
         padding_mask: optional boolean (batch, length), True for real tokens.
         attention_mask: optional boolean (batch, 1 or heads, length, length), ANDed with the rest.
-        token2token_dropout, source2token_dropout: optional multiplicative keep masks of the numerator's
-            factors, (batch, heads, length, length) and (batch, heads, length, head_dim) (the blockwise and
-            fused forms take only the second).
+        token2token_dropout, source2token_dropout: optional multiplicative keep masks of the
+            numerator's factors, (batch, heads, length, length) and (batch, heads, length, head_dim)
+            (the blockwise and fused forms take only the second).
         implementation: "auto", "full", "blockwise" (needs `block_size`) or "fused".
         block_size: the tile size of the blockwise form.
 
@@ -181,18 +185,19 @@ def fused_self_attention(
 ):
     """The exp-token2token core as standard softmax attention over the values [E_s * v, E_s].
 
-    E_s = exp(s - max) with the maximum per feature over the keys some query may attend to. Padded keys
-    get zero values, so they change neither half of the output whatever weight the softmax gives them.
-    Directional heads with the diagonal excluded (the paper's) use the kernel's causal mask: forward heads
-    see keys shifted one step right behind a dummy key of zero key and zero values, so "key <= query" over
-    the shifted keys is "key < query" over the real ones; backward heads run on the reversed sequence.
-    Heads of kind "none" without the diagonal, and a caller's `attention_mask`, need an explicit mask, which
-    the kernel takes as well (on GPUs a fused kernel may then fall back to the plain one).
+    E_s = exp(s - max) with the maximum per feature over the keys some query may attend to. Padded
+    keys get zero values, so they change neither half of the output whatever weight the softmax
+    gives them. Directional heads with the diagonal excluded (the paper's) use the kernel's causal
+    mask: forward heads see keys shifted one step right behind a dummy key of zero key and zero
+    values, so "key <= query" over the shifted keys is "key < query" over the real ones; backward
+    heads run on the reversed sequence. Heads of kind "none" without the diagonal, and a caller's
+    `attention_mask`, need an explicit mask, which the kernel takes as well (on GPUs a fused kernel
+    may then fall back to the plain one).
 
-    Limits, beyond the full form's: the dummy key's logit is 0 and padded keys keep theirs, and they share
-    the softmax with the real keys. Where every allowed key of a query lies about 80 or more below the
-    largest of those, the real keys' weights underflow in float32 and that output is 0 (as a fully masked
-    row). With logits of standard deviation up to 10 the tests see no such case.
+    Limits, beyond the full form's: the dummy key's logit is 0 and padded keys keep theirs, and they
+    share the softmax with the real keys. Where every allowed key of a query lies about 80 or more
+    below the largest of those, the real keys' weights underflow in float32 and that output is 0 (as
+    a fully masked row). With logits of standard deviation up to 10 the tests see no such case.
     """
     out_dtype = keras.backend.standardize_dtype(value.dtype)
     q, k, s, v = (ops.cast(x, "float32") for x in (query, key, source2token, value))
@@ -217,14 +222,16 @@ def fused_self_attention(
     column_max = masked_max(s, usable, axis=-2)
     s_factor = masked_exp(s - column_max, usable)
     numerator_factor = s_factor if source2token_dropout is None else s_factor * source2token_dropout
-    # Zero padding of q and k to the values' width 2d: fused kernels want one head width for q, k and v.
+    # Zero padding of q and k to the values' width 2d: fused kernels want one head
+    # width for q, k and v.
     values = ops.concatenate([numerator_factor * v, s_factor], axis=-1)  # (b, h, k, 2d)
     q = ops.concatenate([q, ops.zeros_like(q)], axis=-1)
     k = ops.concatenate([k, ops.zeros_like(k)], axis=-1)
     scale = 1.0 / math.sqrt(head_dim)
 
     if explicit:
-        # The kernel spreads a row with no allowed key uniformly over all keys: such rows are zeroed.
+        # The kernel spreads a row with no allowed key uniformly over all keys:
+        # such rows are zeroed.
         has_key = ops.expand_dims(ops.any(mask, axis=-1), -1)
         both = ops.where(has_key, _attention(q, k, values, scale, mask=mask), 0.0)
     else:
@@ -242,7 +249,8 @@ def fused_self_attention(
 
 
 def _usable_keys(kind, real, attend_to_self):
-    """(b, k) keys that some real query may attend to under a directional mask kind, or every key."""
+    """(b, k) keys that some real query may attend to under a directional mask
+    kind, or every key."""
     if attend_to_self or kind == "none":  # ("none" without the diagonal takes the explicit path)
         return real
     index = ops.arange(ops.shape(real)[1])[None, :]
@@ -273,8 +281,9 @@ def _directional_attention(kind, q, k, values, scale, attend_to_self):
     if kind == "backward":
         q, k, values = (ops.flip(x, axis=2) for x in (q, k, values))
     if not attend_to_self:
-        # Keys and values one step right, behind a dummy key whose values are 0: causal over the shifted
-        # keys (j' <= i) is strict over the real ones (j < i), and the dummy adds nothing to either half.
+        # Keys and values one step right, behind a dummy key whose values are 0: causal over
+        # the shifted keys (j' <= i) is strict over the real ones (j < i), and the dummy adds
+        # nothing to either half.
         k = ops.concatenate([ops.zeros_like(k[:, :, :1]), k[:, :, :-1]], axis=2)
         values = ops.concatenate([ops.zeros_like(values[:, :, :1]), values[:, :, :-1]], axis=2)
     output = _attention(q, k, values, scale, is_causal=True)

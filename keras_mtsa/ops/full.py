@@ -3,13 +3,13 @@
 Written with `keras.ops` only. Shapes use these letters: b batch, h heads, q query tokens, k key
 tokens, d head features.
 
-The efficient form rests on one identity. With t the token2token logits (b, h, q, k), s the source2token
-logits (b, h, k, d) and M the positional mask,
+The efficient form rests on one identity. With t the token2token logits (b, h, q, k), s the
+source2token logits (b, h, k, d) and M the positional mask,
 
     exp(t_qk + s_kd + M_qk) = [exp(t_qk) * 1{M_qk allowed}] * exp(s_kd),
 
-so the softmax over keys of the (q, k, d) tensor splits into two matmuls of an (q, k) factor with (k, d)
-factors, and the n x n x d tensor never exists.
+so the softmax over keys of the (q, k, d) tensor splits into two matmuls of an (q, k) factor with
+(k, d) factors, and the n x n x d tensor never exists.
 """
 
 from keras import backend
@@ -33,27 +33,29 @@ def tensorized_attention(
 
     Computes out[b,h,i,k] = sum_j softmax_j(t[b,h,i,j] + s[b,h,j,k] over allowed j) * v[b,h,j,k].
 
-    Numerics: the computation runs in float32 (float64 stays float64) whatever the input dtype and is cast
-    back at the end. The row maximum of the allowed token2token logits and the column maximum of the
-    source2token logits over the usable keys are subtracted before `exp`, so finite inputs never give inf
-    or NaN, in the output or its gradients. Limit: if, for one (query, feature), every allowed key lies more
-    than about 71 (float32; the denominator is then below tiny / eps, see `safe_reciprocal`) below those
-    two maxima combined, the denominator counts as underflowed and that output is 0; the
-    blockwise mode keeps maxima per block and avoids most of this.
+    Numerics: the computation runs in float32 (float64 stays float64) whatever the input dtype
+    and is cast back at the end. The row maximum of the allowed token2token logits and the
+    column maximum of the source2token logits over the usable keys are subtracted before `exp`,
+    so finite inputs never give inf or NaN, in the output or its gradients. Limit: if, for one
+    (query, feature), every allowed key lies more than about 71 (float32; the denominator is then
+    below tiny / eps, see `safe_reciprocal`) below those two maxima combined, the denominator
+    counts as underflowed and that output is 0; the blockwise mode keeps maxima per block and
+    avoids most of this.
 
     Args:
         token2token: logits of shape (batch, heads, query, key).
         source2token: logits of shape (batch, heads, key, head_dim).
         value: values of shape (batch, heads, key, head_dim).
         mask: optional boolean tensor broadcastable to (batch, heads, query, key), True = allowed.
-        token2token_dropout: optional multiplicative mask broadcastable to (batch, heads, query, key)
-            applied to the token2token factor of the numerator only (the authors' attention dropout).
-        source2token_dropout: optional multiplicative mask broadcastable to (batch, heads, key, head_dim)
-            applied to the source2token factor of the numerator only.
+        token2token_dropout: optional multiplicative mask broadcastable to
+            (batch, heads, query, key) applied to the token2token factor of the numerator only (the
+            authors' attention dropout).
+        source2token_dropout: optional multiplicative mask broadcastable to
+            (batch, heads, key, head_dim) applied to the source2token factor of the numerator only.
 
     Returns:
-        Tensor of shape (batch, heads, query, head_dim) in the dtype of `value`. Rows with no allowed key
-        are exactly 0.
+        Tensor of shape (batch, heads, query, head_dim) in the dtype of `value`. Rows with no
+        allowed key are exactly 0.
     """
     # standardize_dtype: str() of a TensorFlow dtype is "<dtype: 'float64'>", not "float64".
     out_dtype = backend.standardize_dtype(value.dtype)
@@ -62,8 +64,8 @@ def tensorized_attention(
     s = ops.cast(source2token, compute_dtype)
     v = ops.cast(value, compute_dtype)
 
-    # The mask stays in its broadcastable shape: reducing a broadcast constant (a positional mask) sends
-    # XLA's constant folding into minutes of compile time at lengths of a few hundred.
+    # The mask stays in its broadcastable shape: reducing a broadcast constant (a positional mask)
+    # sends XLA's constant folding into minutes of compile time at lengths of a few hundred.
     mask = ops.ones((1, 1, 1, 1), dtype="bool") if mask is None else ops.cast(mask, "bool")
 
     if token2token_dropout is not None:
@@ -71,10 +73,10 @@ def tensorized_attention(
     if source2token_dropout is not None:
         source2token_dropout = ops.cast(source2token_dropout, compute_dtype)
 
-    # The backward pass is written out (`_attention_gradients`): it keeps only E_t, E_s and (q, d)-sized
-    # tensors and costs two fused matmuls, where autodiff keeps several (q, k) intermediates of the masking
-    # and the division (measured on a CPU: the layer's training step needs 10% less memory at n=256, 14%
-    # less at n=512).
+    # The backward pass is written out (`_attention_gradients`): it keeps only E_t, E_s and
+    # (q, d)-sized tensors and costs two fused matmuls, where autodiff keeps several (q, k)
+    # intermediates of the masking and the division (measured on a CPU: the layer's training step
+    # needs 10% less memory at n=256, 14% less at n=512).
     @ops.custom_gradient
     def attend(t, s, v):
         t_factor, s_factor = _attention_factors(t, s, mask)
@@ -104,7 +106,8 @@ def tensorized_attention(
 
 
 def _attention_factors(t, s, mask):
-    """The max-shifted, masked factors exp(t) (b, h, q, k) and exp(s) (b, h, k, d) of the attention."""
+    """The max-shifted, masked factors exp(t) (b, h, q, k) and exp(s) (b, h, k, d)
+    of the attention."""
     # Maxima cancel between numerator and denominator, so they need no gradient.
     row_max = masked_max(t, mask, axis=-1)  # (b, h, q, 1)
     t_factor = masked_exp(t - row_max, mask)  # (b, h, q, k), 0 where not allowed
@@ -149,12 +152,13 @@ def _attention_gradients(
 ):
     """Gradients of out = N / D with respect to the logits t, s and the value v.
 
-    With A = g / D and B = -g * out / D (both (b, h, q, d), 0 where D underflowed): dN = A and dD = B, so
-    dE_t = drop_t * (A @ (E_s drop_s v)^T) + B @ E_s^T, dE_s = drop_s * v * (E_t drop_t)^T A + E_t^T B,
-    dv = E_s drop_s * (E_t drop_t)^T A, and since the factors are exp of the (max-shifted) logits,
-    dt = dE_t * E_t and ds = dE_s * E_s. Without dropout each pair is one matmul over [A, B]. Only E_t,
-    E_s and (b, h, q, d) tensors are kept from the forward pass, where autodiff would keep several
-    (b, h, q, k) intermediates of the masking and of the division.
+    With A = g / D and B = -g * out / D (both (b, h, q, d), 0 where D underflowed): dN = A and
+    dD = B, so dE_t = drop_t * (A @ (E_s drop_s v)^T) + B @ E_s^T,
+    dE_s = drop_s * v * (E_t drop_t)^T A + E_t^T B, dv = E_s drop_s * (E_t drop_t)^T A, and since
+    the factors are exp of the (max-shifted) logits, dt = dE_t * E_t and ds = dE_s * E_s. Without
+    dropout each pair is one matmul over [A, B]. Only E_t, E_s and (b, h, q, d) tensors are kept
+    from the forward pass, where autodiff would keep several (b, h, q, k) intermediates of the
+    masking and of the division.
     """
     a = upstream * reciprocal
     b = -upstream * output * reciprocal
@@ -193,9 +197,9 @@ def attention_weights(token2token, source2token, mask=None):
         mask: optional boolean mask broadcastable to (batch, heads, query, key).
 
     Returns:
-        (token2token_weights, source2token_weights): softmax over allowed keys of the token2token logits,
-        shape (batch, heads, query, key), and softmax over usable keys of the source2token logits per
-        feature, shape (batch, heads, key, head_dim). Fully masked rows/columns are 0.
+        (token2token_weights, source2token_weights): softmax over allowed keys of the token2token
+        logits, shape (batch, heads, query, key), and softmax over usable keys of the source2token
+        logits per feature, shape (batch, heads, key, head_dim). Fully masked rows/columns are 0.
     """
     t = ops.cast(token2token, "float32")
     s = ops.cast(source2token, "float32")

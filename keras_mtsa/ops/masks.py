@@ -26,7 +26,8 @@ def positional_mask(length, head_masks, attend_to_self=False):
 
 
 def allowed_keys(kind, query_positions, key_positions, attend_to_self=False):
-    """(queries, keys) boolean mask of one mask kind for the given absolute positions (1-D int tensors)."""
+    """(queries, keys) boolean mask of one mask kind for the given absolute positions
+    (1-D int tensors)."""
     query = ops.expand_dims(query_positions, 1)
     key = ops.expand_dims(key_positions, 0)
     if kind == "forward":
@@ -59,11 +60,13 @@ def validate_head_masks(head_masks, num_heads=None):
 
 
 def default_head_masks(num_heads):
-    """The paper's multi-mask layout: the first half of the heads forward, the second half backward."""
+    """The paper's multi-mask layout: the first half of the heads forward, the
+    second half backward."""
     if num_heads % 2:
         raise ValueError(
-            "The default multi-mask layout (half forward, half backward) needs an even `num_heads`. "
-            f"Received: num_heads={num_heads}. Pass `head_masks` to choose each head's mask."
+            "The default multi-mask layout (half forward, half backward) needs an even "
+            f"`num_heads`. Received: num_heads={num_heads}. Pass `head_masks` to "
+            "choose each head's mask."
         )
     half = num_heads // 2
     return ("forward",) * half + ("backward",) * half
@@ -80,9 +83,9 @@ def head_groups(head_masks):
 def combined_attention_mask(length, head_masks, attend_to_self, padding_mask, attention_mask):
     """Positional masks AND padding AND the caller's mask, broadcastable to (b, h, q, k).
 
-    Padding masks keys and queries both: a padded query attends to nothing (its output is zeroed anyway),
-    so keys that only padded queries could see do not enter the source2token maxima, and the attention
-    scores of padded rows are 0.
+    Padding masks keys and queries both: a padded query attends to nothing (its output is zeroed
+    anyway), so keys that only padded queries could see do not enter the source2token maxima, and
+    the attention scores of padded rows are 0.
     """
     mask = ops.expand_dims(positional_mask(length, head_masks, attend_to_self), 0)
     if padding_mask is not None:

@@ -1,4 +1,5 @@
-"""Masked and guarded arithmetic shared by the attention cores: no inf, no NaN, exact zeros where masked."""
+"""Masked and guarded arithmetic shared by the attention cores: no inf, no NaN, exact
+zeros where masked."""
 
 import numpy as np
 from keras import backend
@@ -15,10 +16,12 @@ def masked_softmax(logits, mask, axis):
 
 
 def masked_max(x, mask, axis):
-    """Max of `x` over allowed entries along `axis` (kept), 0 where nothing is allowed; no gradient."""
+    """Max of `x` over allowed entries along `axis` (kept), 0 where nothing is
+    allowed; no gradient."""
     lowest = ops.cast(np.finfo(np.float32).min, x.dtype)
     maximum = ops.max(ops.where(mask, x, lowest), axis=axis, keepdims=True)
-    # "Nothing allowed" is read off the result, not by reducing the mask (a constant XLA would fold).
+    # "Nothing allowed" is read off the result, not by reducing the mask (a
+    # constant XLA would fold).
     return ops.stop_gradient(ops.where(maximum > lowest, maximum, ops.zeros_like(maximum)))
 
 
@@ -38,9 +41,9 @@ def safe_reciprocal(denominator):
     """1 / denominator, and 0 where the denominator counts as underflowed.
 
     A denominator of the efficient form can be tiny but nonzero (the limit described in
-    `tensorized_attention`); below `tiny / eps` of the dtype (about 1e-31 = exp(-71) in float32) it counts
-    as underflowed: output 0 and no gradient, as for an exact 0. Then 1 / D stays below ~1e31 and its
-    products with moderate gradients stay finite.
+    `tensorized_attention`); below `tiny / eps` of the dtype (about 1e-31 = exp(-71) in float32) it
+    counts as underflowed: output 0 and no gradient, as for an exact 0. Then 1 / D stays below ~1e31
+    and its products with moderate gradients stay finite.
     """
     info = np.finfo(
         np.float64 if backend.standardize_dtype(denominator.dtype) == "float64" else np.float32

@@ -3,8 +3,8 @@
     keras-mtsa-serving check saved_models/<name>/<version>   (or python -m keras_mtsa.serving check ...)
 
 `check` runs the checks, `serve` runs requests on the same road, `time_requests` times them there;
-`session_road.Session` is TF Serving's road (the TF C API's `TF_LoadSessionFromSavedModel`, driven by
-ctypes) for tests and clients.
+`session_road.Session` is TF Serving's road (the TF C API's `TF_LoadSessionFromSavedModel`, driven
+by ctypes) for tests and clients.
 """
 
 from keras_mtsa.serving.checker import DEFAULT_SAMPLES

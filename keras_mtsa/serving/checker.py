@@ -1,20 +1,24 @@
-"""Will TF Serving load and serve this SavedModel directory as it is? Checked on TF Serving's own road.
+"""Will TF Serving load and serve this SavedModel directory as it is? Checked on
+TF Serving's own road.
 
 Two clean processes, each started by the path of its script, so that no installed copy of keras_mtsa
 is involved:
 
-1. `inspect_saved_model.py` (with TensorFlow's protos) reads the directory: the `serve` MetaGraph, every
-   signature's inputs and outputs, every op of the graph and its functions, the warm-up requests.
-2. `session_road.py` (ctypes and numpy only, no TensorFlow Python runtime) loads the directory with
-   `TF_LoadSessionFromSavedModel`, as TF Serving's C++ `LoadSavedModel` does, with the tensorflow-text
-   kernels loaded by `TF_LoadLibrary`, and runs by tensor name: every signature, every warm-up request,
-   hostile strings for string inputs, and the same request from many threads at once.
+1. `inspect_saved_model.py` (with TensorFlow's protos) reads the directory: the `serve`
+   MetaGraph, every signature's inputs and outputs, every op of the graph and its functions,
+   the warm-up requests.
+2. `session_road.py` (ctypes and numpy only, no TensorFlow Python runtime) loads the directory
+   with `TF_LoadSessionFromSavedModel`, as TF Serving's C++ `LoadSavedModel` does, with the
+   tensorflow-text kernels loaded by `TF_LoadLibrary`, and runs by tensor name: every signature,
+   every warm-up request, hostile strings for string inputs, and the same request from
+   many threads at once.
 
-Any SavedModel is judged for servability: inputs are generated from each signature's dtypes and shapes
-(sample texts for string inputs). keras-mtsa's own exports (recognized by `assets.extra/keras_mtsa.json`)
-or any model with `schema="keras-mtsa"` are also held to the text-classifier schema: `serving_default`
-takes tf.string [None] texts and returns `probabilities` (float32, rows summing to 1), `label_id` (int64,
-their argmax) and `label` (string, the label of that id).
+Any SavedModel is judged for servability: inputs are generated from each signature's
+dtypes and shapes (sample texts for string inputs). keras-mtsa's own exports (recognized
+by `assets.extra/keras_mtsa.json`) or any model with `schema="keras-mtsa"` are also held
+to the text-classifier schema: `serving_default` takes tf.string [None] texts and returns
+`probabilities` (float32, rows summing to 1), `label_id` (int64, their argmax) and `label` (string,
+the label of that id).
 """
 
 import json
@@ -51,16 +55,16 @@ def check(
         path: the version directory (`.../<name>/<version>`, holding `saved_model.pb`).
         samples: texts for string inputs; default `DEFAULT_SAMPLES`.
         schema: "auto" (the keras-mtsa schema for keras-mtsa exports), "keras-mtsa" or "none".
-        allow_xla: accept functions marked `_XlaMustCompile` (TF Serving on GPU, or on CPU when started
-            with `--xla_cpu_compilation_enabled=true`); by default they are an error.
+        allow_xla: accept functions marked `_XlaMustCompile` (TF Serving on GPU, or on CPU when
+            started with `--xla_cpu_compilation_enabled=true`); by default they are an error.
         threads: concurrent clients of the concurrency check (0: no concurrency check).
         repeats: requests each concurrent client sends.
         timeout: seconds for each of the two processes.
 
     Returns:
-        The report dict: `errors` (empty when ready), `warnings`, `signatures`, `ops`, `session_road`
-        (load time, TensorFlow version, requests run), `warmup_requests`, `sample_predictions`,
-        `concurrency`.
+        The report dict: `errors` (empty when ready), `warnings`, `signatures`, `ops`,
+        `session_road` (load time, TensorFlow version, requests run), `warmup_requests`,
+        `sample_predictions`, `concurrency`.
     """
     if schema not in SCHEMAS:
         raise ValueError(f"`schema` must be one of {SCHEMAS}. Received: schema={schema!r}")
@@ -85,7 +89,8 @@ def check(
             "ops": static.get("ops", {}),
         }
         if not _judge_graph(static, report, allow_xla):
-            return report  # the session road could not load it: TensorFlow would say less than the errors do
+            # the session road could not load it: TensorFlow would say less than the errors do
+            return report
         description = static.get("description") or {}
         text_schema = schema == "keras-mtsa" or (schema == "auto" and bool(description))
         if "error" in description:
@@ -117,8 +122,8 @@ def check(
         report["concurrency"] = concurrency
         if concurrency["error_count"]:
             report["errors"].append(
-                f"{concurrency['error_count']} of {concurrency['requests']} concurrent requests failed: "
-                + "; ".join(concurrency["errors"][:2])
+                f"{concurrency['error_count']} of {concurrency['requests']} "
+                "concurrent requests failed: " + "; ".join(concurrency["errors"][:2])
             )
         elif concurrency["max_difference"] is None or concurrency["max_difference"] > 1e-5:
             report["errors"].append(
@@ -131,7 +136,8 @@ def check(
 
 
 def serve(path, requests, *, timeout=600):
-    """Runs requests on TF Serving's road (the TF C API, in a clean process) and returns the answers.
+    """Runs requests on TF Serving's road (the TF C API, in a clean process) and
+    returns the answers.
 
     Args:
         path: a SavedModel version directory.
@@ -144,15 +150,16 @@ def serve(path, requests, *, timeout=600):
 
     Raises:
         ValueError: a signature or input name the SavedModel lacks.
-        session_road.SessionRoadError: the SavedModel did not load, or a request failed (TensorFlow's
-            message, e.g. "Table not initialized").
+        session_road.SessionRoadError: the SavedModel did not load, or a request failed
+            (TensorFlow's message, e.g. "Table not initialized").
     """
     answers, _ = _serve(path, requests, timeout=timeout, repeats=0)
     return answers
 
 
 def time_requests(path, requests, *, repeats=30, timeout=600):
-    """Times requests on TF Serving's road: each runs once, then `repeats` more times, one after another.
+    """Times requests on TF Serving's road: each runs once, then `repeats` more
+    times, one after another.
 
     Args:
         path: see `serve`.
@@ -214,8 +221,9 @@ def _serve(path, requests, *, timeout, repeats):
 
 
 def _as_array(value, dtype):
-    """An input for a signature input of `dtype` as a numpy array; texts as an object array of bytes
-    (numpy's own str arrays drop trailing NUL characters, and an empty list would become float64)."""
+    """An input for a signature input of `dtype` as a numpy array; texts as an object
+    array of bytes (numpy's own str arrays drop trailing NUL characters, and an empty list
+    would become float64)."""
     if dtype != "string":
         return np.asarray(value)
     array = np.asarray(value, dtype=object)
@@ -225,8 +233,8 @@ def _as_array(value, dtype):
 
 
 def _request(signature, inputs):
-    """The session road's request for `inputs` (by input name) to `signature`, and its output names (those
-    of a dtype the session road reads)."""
+    """The session road's request for `inputs` (by input name) to `signature`, and its output names
+    (those of a dtype the session road reads)."""
     feeds = {
         signature["inputs"][key]["name"]: session_road.encode_tensor(value)
         for key, value in inputs.items()
@@ -270,10 +278,12 @@ def _run_script(script, argument, scratch, timeout):
 
 
 def _judge_graph(static, report, allow_xla):
-    """Adds the static errors and warnings; returns whether the session road can load the model at all."""
+    """Adds the static errors and warnings; returns whether the session road can load
+    the model at all."""
     if ["serve"] not in static["tags"]:
         report["errors"].append(
-            f"no meta graph tagged exactly {{serve}}, which TF Serving loads (tags: {static['tags']})"
+            f"no meta graph tagged exactly {{serve}}, which TF Serving loads "
+            f"(tags: {static['tags']})"
         )
         return False
     loadable = True
@@ -307,15 +317,16 @@ def _judge_graph(static, report, allow_xla):
             for t in tables
         )
         report["errors"].append(
-            f"anonymous lookup tables ({tables[0]['op']}): {names}. TF Serving's session loader initializes one "
-            "instance in __saved_model_init_op and every request reads a new, empty one ('Table not "
-            "initialized'); create tables with experimental_is_anonymous=False"
+            f"anonymous lookup tables ({tables[0]['op']}): {names}. TF Serving's session loader "
+            "initializes one instance in __saved_model_init_op and every request reads a new, "
+            "empty one ('Table not initialized'); create tables with "
+            "experimental_is_anonymous=False"
         )
     if static.get("xla_functions"):
         message = (
             f"{len(static['xla_functions'])} function(s) marked _XlaMustCompile (e.g. "
-            f"{static['xla_functions'][0]}): TF Serving on CPU refuses to run them unless started with "
-            "--xla_cpu_compilation_enabled=true"
+            f"{static['xla_functions'][0]}): TF Serving on CPU refuses to run them unless started "
+            "with --xla_cpu_compilation_enabled=true"
         )
         if allow_xla:
             report["warnings"].append(message)
@@ -404,19 +415,21 @@ class _Plan:
         for index, record in enumerate((static.get("warmup") or {}).get("records", [])):
             if record["kind"] != "predict_log":
                 self.warnings.append(
-                    f"warm-up record {index} is a {record['kind']}: not replayed here (predict only)"
+                    f"warm-up record {index} is a {record['kind']}: not "
+                    "replayed here (predict only)"
                 )
                 continue
             signature = signatures.get(record["signature"])
             if signature is None:
                 self.errors.append(
-                    f"warm-up record {index} asks for signature {record['signature']!r}, which is absent"
+                    f"warm-up record {index} asks for signature "
+                    f"{record['signature']!r}, which is absent"
                 )
                 continue
             if set(record["inputs"]) != set(signature["inputs"]):
                 self.errors.append(
-                    f"warm-up record {index} feeds {sorted(record['inputs'])}, but {record['signature']} takes "
-                    f"{sorted(signature['inputs'])}"
+                    f"warm-up record {index} feeds {sorted(record['inputs'])}, but "
+                    f"{record['signature']} takes {sorted(signature['inputs'])}"
                 )
                 continue
             inputs = {
@@ -440,8 +453,9 @@ class _Plan:
     def _generated(self, signature):
         """Inputs of each input's dtype and shape, or None where they cannot be made up.
 
-        The batch is the number of samples for every input; other unknown sizes are 8. An input of unknown
-        rank gets a batch vector if it takes strings; a numeric one of unknown rank cannot be guessed.
+        The batch is the number of samples for every input; other unknown sizes are 8. An
+        input of unknown rank gets a batch vector if it takes strings; a numeric one of unknown
+        rank cannot be guessed.
         """
         inputs = {}
         batch = len(self._samples)
@@ -459,7 +473,8 @@ class _Plan:
                 values[:] = [self._samples[i % len(self._samples)] for i in range(values.size)]
                 inputs[key] = values.reshape(shape)
             elif info["dtype"].startswith(("int", "uint")):
-                # A short "sentence" of id 1 then padding 0: valid for any embedding of 2 or more rows.
+                # A short "sentence" of id 1 then padding 0: valid for any
+                # embedding of 2 or more rows.
                 values = np.zeros(shape, dtype=info["dtype"])
                 if values.ndim:
                     values[..., : max(1, shape[-1] // 2)] = 1
@@ -509,7 +524,8 @@ class _Plan:
         }
 
     def judge(self, responses, report, static, text_schema, labels):
-        """Checks every answer; returns the sample predictions of the first serving_default request."""
+        """Checks every answer; returns the sample predictions of the first
+        serving_default request."""
         samples, failures = [], {}
         for (label, name, keys, batch, inputs), response in zip(
             self.entries, responses, strict=True
@@ -534,7 +550,8 @@ class _Plan:
         for message, labels_failed in failures.items():
             report["errors"].append(
                 f"{len(labels_failed)} of {len(self.entries)} requests failed on the session road "
-                f"({', '.join(labels_failed[:3])}{', ...' if len(labels_failed) > 3 else ''}): {message}"
+                f"({', '.join(labels_failed[:3])}{', ...' if len(labels_failed) > 3 else ''}): "
+                f"{message}"
             )
         return samples
 
@@ -581,7 +598,8 @@ def _describe_predictions(inputs, outputs):
     rows = []
     if texts is not None and "probabilities" in outputs and "label" in outputs:
         for text, label, probability in zip(texts, outputs["label"], outputs["probabilities"]):
-            rows.append({"input": text.decode("utf-8", "replace"), "label": label.decode("utf-8", "replace"),
+            rows.append({"input": text.decode("utf-8", "replace"),
+                         "label": label.decode("utf-8", "replace"),
                          "probability": float(probability.max())})  # fmt: skip
     else:
         rows.append({"outputs": {key: list(value.shape) for key, value in outputs.items()}})

@@ -22,7 +22,8 @@ def rest_request(model_name, instances, signature="serving_default"):
 def models_config_entry(model_name, base_path):
     return (
         "model_config_list {\n  config {\n"
-        f'    name: "{model_name}"\n    base_path: "{base_path}"\n    model_platform: "tensorflow"\n'
+        f'    name: "{model_name}"\n    base_path: "{base_path}"\n    '
+        'model_platform: "tensorflow"\n'
         "  }\n}"
     )
 
@@ -56,29 +57,34 @@ def _print_report(report, path, samples):
             f"ops from TensorFlow core ({len(ops['tensorflow'])}): {', '.join(ops['tensorflow'])}"
         )
         print(
-            f"ops from tensorflow-text ({len(ops['tensorflow_text'])}): {', '.join(ops['tensorflow_text'])}"
+            f"ops from tensorflow-text ({len(ops['tensorflow_text'])}): "
+            f"{', '.join(ops['tensorflow_text'])}"
         )
     road = report.get("session_road")
     if road:
         print(
-            f"session road: loaded with {road['loader']} in {road['load_seconds']:.2f} s, TensorFlow "
-            f"{road['tensorflow_version']}, TensorFlow Python runtime imported: {road['tensorflow_python_imported']}; "
-            f"{len(road['requests'])} requests run: {'; '.join(road['requests'])}"
+            f"session road: loaded with {road['loader']} in {road['load_seconds']:.2f} s, "
+            f"TensorFlow {road['tensorflow_version']}, TensorFlow Python runtime imported: "
+            f"{road['tensorflow_python_imported']}; {len(road['requests'])} requests run: "
+            f"{'; '.join(road['requests'])}"
         )
     if "warmup_requests" in report:
         print(f"warm-up requests: {report['warmup_requests']} (replayed on the session road)")
     concurrency = report.get("concurrency")
     if concurrency:
         print(
-            f"concurrency: {concurrency['threads']} threads x {concurrency['requests'] // concurrency['threads']} "
-            f"requests on one session: {concurrency['requests'] - concurrency['error_count']} answered in "
-            f"{concurrency['seconds']:.2f} s ({concurrency['requests_per_second']:.0f} requests/s), largest "
-            f"difference from the request run alone: {concurrency['max_difference']}"
+            f"concurrency: {concurrency['threads']} threads x "
+            f"{concurrency['requests'] // concurrency['threads']} requests on one session: "
+            f"{concurrency['requests'] - concurrency['error_count']} answered in "
+            f"{concurrency['seconds']:.2f} s ({concurrency['requests_per_second']:.0f} "
+            "requests/s), largest difference from the request run alone: "
+            f"{concurrency['max_difference']}"
         )
     for prediction in report.get("sample_predictions", []):
         if "label" in prediction:
             print(
-                f"sample {prediction['input']!r} -> {prediction['label']} ({prediction['probability']:.3f})"
+                f"sample {prediction['input']!r} -> {prediction['label']} "
+                f"({prediction['probability']:.3f})"
             )
         else:
             print(f"sample outputs (shapes): {prediction['outputs']}")
@@ -113,11 +119,13 @@ def main(argv=None):
     )
     check_parser.add_argument(
         "--schema", choices=SCHEMAS, default="auto",
-        help="hold serving_default to the keras-mtsa text-classifier schema: auto (keras-mtsa exports), always, never",
+        help="hold serving_default to the keras-mtsa text-classifier schema: auto (keras-mtsa "
+             "exports), always, never",
     )  # fmt: skip
     check_parser.add_argument(
         "--allow-xla", action="store_true",
-        help="accept XLA must-compile functions (a GPU server, or --xla_cpu_compilation_enabled=true)",
+        help="accept XLA must-compile functions (a GPU server, or "
+             "--xla_cpu_compilation_enabled=true)",
     )  # fmt: skip
     check_parser.add_argument(
         "--threads", type=int, default=8, help="concurrent clients (0: no concurrency check)"

@@ -2,12 +2,13 @@
 
     python inspect_saved_model.py SAVED_MODEL_DIR REPORT.json
 
-Reads `saved_model.pb` and `assets.extra/` with TensorFlow's protos (nothing is loaded or run), and writes
-one JSON report: the `serve` MetaGraph's signatures with their tensor names, every op of the graph and its
-functions (registered by TensorFlow core, by tensorflow-text, or by neither), ops that need a Python
-runtime, anonymous lookup tables, functions marked for XLA, the decoded warm-up requests, and the
-keras-mtsa export description if there is one. The session road (`session_road.py`) then runs what this
-found. Started by the checker by path in a clean process, so it imports nothing of keras_mtsa.
+Reads `saved_model.pb` and `assets.extra/` with TensorFlow's protos (nothing is loaded or run), and
+writes one JSON report: the `serve` MetaGraph's signatures with their tensor names, every op of the
+graph and its functions (registered by TensorFlow core, by tensorflow-text, or by neither), ops that
+need a Python runtime, anonymous lookup tables, functions marked for XLA, the decoded warm-up
+requests, and the keras-mtsa export description if there is one. The session road
+(`session_road.py`) then runs what this found. Started by the checker by path in a clean process, so
+it imports nothing of keras_mtsa.
 """
 
 import base64
@@ -16,8 +17,8 @@ import os
 import sys
 
 PYTHON_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
-# Ops that create a new, anonymous resource each time they run: a Session-based loader's init op fills one
-# instance and the signatures read another.
+# Ops that create a new, anonymous resource each time they run: a Session-based loader's init op
+# fills one instance and the signatures read another.
 ANONYMOUS_TABLE_OPS = (
     "AnonymousHashTable",
     "AnonymousMutableHashTable",
@@ -126,7 +127,8 @@ def inspect(path):
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())
     report["tags"] = [sorted(meta.meta_info_def.tags) for meta in saved_model.meta_graphs]
-    # TF Serving (its default --saved_model_tags) and the C API load the MetaGraph tagged exactly {serve}.
+    # TF Serving (its default --saved_model_tags) and the C API load the MetaGraph
+    # tagged exactly {serve}.
     serve = [meta for meta in saved_model.meta_graphs if set(meta.meta_info_def.tags) == {"serve"}]
     if serve:
         meta = serve[0]

@@ -1,25 +1,28 @@
-"""TF Serving's road to a SavedModel, through TensorFlow's C API: no TensorFlow Python runtime involved.
+"""TF Serving's road to a SavedModel, through TensorFlow's C API: no TensorFlow
+Python runtime involved.
 
-TF Serving loads a SavedModel with the C++ `LoadSavedModel`: a Session over the `serve` MetaGraph, the
-restore op, `__saved_model_init_op` fed with the asset paths, then `Session::Run` by tensor name. The C API
-in the TensorFlow wheel (`libtensorflow_cc.so.2`) exposes that same loader as `TF_LoadSessionFromSavedModel`,
-and `TF_LoadLibrary` registers the tensorflow-text kernels as a serving binary that links them would.
-This module drives both with `ctypes`, so what works only through `tf.saved_model.load` (anonymous lookup
-tables, for one) fails here as it fails for TF Serving, TF Java or a C client. One difference: this
-TensorFlow build runs XLA must-compile functions on CPU, which TF Serving refuses unless started with
-`--xla_cpu_compilation_enabled=true`; the checker's static audit flags those.
+TF Serving loads a SavedModel with the C++ `LoadSavedModel`: a Session over the `serve` MetaGraph,
+the restore op, `__saved_model_init_op` fed with the asset paths, then `Session::Run` by tensor
+name. The C API in the TensorFlow wheel (`libtensorflow_cc.so.2`) exposes that same loader as
+`TF_LoadSessionFromSavedModel`, and `TF_LoadLibrary` registers the tensorflow-text kernels as a
+serving binary that links them would. This module drives both with `ctypes`, so what works only
+through `tf.saved_model.load` (anonymous lookup tables, for one) fails here as it fails for TF
+Serving, TF Java or a C client. One difference: this TensorFlow build runs XLA must-compile
+functions on CPU, which TF Serving refuses unless started with `--xla_cpu_compilation_enabled=true`;
+the checker's static audit flags those.
 
-It imports only the standard library and numpy, and finds the shared libraries without importing
-`tensorflow`, so it also runs as a script (the readiness checker starts it by path in a clean process):
+It imports only the standard library and numpy, and finds the shared libraries without
+importing `tensorflow`, so it also runs as a script (the readiness checker starts it by path
+in a clean process):
 
     python session_road.py PLAN.json RESULT.json
 
-PLAN.json: `{"path": ..., "tags": ["serve"], "libraries": [...] (default: every tensorflow-text kernel
-library), "requests": [{"feeds": {tensor_name: tensor}, "fetches": [tensor_name, ...]}, ...],
-"concurrency": {"request": index, "threads": 8, "repeats": 25}, "timed_repeats": N (optional)}`, a tensor
-being `{"dtype", "shape", "values"}` with string values base64-encoded. RESULT.json: `{"load_seconds",
-"error" (the load's, if it failed), "responses": [{"outputs": [tensor, ...], "timed_seconds": [N runs]} or
-{"error": message}], "concurrency": {...}}`.
+PLAN.json: `{"path": ..., "tags": ["serve"], "libraries": [...] (default: every tensorflow-text
+kernel library), "requests": [{"feeds": {tensor_name: tensor}, "fetches": [tensor_name, ...]}, ...],
+"concurrency": {"request": index, "threads": 8, "repeats": 25}, "timed_repeats": N (optional)}`,
+a tensor being `{"dtype", "shape", "values"}` with string values base64-encoded.
+RESULT.json: `{"load_seconds", "error" (the load's, if it failed), "responses": [{"outputs":
+[tensor, ...], "timed_seconds": [N runs]} or {"error": message}], "concurrency": {...}}`.
 """
 
 import base64
@@ -211,11 +214,13 @@ class Session:
         """Runs the session once, as TF Serving's Predict does.
 
         Args:
-            feeds: {tensor name: numpy array}; string arrays hold `bytes` (or `str`, encoded as UTF-8).
+            feeds: {tensor name: numpy array}; string arrays hold `bytes` (or
+                `str`, encoded as UTF-8).
             fetches: tensor names to return.
 
         Returns:
-            The fetched tensors as numpy arrays (strings as an object array of `bytes`), in fetch order.
+            The fetched tensors as numpy arrays (strings as an object array of
+            `bytes`), in fetch order.
 
         Raises:
             SessionRoadError: TensorFlow's error for this run (e.g. "Table not initialized").
@@ -234,7 +239,9 @@ class Session:
                 input_tensors.append(self._to_tensor(np.asarray(feeds[name])))
             input_values = (ctypes.c_void_p * len(names))(*input_tensors)
             api.SessionRun(
-                self._session, None, inputs, input_values, len(names), outputs, output_values, len(fetches),
+                self._session, None,
+                inputs, input_values, len(names),
+                outputs, output_values, len(fetches),
                 None, 0, None, status,
             )  # fmt: skip
             api.check(status, "running the session")
@@ -248,7 +255,8 @@ class Session:
                     api.DeleteTensor(tensor)
 
     def _to_tensor(self, array):
-        """A new TF_Tensor holding `array` (strings as TF_TStrings, numbers in native byte order)."""
+        """A new TF_Tensor holding `array` (strings as TF_TStrings, numbers in
+        native byte order)."""
         api = self._api
         is_string = array.dtype.kind in "OSU"
         dtype = "string" if is_string else array.dtype.name
@@ -352,7 +360,8 @@ def _run_request(session, request):
 
 
 def _timed(session, request, repeats):
-    """The seconds of `repeats` runs of `request`, one after another (the feeds decoded once, before)."""
+    """The seconds of `repeats` runs of `request`, one after another (the feeds
+    decoded once, before)."""
     feeds = {name: decode_tensor(tensor) for name, tensor in request["feeds"].items()}
     seconds = []
     for _ in range(repeats):
@@ -363,7 +372,8 @@ def _timed(session, request, repeats):
 
 
 def _concurrency(session, request, reference, threads, repeats):
-    """Runs `request` `repeats` times on each of `threads` threads at once, as a model server does."""
+    """Runs `request` `repeats` times on each of `threads` threads at once, as a
+    model server does."""
     differences, errors = [], []
     lock = threading.Lock()
 
@@ -399,7 +409,8 @@ def _concurrency(session, request, reference, threads, repeats):
 
 
 def _difference(a, b):
-    """How far two outputs are apart: the largest absolute difference, inf for other shapes or strings."""
+    """How far two outputs are apart: the largest absolute difference, inf for other
+    shapes or strings."""
     if a.shape != b.shape:
         return float("inf")
     if a.dtype == object or b.dtype == object:

@@ -11,9 +11,10 @@ config = training.TrainingConfig(
 result = training.train(config)
 ```
 
-Modules, one job each: `config` (the dataclasses and their rules), `run_directory` (the run's files and
-the resume protocol), `trainer` (preprocessing, datasets, model and fits), `job` (`train`, `train_pair`),
-`cli` (the flags), `callbacks`, `environment` (optional packages, determinism, versions) and `plotting`.
+Modules, one job each: `config` (the dataclasses and their rules), `run_directory` (the run's files
+and the resume protocol), `trainer` (preprocessing, datasets, model and fits), `job`
+(`train`, `train_pair`), `cli` (the flags), `callbacks`, `environment` (optional packages,
+determinism, versions) and `plotting`.
 """
 
 from keras_mtsa.training.callbacks import resumable_early_stopping

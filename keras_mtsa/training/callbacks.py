@@ -2,10 +2,11 @@
 
 
 def resumable_early_stopping(patience, scores):
-    """Early stopping on dev accuracy that, on a resume, goes on counting from the run before the crash.
+    """Early stopping on dev accuracy that, on a resume, goes on counting from the
+    run before the crash.
 
-    Keras's `EarlyStopping` starts from scratch in every `fit`, so a run resumed by `BackupAndRestore` would
-    otherwise get `patience` more epochs than an uninterrupted one.
+    Keras's `EarlyStopping` starts from scratch in every `fit`, so a run resumed by
+    `BackupAndRestore` would otherwise get `patience` more epochs than an uninterrupted one.
 
     Args:
         patience: epochs without a strictly better dev accuracy before stopping.

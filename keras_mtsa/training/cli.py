@@ -1,9 +1,9 @@
 """The command line of the training job: `keras-mtsa-train` and `keras-mtsa-train-pair`.
 
-Each flag is a `TrainingConfig` field (`--batch-size` is `batch_size`), and its default is the field's,
-so the config's dataclasses are the one place for both. A user's error, a bad value, a missing file, a
-file in another format or a missing optional package, exits with one line that names the flags (and code
-2, as argparse's own errors), never a traceback.
+Each flag is a `TrainingConfig` field (`--batch-size` is `batch_size`), and its default is the
+field's, so the config's dataclasses are the one place for both. A user's error, a bad value, a
+missing file, a file in another format or a missing optional package, exits with one line that names
+the flags (and code 2, as argparse's own errors), never a traceback.
 """
 
 import argparse
@@ -73,8 +73,8 @@ def build_argument_parser(pair=False):
     add("--label-column", "tsv/csv: label column")
     add(
         "--class-names",
-        "comma-separated display names of the classes, in the order of the labels as sorted in the data "
-        "(e.g. 'negative,positive' for 0/1 labels); they are what the exported model returns",
+        "comma-separated display names of the classes, in the order of the labels as sorted in the "
+        "data (e.g. 'negative,positive' for 0/1 labels); they are what the exported model returns",
     )
     add("--skip-malformed", "skip malformed lines (counted)", action="store_true")
     add("--output-dir")
@@ -90,10 +90,11 @@ def build_argument_parser(pair=False):
     )
     add(
         "--buckets",
-        "the padded lengths of batches, e.g. 16,32,64 (--max-length is always the last): each batch is "
-        "made of sentences of one bucket and padded to it, so a step costs about its real tokens; 'auto' "
-        "chooses up to 5 multiples of 8 from the training lengths, 'none' pads every batch to "
-        "--max-length (--encoder cnn always does: its max-over-time pooling sees the padding)",
+        "the padded lengths of batches, e.g. 16,32,64 (--max-length is always the last): each "
+        "batch is made of sentences of one bucket and padded to it, so a step costs about its real "
+        "tokens; 'auto' chooses up to 5 multiples of 8 from the training lengths, 'none' pads "
+        "every batch to --max-length (--encoder cnn always does: its max-over-time "
+        "pooling sees the padding)",
     )
     add("--vocabulary-size", type=int)
     add("--min-count", "rarer training words map to [UNK], which so learns rare words", type=int)
@@ -112,7 +113,8 @@ def build_argument_parser(pair=False):
     add(
         "--subwords",
         "WordPiece subwords learned from the training text (tensorflow-text's learner) instead of "
-        "words: --vocabulary-size is its target size and --min-count the lowest count of a word or piece",
+        "words: --vocabulary-size is its target size and --min-count the lowest "
+        "count of a word or piece",
         action="store_true",
     )
     add("--embedding-dim", type=int)
@@ -124,8 +126,8 @@ def build_argument_parser(pair=False):
     add(
         "--embeddings",
         "pretrained word vectors, a GloVe, word2vec or fastText text file (gzip allowed): training "
-        "words start from their vectors and are fine-tuned; the file's other words join the vocabulary "
-        "with frozen vectors, so that unseen test words have one",
+        "words start from their vectors and are fine-tuned; the file's other words join the "
+        "vocabulary with frozen vectors, so that unseen test words have one",
         metavar="PATH",
     )
     add(
@@ -155,8 +157,8 @@ def build_argument_parser(pair=False):
     )
     add(
         "--fusion-gate",
-        "the MTSA layer's fusion gate: per_head (the authors': one (2d x d) map per head) or joint (one "
-        "map over all heads, the package's gate before 0.2)",
+        "the MTSA layer's fusion gate: per_head (the authors': one (2d x d) map per head) or joint "
+        "(one map over all heads, the package's gate before 0.2)",
         choices=FUSION_GATES,
     )
     add("--activation", "activation of MTSA's values and of the pooling")
@@ -170,21 +172,21 @@ def build_argument_parser(pair=False):
     add("--dropout", type=float)
     add(
         "--dropout-sites",
-        "where --dropout applies: embedding (the embeddings and the classifier's input) or authors (as "
-        "the authors' code: the input of every dense map, per head inside MTSA, in the pooling and in "
-        "the head; needs the single MTSA layer)",
+        "where --dropout applies: embedding (the embeddings and the classifier's input) or authors "
+        "(as the authors' code: the input of every dense map, per head inside MTSA, in the pooling "
+        "and in the head; needs the single MTSA layer)",
         choices=DROPOUT_SITES,
     )
     add(
         "--attention-dropout",
-        "attention dropout of MTSA (its token2token and source2token factors, as the authors' code) or "
-        "of MultiHeadAttention",
+        "attention dropout of MTSA (its token2token and source2token factors, as the authors' "
+        "code) or of MultiHeadAttention",
         type=float,
     )
     add(
         "--token-dropout",
-        "word dropout: the probability that a training token becomes [UNK], which so learns to stand "
-        "for unseen words",
+        "word dropout: the probability that a training token becomes [UNK], which so learns to "
+        "stand for unseen words",
         type=float,
     )
     add(
@@ -200,15 +202,16 @@ def build_argument_parser(pair=False):
     )
     add(
         "--l2",
-        "L2 on every kernel (not embeddings or biases), as Keras's L2(l2): the authors' weight decay "
-        "wd (wd * tf.nn.l2_loss(W)) is --l2 wd/2",
+        "L2 on every kernel (not embeddings or biases), as Keras's L2(l2): the authors' weight "
+        "decay wd (wd * tf.nn.l2_loss(W)) is --l2 wd/2",
         type=float,
     )
     add("--label-smoothing", "label smoothing in [0, 1)", type=float)
     add(
         "--ema",
-        "if > 0: keep an exponential moving average of the weights with this momentum (e.g. 0.99) and "
-        "copy it into the model at the end of every epoch, so dev selection and export use the average",
+        "if > 0: keep an exponential moving average of the weights with this momentum (e.g. 0.99) "
+        "and copy it into the model at the end of every epoch, so dev selection and "
+        "export use the average",
         type=float,
     )
     add(
@@ -218,9 +221,9 @@ def build_argument_parser(pair=False):
     )
     add(
         "--refit",
-        "after the dev split has chosen the number of epochs, train a fresh model on train + dev for "
-        "that many epochs and keep it (about twice the training time); the selection run stays in "
-        "<output-dir>/selection/",
+        "after the dev split has chosen the number of epochs, train a fresh model on train + dev "
+        "for that many epochs and keep it (about twice the training time); the selection run stays "
+        "in <output-dir>/selection/",
         action=argparse.BooleanOptionalAction,
     )
     add("--strategy", choices=STRATEGIES)
@@ -257,7 +260,8 @@ def config_from_argv(argv=None, pair=False):
 
 
 def flag_message(message):
-    """A config message in the command line's terms: `batch_size` -> --batch-size, x='a' -> --x a."""
+    """A config message in the command line's terms:
+    `batch_size` -> --batch-size, x='a' -> --x a."""
 
     def flag(name):
         return "--" + name.replace("_", "-")

@@ -4,16 +4,17 @@ A `TrainingConfig` holds five sections, each a frozen dataclass whose fields are
 
 - `DataConfig`: the files and how to read them;
 - `TextConfig`: the vocabulary and the padded lengths;
-- `ModelConfig`: the encoder and the classifier (the encoder's rules are `models.check_encoder_arguments`'s);
+- `ModelConfig`: the encoder and the classifier (the encoder's rules are
+  `models.check_encoder_arguments`'s);
 - `OptimizerConfig`: the optimizer and the training schedule;
 - `RunConfig`: where and how the job runs (output folders, distribution, precision, seed).
 
 A bad value raises `ConfigError` (a `ValueError`) when the section is made, in the Keras dialect:
-"`batch_size` must be a positive integer. Received: batch_size=0". Fields whose default depends on the
-task (sentences or pairs) default to None; `TrainingConfig.resolve(pair)` fills them in and checks the
-rules that need the task. Field names are unique across sections and equal the command line's flags
-(`batch_size` is `--batch-size`), so `TrainingConfig.from_flat` / `to_flat` map a flat mapping, such as the
-parsed command line or a run's `run_settings.json`, to sections and back.
+"`batch_size` must be a positive integer. Received: batch_size=0". Fields whose default depends on
+the task (sentences or pairs) default to None; `TrainingConfig.resolve(pair)` fills them in and
+checks the rules that need the task. Field names are unique across sections and equal the command
+line's flags (`batch_size` is `--batch-size`), so `TrainingConfig.from_flat` / `to_flat` map a flat
+mapping, such as the parsed command line or a run's `run_settings.json`, to sections and back.
 """
 
 import dataclasses
@@ -79,7 +80,8 @@ def _text(name, value, allow_none=False):
 
 
 def parse_buckets(value):
-    """`buckets` as given (e.g. "16,32,64", (16, 32, 64), "auto", "none") -> "auto", "none" or a tuple."""
+    """`buckets` as given (e.g. "16,32,64", (16, 32, 64), "auto", "none") -> "auto",
+    "none" or a tuple."""
     if value in ("auto", "none"):
         return value
     try:
@@ -129,8 +131,8 @@ class DataConfig:
         trec_labels: "coarse" or "fine" TREC labels.
         text_column: the text column of tsv/csv files.
         label_column: the label column of tsv/csv files.
-        class_names: display names of the classes, in the order of the labels as sorted in the data; they
-            are what an exported model returns. A tuple, or one comma-separated string.
+        class_names: display names of the classes, in the order of the labels as sorted in the data;
+            they are what an exported model returns. A tuple, or one comma-separated string.
         skip_malformed: skip (and count) malformed lines instead of stopping at the first.
     """
 
@@ -172,15 +174,18 @@ class TextConfig:
     """The vocabulary and the padded lengths.
 
     Args:
-        max_length: the most tokens per text (longer ones are cut); None fits it to the longest training
-            text, rounded up to a multiple of 8, at most 256.
-        buckets: the padded lengths of batches: "auto" (up to 5 multiples of 8 chosen from the training
-            lengths), "none" (every batch padded to `max_length`), or increasing lengths (a tuple, or a
-            comma-separated string), the last at most `max_length`.
-        vocabulary_size: the most tokens of the vocabulary (the WordPiece target size with `subwords`).
-        min_count: rarer training words map to [UNK] (the lowest count of a word or piece with `subwords`).
+        max_length: the most tokens per text (longer ones are cut); None fits it to the longest
+            training text, rounded up to a multiple of 8, at most 256.
+        buckets: the padded lengths of batches: "auto" (up to 5 multiples of 8 chosen from the
+            training lengths), "none" (every batch padded to `max_length`), or increasing lengths (a
+            tuple, or a comma-separated string), the last at most `max_length`.
+        vocabulary_size: the most tokens of the vocabulary (the WordPiece target
+            size with `subwords`).
+        min_count: rarer training words map to [UNK] (the lowest count of a word or
+            piece with `subwords`).
         keep_case: a case-sensitive vocabulary; None: True for sentences, False for pairs.
-        case_fallback: with `keep_case`, a word missing from the vocabulary is looked up again case-folded.
+        case_fallback: with `keep_case`, a word missing from the vocabulary is looked
+            up again case-folded.
         subwords: a WordPiece vocabulary learned from the training text instead of words.
     """
 
@@ -217,24 +222,27 @@ class ModelConfig:
     Args:
         encoder: "mtsa", or a baseline: "mha" (MultiHeadAttention, same width) or "cnn" (Kim's CNN).
         embedding_dim: width of the embeddings (and of the encoder's output).
-        embedding_scale: embeddings start uniform in [-scale, scale] (the rows that no pretrained vector
-            sets).
-        embeddings: a word-vectors text file (GloVe, word2vec or fastText; gzip allowed) whose vectors start
-            the training words' embeddings; its other words join the vocabulary with frozen vectors.
+        embedding_scale: embeddings start uniform in [-scale, scale] (the rows that no pretrained
+            vector sets).
+        embeddings: a word-vectors text file (GloVe, word2vec or fastText; gzip allowed) whose
+            vectors start the training words' embeddings; its other words join the vocabulary
+            with frozen vectors.
         freeze_embeddings: with `embeddings`, the training words' embeddings do not train either.
         num_heads: attention heads.
         head_dim: features per head; None: `embedding_dim / num_heads`.
         num_blocks: 0 for the single MTSA layer, N for N stacked blocks.
-        conv_window: 0, or a ReLU convolution over N tokens in front of MTSA (a hybrid, not the paper's).
+        conv_window: 0, or a ReLU convolution over N tokens in front of MTSA (a
+            hybrid, not the paper's).
         token2token: MTSA's token2token factor; None: sigmoid for the single layer, exp for blocks.
         fusion_gate: MTSA's fusion gate, "per_head" (the authors') or "joint".
-        activation: activation of MTSA's values and the pooling; None: relu for sentences, elu for pairs.
+        activation: activation of MTSA's values and the pooling; None: relu for
+            sentences, elu for pairs.
         head: the pair model's classifier, "relu" or "highway"; None: relu (pairs only).
         dropout: the dropout rate at the `dropout_sites`.
         dropout_sites: "embedding" or "authors" (see `models.build_sentence_encoder`).
         attention_dropout: MTSA's (or MultiHeadAttention's) attention dropout.
-        token_dropout: word dropout, the probability that a training token becomes [UNK]; None: 0.2 for
-            sentences, 0 for pairs.
+        token_dropout: word dropout, the probability that a training token becomes [UNK]; None: 0.2
+            for sentences, 0 for pairs.
         l2: L2 on every kernel (Keras's `L2(l2)`; the authors' weight decay wd is l2 = wd / 2).
     """
 
@@ -284,12 +292,12 @@ class OptimizerConfig:
         epochs: training epochs (of the dev-selected run).
         batch_size: the global batch size.
         patience: early stopping after this many epochs without a better dev accuracy.
-        refit: after the dev split has chosen the number of epochs, train a fresh model on train + dev for
-            that many epochs and keep it.
+        refit: after the dev split has chosen the number of epochs, train a fresh model on
+            train + dev for that many epochs and keep it.
         steps_per_epoch: at most this many steps per epoch (the first of its batches); None: all.
         label_smoothing: label smoothing in [0, 1).
-        ema: if > 0, an exponential moving average of the weights with this momentum, copied into the model
-            at the end of every epoch (dev selection and export use the average).
+        ema: if > 0, an exponential moving average of the weights with this momentum, copied into
+            the model at the end of every epoch (dev selection and export use the average).
     """
 
     optimizer: str = "adadelta"
@@ -332,7 +340,8 @@ class RunConfig:
     """Where and how the job runs: none of it changes what a run computes, but `seed`.
 
     Args:
-        output_dir: the run's folder (metrics, model, logs, backups); None: runs/classifier or runs/pair.
+        output_dir: the run's folder (metrics, model, logs, backups); None:
+            runs/classifier or runs/pair.
         export_dir: export a SavedModel for TF Serving here (the chief only).
         model_name: the model's name in the export layout; None: from the training file's folder.
         strategy: the `tf.distribute` strategy (see `keras_mtsa.distribute.get_strategy`).
@@ -403,7 +412,8 @@ class TrainingConfig:
         for name, section in SECTIONS.items():
             if not isinstance(getattr(self, name), section):
                 raise ConfigError(
-                    f"`{name}` must be a {section.__name__}. Received: {name}={getattr(self, name)!r}"
+                    f"`{name}` must be a {section.__name__}. Received: "
+                    f"{name}={getattr(self, name)!r}"
                 )
         model, text = self.model, self.text
         if model.encoder == "cnn" and text.buckets not in ("auto", "none"):
@@ -421,8 +431,8 @@ class TrainingConfig:
             )
         if text.case_fallback and text.subwords:
             raise ConfigError(
-                "`case_fallback` needs `keep_case` and no `subwords` (it looks a cased word up again "
-                "case-folded). Received: case_fallback=True, subwords=True"
+                "`case_fallback` needs `keep_case` and no `subwords` (it looks a cased word up "
+                "again case-folded). Received: case_fallback=True, subwords=True"
             )
 
     @classmethod
@@ -438,8 +448,8 @@ class TrainingConfig:
         return cls(**sections)
 
     def to_flat(self):
-        """The fields of every section in one dict, as the command line spells them (buckets and class
-        names comma-separated)."""
+        """The fields of every section in one dict, as the command line spells them (buckets and
+        class names comma-separated)."""
         flat = {}
         for name in SECTIONS:
             section = getattr(self, name)
@@ -489,7 +499,7 @@ class TrainingConfig:
         )
         if resolved.text.case_fallback and not resolved.text.keep_case:
             raise ConfigError(
-                "`case_fallback` needs `keep_case` and no `subwords` (it looks a cased word up again "
-                "case-folded). Received: case_fallback=True, keep_case=False"
+                "`case_fallback` needs `keep_case` and no `subwords` (it looks a cased word up "
+                "again case-folded). Received: case_fallback=True, keep_case=False"
             )
         return resolved

@@ -1,4 +1,5 @@
-"""The process a job runs in: optional dependencies, deterministic kernels, the versions behind a result."""
+"""The process a job runs in: optional dependencies, deterministic kernels, the
+versions behind a result."""
 
 import importlib.util
 import sys
@@ -17,9 +18,10 @@ def installed(module):
 def optional_features(export):
     """Checks the optional dependencies before any work: {"tensorboard": bool, "plot": bool}.
 
-    TensorBoard logs and the learning-curve plot are turned off, with a warning, where their package is
-    missing (TensorFlow 2.21 no longer installs TensorBoard; Keras's callback would fail in the first
-    epoch). An export cannot do without its warm-up requests, which need tensorflow-serving-api.
+    TensorBoard logs and the learning-curve plot are turned off, with a warning, where their package
+    is missing (TensorFlow 2.21 no longer installs TensorBoard; Keras's callback would fail in the
+    first epoch). An export cannot do without its warm-up requests, which need
+    tensorflow-serving-api.
 
     Args:
         export: whether the job exports a SavedModel.
@@ -53,7 +55,8 @@ def set_op_determinism(enabled):
     if enabled:
         tf.config.experimental.enable_op_determinism()
     else:
-        # Off explicitly: an earlier run in this process may have turned it on. No public alias exists.
+        # Off explicitly: an earlier run in this process may have turned it on. No
+        # public alias exists.
         from tensorflow.python.framework import config
 
         config.disable_op_determinism()

@@ -1,10 +1,11 @@
-"""The training job as a function: `train(config)` for sentences, `train_pair(config)` for sentence pairs.
+"""The training job as a function: `train(config)` for sentences,
+`train_pair(config)` for sentence pairs.
 
-A job reads a dataset, learns a vocabulary (optionally extended by pretrained word vectors), builds the
-tf-text preprocessing and a functional model under a `tf.distribute` strategy, trains with dev-based model
-selection (optionally followed by a refit on train + dev for the chosen number of epochs), resumes from a
-backup after a crash, evaluates on the test file, writes `metrics.json`, TensorBoard logs and a learning
-curve plot, and optionally exports a SavedModel for TF Serving.
+A job reads a dataset, learns a vocabulary (optionally extended by pretrained word vectors), builds
+the tf-text preprocessing and a functional model under a `tf.distribute` strategy, trains with
+dev-based model selection (optionally followed by a refit on train + dev for the chosen number of
+epochs), resumes from a backup after a crash, evaluates on the test file, writes `metrics.json`,
+TensorBoard logs and a learning curve plot, and optionally exports a SavedModel for TF Serving.
 """
 
 import dataclasses
@@ -24,7 +25,8 @@ class TrainingResult:
     """What a job produced.
 
     Attributes:
-        metrics: the dict written to `metrics.json` (test and dev accuracy, best epoch, settings, ...).
+        metrics: the dict written to `metrics.json` (test and dev accuracy, best
+            epoch, settings, ...).
         config: the resolved config the job ran (task defaults filled in).
         max_length: the padded length the model was trained with (fitted unless given).
         bucket_boundaries: the batches' padded lengths.
@@ -91,8 +93,8 @@ def _run(config, pair, callbacks):
     except ValueError as error:  # no TPU where one was asked for, or no cluster for multi-worker
         raise ConfigError(str(error)) from None
     role = worker_role(strategy)
-    # Only the chief writes to output_dir (and exports); each other worker keeps its checkpoints, backup
-    # and logs in a folder of its own below it, so that no two processes write the same file.
+    # Only the chief writes to output_dir (and exports); each other worker keeps its checkpoints,
+    # backup and logs in a folder of its own below it, so that no two processes write the same file.
     root = os.path.join(run.output_dir, role) if role else run.output_dir
     precision = run.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
     keras.config.set_dtype_policy(precision)
@@ -121,7 +123,8 @@ def _run(config, pair, callbacks):
     )
     selection = directory.finished_selection()
     if selection is not None:
-        # A rerun after a crash during the refit: the selection finished before it, with these lengths.
+        # A rerun after a crash during the refit: the selection finished before
+        # it, with these lengths.
         trainer.fitted(selection["max_length"], selection["buckets"])
         selection_seconds = 0.0
         print(
@@ -169,7 +172,8 @@ def _run(config, pair, callbacks):
         "dev_accuracy": selection["dev_accuracy"],
         "best_epoch": selection["best_epoch"],
         "epochs_run": selection["epochs_run"],
-        # Fitting time of this process (selection and refit): a resumed run counts only what it trained.
+        # Fitting time of this process (selection and refit): a resumed run counts
+        # only what it trained.
         "train_seconds_this_run": round(
             selection_seconds + (refit["train_seconds"] if refit else 0.0), 1
         ),
@@ -231,7 +235,8 @@ def _check_files(config):
 
 
 def _read_word_vectors(config):
-    """The pretrained vectors of `config.model.embeddings` (None without), their width checked first."""
+    """The pretrained vectors of `config.model.embeddings` (None without), their
+    width checked first."""
     model = config.model
     if model.embeddings is None:
         return None
@@ -264,7 +269,8 @@ def _embeddings_summary(word_vectors, summary):
 
 
 def read_splits(data_config, pair, seed):
-    """The train, dev and test data of a `DataConfig` (dev carved from train, seeded, without a dev file)."""
+    """The train, dev and test data of a `DataConfig` (dev carved from train, seeded,
+    without a dev file)."""
     from keras_mtsa.data import read_dataset
     from keras_mtsa.data import split_dev
 

@@ -1,15 +1,18 @@
-"""The run's folder (`output_dir`): every path in it, and the protocol that resumes a run after a crash.
+"""The run's folder (`output_dir`): every path in it, and the protocol that resumes
+a run after a crash.
 
 A run that stops before its end (a crash, a preemption, a kill) leaves its state behind: the
-`BackupAndRestore` backup of the epoch it was in, the history, the best weights so far and, with `refit`,
-the finished selection. Rerunning the same job resumes it. `RunDirectory.claim` first compares the new job's
-settings and its data files' SHA-256 with the unfinished run's, and refuses to mix two jobs; `finish`
-removes the state once the job is done, so that the same command then starts anew.
+`BackupAndRestore` backup of the epoch it was in, the history, the best weights so far and,
+with `refit`, the finished selection. Rerunning the same job resumes it. `RunDirectory.claim`
+first compares the new job's settings and its data files' SHA-256 with the unfinished run's,
+and refuses to mix two jobs; `finish` removes the state once the job is done, so that the same
+command then starts anew.
 
-Layout, without `refit`: `history.csv`, `best.weights.h5`, `backup/`, `logs/`, `vocabulary.txt`, then
-`model.keras`, `preprocessor.json`, `metrics.json`. With `refit`, the dev-selected run keeps that layout in
-`selection/` (plus `selection.json` once it is finished), and the refit adds `refit_history.csv`,
-`refit_backup/` and `logs/refit/` to the top folder, which holds the final model.
+Layout, without `refit`: `history.csv`, `best.weights.h5`, `backup/`, `logs/`, `vocabulary.txt`,
+then `model.keras`, `preprocessor.json`, `metrics.json`. With `refit`, the dev-selected
+run keeps that layout in `selection/` (plus `selection.json` once it is finished), and the
+refit adds `refit_history.csv`, `refit_backup/` and `logs/refit/` to the top folder, which
+holds the final model.
 """
 
 import csv
@@ -21,7 +24,8 @@ import shutil
 
 from keras_mtsa.training.config import ConfigError
 
-# Settings that say where and how a run executes, not what it computes: a crashed run may resume with others.
+# Settings that say where and how a run executes, not what it computes: a crashed run
+# may resume with others.
 RESUMABLE_WITH_OTHER = frozenset(
     {"output_dir", "export_dir", "model_name", "strategy", "tpu", "verbose", "deterministic"}
 )
@@ -99,14 +103,15 @@ class RunDirectory:
 
         Args:
             settings: the job's flat settings (`TrainingConfig.to_flat()`), before fitting.
-            data_files: {"train": path, "dev": path or None}: the files a backup learned from (not the
-                test file: it is read once, after training, so a resumed run may evaluate a newer one).
+            data_files: {"train": path, "dev": path or None}: the files a backup learned from
+                (not the test file: it is read once, after training, so a resumed run may
+                evaluate a newer one).
             pair: whether it is the sentence-pair job.
 
         Raises:
-            ConfigError: an unfinished run exists and was made with other settings, which it would silently
-                mix with this job's (restoring another model's weights, or skipping the selection), or from
-                a data file whose content has changed since.
+            ConfigError: an unfinished run exists and was made with other settings, which it would
+                silently mix with this job's (restoring another model's weights, or skipping the
+                selection), or from a data file whose content has changed since.
         """
         os.makedirs(self.root, exist_ok=True)
         settings = {
@@ -132,10 +137,11 @@ class RunDirectory:
                 )
                 raise ConfigError(
                     f"`output_dir` {self.root} holds an unfinished run with other settings "
-                    f"({differences}): rerun that command to resume it, or give another `output_dir` "
-                    "(or delete this one) to start anew"
+                    f"({differences}): rerun that command to resume it, or give another "
+                    "`output_dir` (or delete this one) to start anew"
                 )
-            # The same paths, but a file rewritten since: the backup learned from other examples or labels.
+            # The same paths, but a file rewritten since: the backup learned from
+            # other examples or labels.
             rewritten = [
                 name
                 for name in digests
@@ -144,9 +150,9 @@ class RunDirectory:
             if rewritten:
                 files = ", ".join(f"`{name}` {data_files[name]} changed" for name in rewritten)
                 raise ConfigError(
-                    f"`output_dir` {self.root} holds an unfinished run made from other data ({files} "
-                    "since): restore the file to resume it, or give another `output_dir` (or delete "
-                    "this one) to start anew"
+                    f"`output_dir` {self.root} holds an unfinished run made from other data "
+                    f"({files} since): restore the file to resume it, or give another `output_dir` "
+                    "(or delete this one) to start anew"
                 )
         write_json(path, {**settings, _DATA_DIGESTS: digests})
 
@@ -178,8 +184,8 @@ class RunDirectory:
     def finish(self):
         """The job is done: removes the unfinished state, so that running it again starts anew.
 
-        Until here a crash (in the evaluation, the save or the export) resumes after the last trained
-        epoch instead of training again.
+        Until here a crash (in the evaluation, the save or the export) resumes after the last
+        trained epoch instead of training again.
         """
         for path in self._unfinished:
             if os.path.isdir(path):
@@ -189,7 +195,8 @@ class RunDirectory:
 
 
 def write_json(path, value):
-    """Writes `value` as JSON to `path` atomically, so a crash never leaves a half-written file behind."""
+    """Writes `value` as JSON to `path` atomically, so a crash never leaves a
+    half-written file behind."""
     partial = path + ".partial"
     with open(partial, "w") as file:
         json.dump(value, file, indent=2)
@@ -197,7 +204,8 @@ def write_json(path, value):
 
 
 def read_history(path):
-    """The rows of a CSVLogger history, one per epoch (a resumed run appends: the last row of each)."""
+    """The rows of a CSVLogger history, one per epoch (a resumed run appends: the
+    last row of each)."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as file:

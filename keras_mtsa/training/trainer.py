@@ -1,4 +1,5 @@
-"""One job's preprocessing, datasets and model, and the two fits: dev-selected, then the optional refit."""
+"""One job's preprocessing, datasets and model, and the two fits: dev-selected, then
+the optional refit."""
 
 import os
 import time
@@ -14,15 +15,15 @@ from keras_mtsa.training.run_directory import resumed_epoch
 class Trainer:
     """Builds the preprocessing, datasets and model of one job, and fits them.
 
-    The config is never changed. What the first preprocessor fits to the training texts (`max_length`,
-    the length buckets) is kept here, so that a refit pads as the selection did.
+    The config is never changed. What the first preprocessor fits to the training texts
+    (`max_length`, the length buckets) is kept here, so that a refit pads as the selection did.
 
     Args:
         config: a resolved `TrainingConfig` (`config.resolve(pair)`).
         pair: whether it is the sentence-pair job.
         strategy: the `tf.distribute` strategy to build the model under.
-        callbacks: more Keras callbacks for every fit, after the job's own (backup, checkpoint, early
-            stopping, history, TensorBoard).
+        callbacks: more Keras callbacks for every fit, after the job's own (backup, checkpoint,
+            early stopping, history, TensorBoard).
         tensorboard: whether to write TensorBoard logs.
         word_vectors: a `keras_mtsa.data.WordVectors` that starts the embeddings, or None.
     """
@@ -49,8 +50,9 @@ class Trainer:
     def preprocessor(self, data, directory):
         """Learns the vocabulary of `data`'s texts into `directory` and returns the preprocessor.
 
-        With word vectors, the words of the vectors file that the training texts lack are appended to
-        the vocabulary (their embeddings stay frozen), so that a test word unseen in training has one.
+        With word vectors, the words of the vectors file that the training texts lack are
+        appended to the vocabulary (their embeddings stay frozen), so that a test word unseen
+        in training has one.
         """
         from keras_mtsa.data import TextPreprocessor
         from keras_mtsa.data import write_vocabulary
@@ -73,9 +75,9 @@ class Trainer:
         )
         if explicit and self.buckets[-1] > preprocessor.max_length:
             raise ConfigError(
-                f"`buckets` {','.join(map(str, self.buckets))} must not exceed the fitted `max_length` "
-                f"{preprocessor.max_length} (the longest training text's length rounded up to a multiple "
-                "of 8): give a larger `max_length` or smaller buckets"
+                f"`buckets` {','.join(map(str, self.buckets))} must not exceed the fitted "
+                f"`max_length` {preprocessor.max_length} (the longest training text's length "
+                "rounded up to a multiple of 8): give a larger `max_length` or smaller buckets"
             )
         options = preprocessor.config()
         if explicit:
@@ -114,10 +116,12 @@ class Trainer:
         )
 
     def training_dataset(self, data, preprocessor, backup_dir):
-        """Endless seeded batches, epoch after epoch, from the epoch the backup in `backup_dir` resumes.
+        """Endless seeded batches, epoch after epoch, from the epoch the backup in
+        `backup_dir` resumes.
 
-        Each epoch's batches depend only on the seed and the epoch's number, so a resumed run trains on
-        the batches the uninterrupted run would have (fit runs `steps_per_epoch` of them per epoch).
+        Each epoch's batches depend only on the seed and the epoch's number, so a
+        resumed run trains on the batches the uninterrupted run would have (fit runs
+        `steps_per_epoch` of them per epoch).
         """
         return self._make_dataset(
             data,
@@ -193,7 +197,8 @@ class Trainer:
         return model
 
     def _set_pretrained_embeddings(self, encoder, summary):
-        """Copies the word vectors into the embedding layer (random rows stay for words they lack)."""
+        """Copies the word vectors into the embedding layer (random rows stay for
+        words they lack)."""
         embedding = encoder.get_layer("embedding")
         rows = summary["rows"]
         initial = np.asarray(embedding.embeddings.numpy())
@@ -240,7 +245,8 @@ class Trainer:
         return [keras.callbacks.TensorBoard(log_dir)] if self.tensorboard else []
 
     def fit_selecting_on_dev(self, train_data, dev_data, run_directory):
-        """Trains on `train_data` and keeps the epoch with the best dev accuracy; resumes after a crash.
+        """Trains on `train_data` and keeps the epoch with the best dev accuracy;
+        resumes after a crash.
 
         Returns:
             `(model, preprocessor, history, seconds)`: the model holds the best epoch's weights.
@@ -251,9 +257,9 @@ class Trainer:
         run_directory.start(stage)
         preprocessor = self.preprocessor(train_data, stage.directory)
         model = self.model(len(train_data.label_names), preprocessor, len(train_data))
-        # Dev accuracies of the epochs before a crash (none for a fresh run): they carry early stopping
-        # on. On a resume, the checkpoint to beat is the best of them: a fresh ModelCheckpoint would
-        # overwrite best.weights.h5 with the first resumed epoch, however bad.
+        # Dev accuracies of the epochs before a crash (none for a fresh run): they carry early
+        # stopping on. On a resume, the checkpoint to beat is the best of them: a fresh
+        # ModelCheckpoint would overwrite best.weights.h5 with the first resumed epoch, however bad.
         scores_before = [
             row["val_accuracy"] for row in read_history(stage.history) if "val_accuracy" in row
         ]
@@ -261,9 +267,9 @@ class Trainer:
             max(scores_before, default=None) if os.path.exists(stage.best_weights) else None
         )
         callbacks = [
-            # Survives a crash or preemption: rerunning the same job resumes from the last epoch. Kept
-            # after the last epoch (RunDirectory.finish removes it when the job is done), so that a
-            # crash after training resumes with nothing left to train.
+            # Survives a crash or preemption: rerunning the same job resumes from the last epoch.
+            # Kept after the last epoch (RunDirectory.finish removes it when the job is done), so
+            # that a crash after training resumes with nothing left to train.
             keras.callbacks.BackupAndRestore(stage.backup, delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(
                 stage.best_weights,
