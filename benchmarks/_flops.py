@@ -1,14 +1,15 @@
 """FLOP counts (multiply-add = 2 FLOPs; matmuls only, elementwise work not counted).
 
-Shapes: b batch, n length, w model width (input and output features), h heads, e head_dim, c = h * e.
+Shapes: b batch, n length, w model width (input and output features), h heads, e
+head_dim, c = h * e.
 """
 
 COUNTING = (
-    "FLOPs count matmuls only (one multiply-add = 2 FLOPs; exp/where/max/softmax and other elementwise "
-    "work are not counted). MTSA core = QK^T 2*b*h*n*n*e + the fused numerator/denominator matmul "
-    "E_t @ [E_s*v, E_s] 2*b*h*n*n*(2e). MTSA projections = value 2*b*n*w*c + per-head query, key, "
-    "source2token hidden and output 4 * 2*b*h*n*e*e + per-head fusion gate 2*b*h*n*(2e)*e "
-    "(joint: 2*b*n*(2c)*c) + output 2*b*n*c*w. "
+    "FLOPs count matmuls only (one multiply-add = 2 FLOPs; exp/where/max/softmax and other "
+    "elementwise work are not counted). MTSA core = QK^T 2*b*h*n*n*e + the fused "
+    "numerator/denominator matmul E_t @ [E_s*v, E_s] 2*b*h*n*n*(2e). MTSA projections = value "
+    "2*b*n*w*c + per-head query, key, source2token hidden and output 4 * 2*b*h*n*e*e + per-head "
+    "fusion gate 2*b*h*n*(2e)*e (joint: 2*b*n*(2c)*c) + output 2*b*n*c*w. "
     "MHA = q, k, v, output projections 4 * 2*b*n*w*c + QK^T and PV 2 * 2*b*h*n*n*e. "
     "A training step (forward + gradients wrt inputs and weights) counts 3x the forward FLOPs."
 )

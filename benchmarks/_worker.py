@@ -1,13 +1,15 @@
-"""One benchmark configuration in one fresh process; started by benchmark.py, not meant to be run by hand.
+"""One benchmark configuration in one fresh process; started by benchmark.py, not
+meant to be run by hand.
 
-    python benchmarks/_worker.py --model {mtsa,fused,explicit,mha,matmul} --length N --out records.jsonl ...
+    python benchmarks/_worker.py --model {mtsa,fused,explicit,mha,matmul} --length N \
+        --out records.jsonl ...
 
-"fused" is the "mtsa" layer with implementation="fused" (whatever --implementation says, which is the
-"mtsa" model's core).
+"fused" is the "mtsa" layer with implementation="fused" (whatever --implementation says, which is
+the "mtsa" model's core).
 
-Writes one JSON object per line to --out as soon as each piece is measured (so a configuration killed for
-memory or time keeps what it had finished). The backend is Keras's (KERAS_BACKEND). The JAX path never
-imports TensorFlow.
+Writes one JSON object per line to --out as soon as each piece is measured (so a configuration
+killed for memory or time keeps what it had finished). The backend is Keras's (KERAS_BACKEND). The
+JAX path never imports TensorFlow.
 """
 
 import argparse
@@ -116,7 +118,7 @@ def is_oom(error):
     )
 
 
-# --------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Backend harnesses: jit a function, sync, gradients, memory.
 
 
@@ -311,7 +313,8 @@ class Compiled:
 
 
 class Call:
-    """The model's call on the benchmark inputs; `args` gives the positional args of `layer.call`."""
+    """The model's call on the benchmark inputs; `args` gives the positional
+    args of `layer.call`."""
 
     def __init__(self, layer, args):
         self.layer = layer
@@ -321,7 +324,7 @@ class Call:
         return self.layer(*self.args(*inputs))
 
 
-# --------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def time_calls(harness, fn, inputs, warmup, repeats, budget_s):
@@ -397,7 +400,8 @@ def run_phase(record, harness, phase, make_fn, inputs, args, baseline, flops=Non
         peak_rss_reset=can_reset,
         baseline_rss=baseline["rss"],
         rss_after=_memory.current_rss(),
-        # The timed calls alone (VmHWM reset after compile and warm-up): their peak above the RSS then.
+        # The timed calls alone (VmHWM reset after compile and warm-up): their
+        # peak above the RSS then.
         timed_peak_rss=steady["timed_peak_rss"],
         timed_peak_delta=(
             steady["timed_peak_rss"] - steady["rss_before_timed"]
@@ -605,7 +609,8 @@ def main(argv=None):
                 return harness.forward(layer, call)(x)
             return _jax_forward_once(harness, layer, call, x)
 
-        # After the timed phases, so a train-only run (--quick) checks too without changing its peak.
+        # After the timed phases, so a train-only run (--quick) checks too
+        # without changing its peak.
         explicit_out = outputs.pop("fwd", None)
         explicit_out = harness.to_numpy(
             forward_once(layer, call) if explicit_out is None else explicit_out
@@ -624,11 +629,13 @@ def main(argv=None):
 
 
 def nested_jit_check(record, harness, mtsa_module, keras, b, n, w, h, e, seed_input):
-    """TensorFlow: a default MTSA (its core in an inner tf.function(jit_compile=True)) in an XLA train step.
+    """TensorFlow: a default MTSA (its core in an inner tf.function(jit_compile=True))
+    in an XLA train step.
 
-    Times the first call, a repeat on the same input, and a call on a new input. If the new input costs
-    about as much as the first call, the step is recompiled for every input value: XLA got the inputs as
-    compile-time constants (it constant-folds the forward pass), as with Keras `model.fit` under XLA.
+    Times the first call, a repeat on the same input, and a call on a new input. If the new input
+    costs about as much as the first call, the step is recompiled for every input value: XLA
+    got the inputs as compile-time constants (it constant-folds the forward pass), as with Keras
+    `model.fit` under XLA.
     """
     layer = mtsa_module.MTSA(num_heads=h, head_dim=e, output_dim=w)
     layer(keras.KerasTensor((b, n, w), dtype="float32"))
@@ -659,8 +666,8 @@ def _jax_forward_once(harness, layer, call, x):
 
 
 def explicit_mtsa_class(mtsa_module):
-    """`MTSA` whose attention core is `reference_tensorized_attention`, the explicit (b, h, n, n, d) form,
-    on the same projections: a subclass overriding the layer's `_compute_attention` hook."""
+    """`MTSA` whose attention core is `reference_tensorized_attention`, the explicit (b, h, n, n, d)
+    form, on the same projections: a subclass overriding the layer's `_compute_attention` hook."""
     from keras_mtsa import ops as mtsa_ops
 
     class ExplicitMTSA(mtsa_module.MTSA):
@@ -686,8 +693,8 @@ def explicit_mtsa_class(mtsa_module):
 
 
 def run_matmul(args, harness, record):
-    """Float32 matmul throughput under XLA: the core's two batched shapes at a few lengths, and a square
-    GEMM for context."""
+    """Float32 matmul throughput under XLA: the core's two batched shapes at a few lengths, and a
+    square GEMM for context."""
     import keras
     from keras import ops
 

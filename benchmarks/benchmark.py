@@ -4,14 +4,14 @@ Time, peak memory and FLOP/s of each model's forward call and training step, sid
 
 Usage (from the repository root, with the package installed or on PYTHONPATH):
 
-    python benchmarks/benchmark.py --quick            # < 1 min: training step at 256 and 512, 3 repeats
-    python benchmarks/benchmark.py                    # full: lengths 64 .. 4096, 5 repeats
+    python benchmarks/benchmark.py --quick  # < 1 min: training step at 256 and 512, 3 repeats
+    python benchmarks/benchmark.py          # full: lengths 64 .. 4096, 5 repeats
     KERAS_BACKEND=jax python benchmarks/benchmark.py --quick    # JAX backend (no TensorFlow import)
     python benchmarks/benchmark.py --lengths 256,1024 --models mtsa,mha --repeats 10
     python benchmarks/benchmark.py --lengths 128,256,512 --models mtsa,fused,mha --phases train
 
-Every (model, length) runs in a fresh subprocess (benchmarks/_worker.py), so its peak memory is its own;
-a watchdog kills a subprocess that exceeds --mem-limit-gib of RSS ("OOM") or --timeout seconds
+Every (model, length) runs in a fresh subprocess (benchmarks/_worker.py), so its peak memory is its
+own; a watchdog kills a subprocess that exceeds --mem-limit-gib of RSS ("OOM") or --timeout seconds
 ("timeout"), and configurations whose estimated memory does not fit are not started ("OOM/skipped").
 Models, at batch 16, width 256, 8 heads of 32, float32, XLA on:
 
@@ -22,21 +22,24 @@ Models, at batch 16, width 256, 8 heads of 32, float32, XLA on:
             keras.ops.dot_product_attention call over the values [E_s * v, E_s] (docs/mtsa.md).
             The mtsa configuration is one that fused supports (exp token2token, no attention
             dropout), so both rows compute the same function and their ratio compares the cores.
-  explicit  the same layer with its attention computed by keras_mtsa.ops.reference_tensorized_attention
-            (the (b, h, n, n, d) form): a subclass overriding `MTSA._compute_attention`
-  mha       keras.layers.MultiHeadAttention(num_heads=8, key_dim=32), self-attention, output width 256
+  explicit  the same layer with its attention computed by
+            keras_mtsa.ops.reference_tensorized_attention (the (b, h, n, n, d) form): a subclass
+            overriding `MTSA._compute_attention`
+  mha       keras.layers.MultiHeadAttention(num_heads=8, key_dim=32), self-attention, output
+            width 256
 
 Phases: "fwd" (a jitted forward call) and "train" (loss = mean(y^2); gradients wrt the input and all
-weights; tf.GradientTape in tf.function(jit_compile=True) on TensorFlow, jax.jit(jax.value_and_grad(...))
-of `stateless_call` on JAX). The mtsa and fused subprocesses also time their attention core alone
-(core_fwd, core_train: `keras_mtsa.ops.self_attention` on random (b, h, n, d) projections, with the
-row's implementation). The ratio tables give mtsa/mha, explicit/mtsa, fused/mtsa and fused/mha.
-A "matmul" subprocess measures float32 batched-matmul throughput of the core's shapes under XLA
-(and a square GEMM).
+weights; tf.GradientTape in tf.function(jit_compile=True) on TensorFlow,
+jax.jit(jax.value_and_grad(...)) of `stateless_call` on JAX). The mtsa and fused subprocesses also
+time their attention core alone (core_fwd, core_train: `keras_mtsa.ops.self_attention` on random
+(b, h, n, d) projections, with the row's implementation). The ratio tables give mtsa/mha,
+explicit/mtsa, fused/mtsa and fused/mha. A "matmul" subprocess measures float32 batched-matmul
+throughput of the core's shapes under XLA (and a square GEMM).
 
-Outputs go to --results-dir (default benchmarks/results/<machine-tag>/, which git ignores): results.md
-(the tables printed to stdout), results.csv (one row per length with the ratios), records.jsonl (every
-raw measurement), time.png and memory.png (log-log), logs/ (each subprocess's output).
+Outputs go to --results-dir (default benchmarks/results/<machine-tag>/, which git ignores):
+results.md (the tables printed to stdout), results.csv (one row per length with the ratios),
+records.jsonl (every raw measurement), time.png and memory.png (log-log), logs/ (each
+subprocess's output).
 """
 
 import argparse
@@ -68,13 +71,14 @@ QUICK_LENGTHS = (256, 512)
 PHASES = ("fwd", "train")
 
 # Rough peak-memory models (bytes), used only to avoid starting what cannot fit. In units of one
-# (b, h, n, n) float32 tensor A, or of the explicit form's (b, h, n, n, d) tensor T. Calibrated on the
-# measured peaks (see the README of this folder); deliberately on the high side.
+# (b, h, n, n) float32 tensor A, or of the explicit form's (b, h, n, n, d) tensor T. Calibrated on
+# the measured peaks (see the README of this folder); deliberately on the high side.
 ESTIMATE_UNITS = {
     ("mtsa", "fwd"): ("A", 4.0),
     ("mtsa", "train"): ("A", 11.0),
-    # Fused: linear in n with a flash kernel; where dot_product_attention is the plain einsum form
-    # (TensorFlow, JAX on CPU) it holds (b, h, n, n) scores and weights, so the mtsa figures are kept.
+    # Fused: linear in n with a flash kernel; where dot_product_attention is the plain
+    # einsum form (TensorFlow, JAX on CPU) it holds (b, h, n, n) scores and weights, so the
+    # mtsa figures are kept.
     ("fused", "fwd"): ("A", 4.0),
     ("fused", "train"): ("A", 11.0),
     ("mha", "fwd"): ("A", 3.0),
@@ -136,7 +140,8 @@ def parse_args(argv=None):
         "--mem-limit-gib",
         type=float,
         default=20.0,
-        help="kill a subprocess whose RSS exceeds this (and skip configurations estimated above it)",
+        help="kill a subprocess whose RSS exceeds this "
+        "(and skip configurations estimated above it)",
     )
     parser.add_argument(
         "--explicit-max-gib",
@@ -180,17 +185,17 @@ def parse_args(argv=None):
         "--implementation",
         choices=("auto", "full", "fused"),
         default="auto",
-        help="the mtsa model's attention core: auto (fused with JAX on a GPU or TPU, else full), full, "
-        "or fused (keras.ops.dot_product_attention over [E_s * v, E_s]); the fused model always "
-        "uses fused",
+        help="the mtsa model's attention core: auto (fused with JAX on a GPU or TPU, else full), "
+        "full, or fused (keras.ops.dot_product_attention over [E_s * v, E_s]); the fused model "
+        "always uses fused",
     )
     parser.add_argument(
         "--xla-constant-folding",
         choices=("on", "off"),
         default="on",
-        help="XLA's constant_folding pass for every model ('off' disables it; before the layer kept "
-        "its positional mask broadcastable, folding reductions of that constant took minutes "
-        "of compile time from n=512 on TensorFlow)",
+        help="XLA's constant_folding pass for every model ('off' disables it; before the layer "
+        "kept its positional mask broadcastable, folding reductions of that constant took "
+        "minutes of compile time from n=512 on TensorFlow)",
     )
     parser.add_argument(
         "--nested-jit-check",
@@ -244,15 +249,15 @@ def parse_args(argv=None):
     return args
 
 
-# --------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Running one configuration.
 
 
 def run_worker(worker_args, records_path, log_path, timeout, mem_limit, extra_env=None):
     """Runs _worker.py in a fresh process under a memory and time watchdog.
 
-    Returns (records, outcome, peak_rss_seen, wall_s): outcome is "ok", "OOM" (killed above mem_limit, or
-    died with the kernel's SIGKILL), "timeout" or "error (exit N)".
+    Returns (records, outcome, peak_rss_seen, wall_s): outcome is "ok", "OOM" (killed above
+    mem_limit, or died with the kernel's SIGKILL), "timeout" or "error (exit N)".
     """
     if os.path.exists(records_path):
         os.remove(records_path)
@@ -311,7 +316,7 @@ def estimate_bytes(model, phase, b, n, h, e):
     return count * size
 
 
-# --------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Results.
 
 
@@ -346,7 +351,8 @@ class Results:
         return record["median_s"] if record else None
 
     def memory(self, model, length, phase):
-        """(delta, absolute, kind): device allocator peak where there is one (GPU), else peak RSS."""
+        """(delta, absolute, kind): device allocator peak where there is one
+        (GPU), else peak RSS."""
         record = self.get(model, length, phase)
         if not record:
             return None, None, None
@@ -356,7 +362,8 @@ class Results:
         return record["peak_rss_delta"], record["peak_rss"], "rss"
 
     def matmul_peak(self):
-        """Best FLOP/s among the core-shaped batched matmuls (and the label), and the square GEMM's."""
+        """Best FLOP/s among the core-shaped batched matmuls (and the label), and
+        the square GEMM's."""
         best, best_label, gemm = None, None, None
         for record in self.records:
             phase = record.get("phase", "")
@@ -479,7 +486,8 @@ def build_rows(results, args):
                     row[f"fused_{phase}_xla_total_mib"], row[f"{other}_{phase}_xla_total_mib"]
                 )
         factor = {"fwd": 1, "train": _flops.TRAIN_FACTOR}
-        # The fused core does the same counted matmuls as the full one (QK^T and E_t @ [E_s v, E_s]).
+        # The fused core does the same counted matmuls as the full one (QK^T and
+        # E_t @ [E_s v, E_s]).
         for model in CORE_MODELS:
             for phase in ("fwd", "train"):
                 row[f"{model}_{phase}_gflops"] = _scale(
@@ -507,7 +515,8 @@ def build_rows(results, args):
                 row[f"{model}_{key}_fraction_of_matmul"] = ratio(
                     row[f"{model}_{key}_gflops"], row["matmul_peak_gflops"]
                 )
-        # The core's own two matmuls at this length, timed alone: (QK^T + fused) time / core forward time.
+        # The core's own two matmuls at this length, timed alone: (QK^T + fused)
+        # time / core forward time.
         qk, fused = (
             results.get("matmul", n, f"matmul qk n={n}"),
             results.get("matmul", n, f"matmul fused n={n}"),
@@ -557,13 +566,14 @@ def core_settings(results, args):
         dropout = fused.get("dropout", 0.0)
         text += (
             f"; fused row: the same layer with implementation='fused' (token2token_activation="
-            f"{activation!r}, dropout={dropout:g}: the benchmark's MTSA configuration, which the fused "
-            "core supports, so both rows compute the same function and their ratio compares the cores)"
+            f"{activation!r}, dropout={dropout:g}: the benchmark's MTSA configuration, which the "
+            "fused core supports, so both rows compute the same function and their "
+            "ratio compares the cores)"
         )
         if resolved == "fused":
             text += (
-                "; NOTE: the mtsa row resolved to the fused core as well, so fused/MTSA compares a core "
-                "with itself (pass --implementation full to compare with the full core)"
+                "; NOTE: the mtsa row resolved to the fused core as well, so fused/MTSA compares a "
+                "core with itself (pass --implementation full to compare with the full core)"
             )
     return text
 
@@ -579,30 +589,34 @@ def render(results, rows, args, machine, notes):
     out = [f"## MTSA benchmark: {machine['tag']}", ""]
     out.append(f"- machine: {machine['description']}")
     out.append(
-        f"- software: Python {info.get('python', platform.python_version())}, Keras {info.get('keras', '?')}, "
+        f"- software: Python {info.get('python', platform.python_version())}, "
+        f"Keras {info.get('keras', '?')}, "
         + ", ".join(f"{k} {info[k]}" for k in ("tensorflow", "jax", "jaxlib") if k in info)
-        + f"; backend {info.get('backend', '?')}, device {info.get('device_kind', '?')} ({info.get('device', '?')})"
+        + f"; backend {info.get('backend', '?')}, device {info.get('device_kind', '?')} "
+        f"({info.get('device', '?')})"
     )
     out.append(
-        f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, float32, "
-        f"XLA on; MTSA head masks {args.heads // 2} forward + {args.heads - args.heads // 2} backward, "
-        f"{args.fusion_gate.replace('_', '-')} fusion gate; {core_settings(results, args)}; "
-        f"median of up to {args.repeats} timed calls after {args.warmup} warm-up call(s) "
-        f"(a phase stops repeating after {args.phase_seconds:g} s); one subprocess per (model, length)"
+        f"- setting: batch {args.batch}, width {args.width}, {args.heads} heads x {args.head_dim}, "
+        f"float32, XLA on; MTSA head masks {args.heads // 2} forward + "
+        f"{args.heads - args.heads // 2} backward, {args.fusion_gate.replace('_', '-')} fusion "
+        f"gate; {core_settings(results, args)}; median of up to {args.repeats} timed calls after "
+        f"{args.warmup} warm-up call(s) (a phase stops repeating after {args.phase_seconds:g} s); "
+        "one subprocess per (model, length)"
     )
     if memory_kind == "device":
         out.append(
-            "- memory: peak of the device allocator (peak_bytes_in_use) minus its use at the baseline "
-            "(after imports, inputs and weights); absolute peak in parentheses, MiB"
+            "- memory: peak of the device allocator (peak_bytes_in_use) minus its use at the "
+            "baseline (after imports, inputs and weights); absolute peak in parentheses, MiB"
         )
     else:
         out.append(
-            "- memory: peak RSS of the configuration's subprocess (VmHWM, reset before each phase when the "
-            "kernel allows) minus its RSS at the baseline (after imports, inputs and weights); absolute peak "
-            "in parentheses, MiB. Includes XLA compilation of that phase."
+            "- memory: peak RSS of the configuration's subprocess (VmHWM, reset before each phase "
+            "when the kernel allows) minus its RSS at the baseline (after imports, inputs and "
+            "weights); absolute peak in parentheses, MiB. Includes XLA compilation of that phase."
         )
     out.append(
-        "- train = one training step: forward, loss = mean(y^2), gradients wrt the input and every weight"
+        "- train = one training step: forward, loss = mean(y^2), gradients wrt the "
+        "input and every weight"
     )
     out.append(f"- FLOPs: {_flops.COUNTING}")
     out += [f"- note: {n}" for n in notes]
@@ -679,7 +693,8 @@ def render(results, rows, args, machine, notes):
             for row in rows
         ]
         out += [
-            "### XLA temp buffers of the compiled program (MiB, memory_analysis().temp_size_in_bytes)",
+            "### XLA temp buffers of the compiled program (MiB, "
+            "memory_analysis().temp_size_in_bytes)",
             "",
             markdown_table(header, table),
             "",
@@ -729,11 +744,12 @@ def render(results, rows, args, machine, notes):
         "",
         markdown_table(header, table),
         "",
-        "mem = peak memory above baseline (table above); XLA mem = argument + output + temp bytes of the "
-        "compiled program (JAX memory_analysis(): exact and allocator-independent; JAX only). % matmul = "
-        "achieved FLOP/s (counted as above) / the best core-shaped batched matmul FLOP/s (matmul table below). "
-        "own matmuls share = time of the core's QK^T and fused matmuls run alone at that length / core "
-        "forward time (100% = the core costs no more than its two matmuls).",
+        "mem = peak memory above baseline (table above); XLA mem = argument + output + temp bytes "
+        "of the compiled program (JAX memory_analysis(): exact and allocator-independent; JAX "
+        "only). % matmul = achieved FLOP/s (counted as above) / the best core-shaped batched "
+        "matmul FLOP/s (matmul table below). own matmuls share = time of the core's QK^T and fused "
+        "matmuls run alone at that length / core forward time (100% = the core costs no more "
+        "than its two matmuls).",
         "",
     ]
     if "fused" in models:
@@ -783,9 +799,10 @@ def render(results, rows, args, machine, notes):
     nested = [r for r in results.records if r.get("phase") == "nested_jit_check"]
     for r in nested:
         out.append(
-            f"Nested-jit check (n={r['length']}, default MTSA with its inner tf.function(jit_compile=True), "
-            f"inside an XLA train step): first call {r['first_call_s']:.1f} s, same input again "
-            f"{r['same_input_s'] * 1e3:.0f} ms, new input {r['new_input_s']:.1f} s -> {r['status']}"
+            f"Nested-jit check (n={r['length']}, default MTSA with its inner "
+            "tf.function(jit_compile=True), inside an XLA train step): first call "
+            f"{r['first_call_s']:.1f} s, same input again {r['same_input_s'] * 1e3:.0f} ms, new "
+            f"input {r['new_input_s']:.1f} s -> {r['status']}"
         )
         out.append("")
     out += ["### Targets", ""] + [f"- {line}" for line in evaluate_targets(rows)] + [""]
@@ -831,9 +848,10 @@ def render_fused_ratios(rows):
         "",
         markdown_table(header, table),
         "",
-        "Below 1 = fused is faster / smaller. Where keras.ops.dot_product_attention has no fused kernel "
-        "(TensorFlow; JAX on CPU) it is an unfused einsum-softmax-einsum over (b, h, n, n), so no gain "
-        "is expected there; with JAX on a GPU or TPU it is cuDNN flash / splash attention.",
+        "Below 1 = fused is faster / smaller. Where keras.ops.dot_product_attention has no fused "
+        "kernel (TensorFlow; JAX on CPU) it is an unfused einsum-softmax-einsum over (b, h, n, n), "
+        "so no gain is expected there; with JAX on a GPU or TPU it is cuDNN "
+        "flash / splash attention.",
         "",
     ]
 
@@ -978,7 +996,7 @@ def detect_backend():
         return "tensorflow"
 
 
-# --------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def main(argv=None):
@@ -1026,8 +1044,9 @@ def main(argv=None):
     )
     if folding == "off":
         notes.append(
-            "XLA's constant_folding pass is disabled (XLA_FLAGS=--xla_disable_hlo_passes=constant_folding) "
-            "for every model and the matmul (--xla-constant-folding off)"
+            "XLA's constant_folding pass is disabled "
+            "(XLA_FLAGS=--xla_disable_hlo_passes=constant_folding) for every model and the matmul "
+            "(--xla-constant-folding off)"
         )
 
     def run(name, worker_args):
@@ -1063,16 +1082,17 @@ def main(argv=None):
             paths["logs"] = logs
 
     def report(final):
-        """Writes results.md, results.csv and records.jsonl (after every subprocess, so an interrupted
-        run keeps what it measured); the final call also plots and prints."""
+        """Writes results.md, results.csv and records.jsonl (after every subprocess, so an
+        interrupted run keeps what it measured); the final call also plots and prints."""
         info = results.info or {}
         all_notes = list(notes)
         if info.get("backend") == "tensorflow" and args.layer_jit == "off":
             all_notes.append(
-                "TensorFlow: the MTSA layers are built with jit_compile=False and compiled as part of the "
-                "benchmark's own tf.function(jit_compile=True); with the layer's default inner jit_compile=True, "
-                "an XLA training step receives its inputs and weights as compile-time constants "
-                "(constant-folded, recompiled for every new input): see --nested-jit-check"
+                "TensorFlow: the MTSA layers are built with jit_compile=False and compiled as part "
+                "of the benchmark's own tf.function(jit_compile=True); with the layer's default "
+                "inner jit_compile=True, an XLA training step receives its inputs and weights as "
+                "compile-time constants (constant-folded, recompiled for every new input): "
+                "see --nested-jit-check"
             )
         if any(
             r.get("tensorflow_imported")
@@ -1149,11 +1169,12 @@ def main(argv=None):
             device_limit = device["bytes_limit"]
     if device_limit:
         notes.append(
-            f"device memory limit {device_limit / GIB:.1f} GiB (memory estimates checked against it)"
+            f"device memory limit {device_limit / GIB:.1f} GiB "
+            "(memory estimates checked against it)"
         )
 
-    # 2. The configurations, shortest length first; a model that ran out of memory or time is not run at
-    # longer lengths.
+    # 2. The configurations, shortest length first; a model that ran out of memory or time is not
+    # run at longer lengths.
     failed = {}  # (model, phase) -> (outcome, length): not run at longer lengths
     for n in args.lengths:
         for model in args.models:
@@ -1169,7 +1190,8 @@ def main(argv=None):
                 if args.quick and tensor > args.quick_explicit_max_gib * GIB:
                     results.status[(model, n)] = "skipped (--quick)"
                     log(
-                        f"{model}-n{n}: skipped in --quick (its n*n*d tensor is {tensor / GIB:.1f} GiB)"
+                        f"{model}-n{n}: skipped in --quick (its n*n*d tensor is "
+                        f"{tensor / GIB:.1f} GiB)"
                     )
                     continue
             for phase in args.phases:
@@ -1188,12 +1210,13 @@ def main(argv=None):
                 if estimate > limit:
                     results.status[(model, n, phase)] = "OOM/skipped"
                     log(
-                        f"{name}: OOM/skipped (estimated {estimate / GIB:.1f} GiB > {limit / GIB:.1f} GiB)"
+                        f"{name}: OOM/skipped (estimated {estimate / GIB:.1f} GiB > "
+                        f"{limit / GIB:.1f} GiB)"
                     )
                     continue
-                # One subprocess per (model, length, phase): a phase's peak is not raised by memory that
-                # an earlier phase left allocated. The core timings (mtsa, fused) ride along after the
-                # first phase.
+                # One subprocess per (model, length, phase): a phase's peak is not raised by memory
+                # that an earlier phase left allocated. The core timings (mtsa, fused) ride along
+                # after the first phase.
                 phases = [phase]
                 extra = []
                 first = phase == args.phases[0]

@@ -2,23 +2,23 @@
 
 Usage (from the repository root, with the package installed or on PYTHONPATH; reads ../shared/data):
 
-    python benchmarks/length_buckets.py                       # TREC, SST-2 and SUBJ; about 15 min on 2 cores
+    python benchmarks/length_buckets.py  # TREC, SST-2 and SUBJ; about 15 min on 2 cores
     python benchmarks/length_buckets.py --datasets trec --epochs 2
 
 Each (dataset, padding) pair trains in a fresh subprocess with the training CLI's own code path
 (`keras_mtsa.training._Job`: its preprocessor, seeded training batches, model and optimizer, CLI
-defaults, --seed 1), so the two sides of a ratio differ only in `--buckets auto` against `--buckets none`.
-They run one after the other in one invocation, on the same machine. Reported per side: the wall time of
-each epoch (the first one includes XLA compilation), the XLA compilations during training (counted from
-TensorFlow's `device_compiler` log lines, one per compiled program) and the distinct batch shapes.
-For SUBJ, the bucketed run's model is also exported three times, its requests padded to max_length
-(the export before length buckets), to their bucket and to their longest text
-(`export_for_serving(request_padding=...)`), and `serving_default` is timed on TF Serving's road
-(`keras_mtsa.serving.time_requests`: the TF C API's session in a clean process; median of --requests
-runs of `Session::Run`, then the median over 3 rounds that alternate between the exports) for 1-word,
-10-word and max-length requests at batch 1 and 32; the exports' answers are compared.
-`--serving-only` skips the training and times the exports of an untrained SUBJ model (the latency does
-not depend on the weights).
+defaults, --seed 1), so the two sides of a ratio differ only in `--buckets auto` against
+`--buckets none`. They run one after the other in one invocation, on the same machine. Reported per
+side: the wall time of each epoch (the first one includes XLA compilation), the XLA compilations
+during training (counted from TensorFlow's `device_compiler` log lines, one per compiled program)
+and the distinct batch shapes. For SUBJ, the bucketed run's model is also exported three times, its
+requests padded to max_length (the export before length buckets), to their bucket and to their
+longest text (`export_for_serving(request_padding=...)`), and `serving_default` is timed on TF
+Serving's road (`keras_mtsa.serving.time_requests`: the TF C API's session in a clean process;
+median of --requests runs of `Session::Run`, then the median over 3 rounds that alternate between
+the exports) for 1-word, 10-word and max-length requests at batch 1 and 32; the exports' answers are
+compared. `--serving-only` skips the training and times the exports of an untrained SUBJ model (the
+latency does not depend on the weights).
 """
 
 import argparse
@@ -129,7 +129,8 @@ def worker(dataset, buckets, epochs, serving, requests):
 
 
 def _serving_latency(model, preprocessor, scratch, requests):
-    """serving_default of two exports of `model` (bucketed / padded to max_length), on TF Serving's road."""
+    """serving_default of two exports of `model` (bucketed / padded to max_length), on
+    TF Serving's road."""
     import numpy as np
 
     from keras_mtsa import serving
@@ -157,7 +158,8 @@ def _serving_latency(model, preprocessor, scratch, requests):
         )  # fmt: skip
         for padding in PADDINGS
     }
-    # Rounds alternate between the exports, so that a slow spell of the shared machine hits all of them.
+    # Rounds alternate between the exports, so that a slow spell of the shared
+    # machine hits all of them.
     medians = {padding: [[] for _ in cases] for padding in PADDINGS}
     answers = {}
     for _ in range(ROUNDS):
@@ -182,7 +184,8 @@ def _serving_latency(model, preprocessor, scratch, requests):
             for padding in PADDINGS
         )
         rows.append({
-            "request": text_name, "batch": batch, "milliseconds": {k: round(v, 3) for k, v in milliseconds.items()},
+            "request": text_name, "batch": batch,
+            "milliseconds": {k: round(v, 3) for k, v in milliseconds.items()},
             "max_difference": difference,
         })  # fmt: skip
     return rows
@@ -198,10 +201,12 @@ def _run_side(dataset, buckets, epochs, serving, requests):
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode or not lines:
         raise SystemExit(
-            f"{dataset} --buckets {buckets} failed ({process.returncode}):\n{process.stderr[-3000:]}"
+            f"{dataset} --buckets {buckets} failed "
+            f"({process.returncode}):\n{process.stderr[-3000:]}"
         )
     result = json.loads(lines[-1][len("RESULT ") :])
-    # Compilations before the serving part: fit's are the training step's (the worker evaluates nothing).
+    # Compilations before the serving part: fit's are the training step's (the
+    # worker evaluates nothing).
     training_log = process.stderr.split("RESULT")[0]
     result["xla_compilations"] = len(COMPILED.findall(training_log))
     return result
@@ -228,7 +233,8 @@ def main(argv=None):
         if dataset not in DATASETS:
             raise SystemExit(f"--datasets: unknown {dataset!r}; known: {', '.join(DATASETS)}")
     print(
-        "| dataset | padding | boundaries | batch shapes | XLA compilations | epoch 1 s | last epoch s |"
+        "| dataset | padding | boundaries | batch shapes | XLA compilations "
+        "| epoch 1 s | last epoch s |"
     )
     print("|---|---|---|---|---|---|---|")
     summary = []
@@ -244,8 +250,9 @@ def main(argv=None):
             )
             sides[buckets] = side
             print(
-                f"| {dataset} | {buckets} | {side['buckets']} | {side['batch_shapes']} | {side['xla_compilations']} "
-                f"| {side['epoch_seconds'][0]} | {side['epoch_seconds'][-1]} |",
+                f"| {dataset} | {buckets} | {side['buckets']} | {side['batch_shapes']} | "
+                f"{side['xla_compilations']} | {side['epoch_seconds'][0]} | "
+                f"{side['epoch_seconds'][-1]} |",
                 flush=True,
             )
         ratio = sides["none"]["epoch_seconds"][-1] / sides["auto"]["epoch_seconds"][-1]
@@ -260,15 +267,15 @@ def main(argv=None):
 
 def _print_serving(rows):
     print()
-    print("| SUBJ request | batch | max_length ms | buckets ms | longest ms | max_length / buckets | "
-          "max_length / longest | max abs difference |")  # fmt: skip
+    print("| SUBJ request | batch | max_length ms | buckets ms | longest ms | "
+          "max_length / buckets | max_length / longest | max abs difference |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         ms = row["milliseconds"]
         print(
-            f"| {row['request']} | {row['batch']} | {ms['max_length']} | {ms['buckets']} | {ms['longest']} "
-            f"| {ms['max_length'] / ms['buckets']:.2f}x | {ms['max_length'] / ms['longest']:.2f}x "
-            f"| {row['max_difference']:.1e} |"
+            f"| {row['request']} | {row['batch']} | {ms['max_length']} | {ms['buckets']} | "
+            f"{ms['longest']} | {ms['max_length'] / ms['buckets']:.2f}x | "
+            f"{ms['max_length'] / ms['longest']:.2f}x | {row['max_difference']:.1e} |"
         )
 
 

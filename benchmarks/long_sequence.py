@@ -1,14 +1,15 @@
 """Long sequences: blockwise MTSA against the full form and Keras MultiHeadAttention, batch 1.
 
-    python benchmarks/long_sequence.py                       # lengths 4096 .. 32768 (several minutes)
-    python benchmarks/long_sequence.py --lengths 4096,8192   # a shorter run
+    python benchmarks/long_sequence.py  # lengths 4096 .. 32768 (several minutes)
+    python benchmarks/long_sequence.py --lengths 4096,8192  # a shorter run
 
-Model width 256, 8 heads of 32 (4 forward + 4 backward for MTSA), float32, TensorFlow with XLA (the step
-is a `tf.function(jit_compile=True)`). For every (model, length) one fresh subprocess measures the forward
-time and the training-step time (gradients of mean(y^2) w.r.t. the input and all weights), medians of
---repeats calls after a compiling call, and the peak resident memory of the process (VmHWM) minus its
-baseline after imports and inputs. A watchdog kills a subprocess whose resident memory passes
---mem-limit-gib and reports "OOM". The printed markdown table is what the README shows.
+Model width 256, 8 heads of 32 (4 forward + 4 backward for MTSA), float32, TensorFlow with XLA
+(the step is a `tf.function(jit_compile=True)`). For every (model, length) one fresh subprocess
+measures the forward time and the training-step time (gradients of mean(y^2) w.r.t. the input and
+all weights), medians of --repeats calls after a compiling call, and the peak resident memory of
+the process (VmHWM) minus its baseline after imports and inputs. A watchdog kills a subprocess
+whose resident memory passes --mem-limit-gib and reports "OOM". The printed markdown table is
+what the README shows.
 """
 
 import argparse
@@ -35,7 +36,9 @@ def rss(field):
         for line in f:
             if line.startswith(field):
                 return int(line.split()[1]) * 1024
-model_name, length, block_size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+model_name, length, block_size, repeats = (
+    sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+)
 x = tf.constant(np.random.default_rng(0).normal(size=(1, length, 256)).astype("float32"))
 if model_name == "mha":
     inner = keras.layers.MultiHeadAttention(num_heads=8, key_dim=32, output_shape=256)
@@ -151,8 +154,8 @@ def main(argv=None):
         return f"{result[key] / unit:.2f}"
 
     print(
-        f"\nbatch 1, width 256, 8 heads of 32, float32, XLA, block_size {args.block_size}; memory: peak RSS "
-        f"above baseline (GiB); time: median seconds; limit {args.mem_limit_gib} GiB\n"
+        f"\nbatch 1, width 256, 8 heads of 32, float32, XLA, block_size {args.block_size}; memory: "
+        f"peak RSS above baseline (GiB); time: median seconds; limit {args.mem_limit_gib} GiB\n"
     )
     header = "| length | " + " | ".join(f"{m} fwd s | {m} train s | {m} GiB" for m in models) + " |"
     print(header)

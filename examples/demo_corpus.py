@@ -6,7 +6,8 @@ ending is awful" is negative: the clause after "but" wins). A bag of words canno
 directional attention model can. Use it to see the pipeline work end to end, not to claim anything
 about real sentiment analysis.
 
-    python examples/demo_corpus.py OUTPUT_DIR   # writes train.txt, dev.txt, test.txt ("label text" lines)
+    # writes train.txt, dev.txt, test.txt ("label text" lines)
+    python examples/demo_corpus.py OUTPUT_DIR
 """
 
 import os

@@ -1,7 +1,7 @@
 """Accuracy of a trained run on each class of a test file, and the confusions between classes.
 
-    python examples/evaluate_by_class.py --run-dir runs/trec --test ../shared/data/trec/TREC_10.label \
-        --format trec
+    python examples/evaluate_by_class.py --run-dir runs/trec \
+        --test ../shared/data/trec/TREC_10.label --format trec
 
 A mean accuracy hides a class that a model gets wrong: this prints, for each true class, how
 many test examples it has and which share of them the model predicts right (its recall), then

@@ -1,5 +1,7 @@
-"""Runs the README's accuracy table: TREC (MTSA and the MultiHeadAttention and CNN baselines, several
-seeds), SST-2 and SICK, each with the training script's default settings, and prints a markdown table.
+"""Runs the README's accuracy table (TREC, SST-2 and SICK) and prints it as a markdown table.
+
+It runs TREC (MTSA and the MultiHeadAttention and CNN baselines, several seeds), SST-2 and SICK,
+each with the training script's default settings.
 
     python examples/reproduce_results.py [--data ../shared/data] [--seeds 1 2 3] [--only trec]
 

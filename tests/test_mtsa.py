@@ -283,7 +283,7 @@ def test_dropout_keeps_each_factor_with_probability_sqrt_1_minus_rate_and_equals
     assert not np.allclose(output, to_numpy(layer(x, mask=mask, training=False)), atol=1e-3)
 
 
-def test_blockwise_dropout_drops_the_source2token_factor_with_probability_rate_and_equals_the_oracle():
+def test_blockwise_dropout_drops_the_source2token_factor_at_rate_and_equals_the_oracle():
     # The blockwise mode never holds the token2token factor as a whole: only the source2token factor
     # of the numerator is dropped, kept with probability 1 - rate and scaled by its inverse.
     layer = make_mtsa(dropout=0.5, seed=5, block_size=4)

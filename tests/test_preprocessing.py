@@ -100,7 +100,7 @@ def test_vocabulary_never_contains_reserved_tokens_from_the_text():
     assert build_vocabulary(["[PAD] [UNK] [PAD]"]) == ["[PAD]", "[UNK]", "[", "]", "pad", "unk"]
 
 
-def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_that_together_are_frequent():
+def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_frequent_together():
     texts = [
         "Denver is far .",
         "denver is near .",

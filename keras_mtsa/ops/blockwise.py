@@ -4,7 +4,8 @@ The full form keeps an (n, n) token2token factor per head. Here the keys are vis
 block at a time, as memory-efficient attention does, with three running (query, feature)
 statistics per query block:
 
-    M  the running log-offset, max over visited blocks of (block row max of t) + (block column max of s),
+    M  the running log-offset, max over visited blocks of
+       (block row max of t) + (block column max of s),
     N  the numerator    sum_j exp(t_ij + s_jk - M_ik) v_jk,
     D  the denominator  sum_j exp(t_ij + s_jk - M_ik),
 
