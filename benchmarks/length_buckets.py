@@ -6,7 +6,7 @@ Usage (from the repository root, with the package installed or on PYTHONPATH; re
     python benchmarks/length_buckets.py --datasets trec --epochs 2
 
 Each (dataset, padding) pair trains in a fresh subprocess with the training CLI's own code path
-(`keras_mtsa.training._Job`: its preprocessor, seeded training batches, model and optimizer, CLI
+(`keras_mtsa.training.trainer.Trainer`: its preprocessor, seeded batches, model and optimizer, CLI
 defaults, --seed 1), so the two sides of a ratio differ only in `--buckets auto` against
 `--buckets none`. They run one after the other in one invocation, on the same machine. Reported per
 side: the wall time of each epoch (the first one includes XLA compilation), the XLA compilations
