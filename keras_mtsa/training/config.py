@@ -95,7 +95,8 @@ def parse_buckets(value):
         ) from None
 
 
-def _comma_separated(value):
+def comma_separated(value):
+    """A tuple (buckets, class names) as the command line spells it ("8,16"); else the value."""
     return ",".join(str(item) for item in value) if isinstance(value, tuple) else value
 
 
@@ -206,7 +207,7 @@ class TextConfig:
             if self.buckets[-1] > self.max_length:
                 raise ConfigError(
                     "`buckets` must be at most `max_length`. "
-                    f"Received: buckets={_comma_separated(self.buckets)!r}, "
+                    f"Received: buckets={comma_separated(self.buckets)!r}, "
                     f"max_length={self.max_length}"
                 )
         if self.keep_case is not None:
@@ -419,7 +420,7 @@ class TrainingConfig:
         if model.encoder == "cnn" and text.buckets not in ("auto", "none"):
             raise ConfigError(
                 "`buckets` does not apply to encoder='cnn' (it pads every batch to `max_length`). "
-                f"Received: buckets={_comma_separated(text.buckets)!r}"
+                f"Received: buckets={comma_separated(text.buckets)!r}"
             )
         _checked(
             models.check_encoder_arguments, max_length=text.max_length, **_encoder_arguments(model)
@@ -454,7 +455,7 @@ class TrainingConfig:
         for name in SECTIONS:
             section = getattr(self, name)
             for field in dataclasses.fields(section):
-                flat[field.name] = _comma_separated(getattr(section, field.name))
+                flat[field.name] = comma_separated(getattr(section, field.name))
         return flat
 
     def resolve(self, pair=False):

@@ -8,6 +8,8 @@ import numpy as np
 
 from keras_mtsa.training.callbacks import resumable_early_stopping
 from keras_mtsa.training.config import ConfigError
+from keras_mtsa.training.config import comma_separated
+from keras_mtsa.training.config import parse_buckets
 from keras_mtsa.training.run_directory import read_history
 from keras_mtsa.training.run_directory import resumed_epoch
 
@@ -45,7 +47,7 @@ class Trainer:
     def fitted(self, max_length, buckets):
         """Takes the lengths an earlier process fitted (a refit resumed after a crash)."""
         self.max_length = max_length
-        self.buckets = buckets if buckets in ("auto", "none") else _boundaries(buckets)
+        self.buckets = parse_buckets(buckets)
 
     def preprocessor(self, data, directory):
         """Learns the vocabulary of `data`'s texts into `directory` and returns the preprocessor.
@@ -75,7 +77,7 @@ class Trainer:
         )
         if explicit and self.buckets[-1] > preprocessor.max_length:
             raise ConfigError(
-                f"`buckets` {','.join(map(str, self.buckets))} must not exceed the fitted "
+                f"`buckets` {comma_separated(self.buckets)} must not exceed the fitted "
                 f"`max_length` {preprocessor.max_length} (the longest training text's length "
                 "rounded up to a multiple of 8): give a larger `max_length` or smaller buckets"
             )
@@ -101,13 +103,13 @@ class Trainer:
             print(f"max_length {self.max_length} (fitted to the longest training text)")
         if self.buckets == "auto":
             self.buckets = tuple(preprocessor.bucket_boundaries)
-            print(f"buckets {_comma_separated(self.buckets)} (chosen from the training lengths)")
+            print(f"buckets {comma_separated(self.buckets)} (chosen from the training lengths)")
         return preprocessor
 
     @property
     def fitted_settings(self):
         """`max_length` and `buckets` as fitted, in the flat settings' spelling."""
-        return {"max_length": self.max_length, "buckets": _comma_separated(self.buckets)}
+        return {"max_length": self.max_length, "buckets": comma_separated(self.buckets)}
 
     def dataset(self, data, preprocessor, drop_remainder=False):
         """Batches of `data` for evaluation, grouped by length (the order does not matter there)."""
@@ -329,11 +331,3 @@ class Trainer:
             verbose=self.config.run.verbose,
         )
         return model, preprocessor, round(time.time() - started, 1)
-
-
-def _boundaries(buckets):
-    return tuple(int(boundary) for boundary in buckets.split(","))
-
-
-def _comma_separated(buckets):
-    return ",".join(str(b) for b in buckets) if isinstance(buckets, tuple) else buckets
