@@ -11,13 +11,47 @@ VERSION = re.search(
     r'__version__ = "([^"]+)"', (HERE / "keras_mtsa" / "__init__.py").read_text()
 ).group(1)
 
+# No public repository address is recorded for this project, so the home page is the paper the
+# layer implements, and the wheel itself carries what the README names (the docs, the example
+# scripts, the benchmarks): it installs them under <prefix>/share/doc/keras-mtsa/, as the README's
+# install section says, and the sdist carries them through MANIFEST.in.
+PAPER = "https://aclanthology.org/N19-1127/"
+DOC_DIR = "share/doc/keras-mtsa"
+
+
+def doc_files(folder, pattern):
+    """Returns the data_files entry that installs folder/pattern under DOC_DIR/folder."""
+    paths = (HERE / folder).glob(pattern)
+    files = sorted(str(path.relative_to(HERE)) for path in paths if path.is_file())
+    if not files:
+        # A wheel built from an sdist without them would silently lack the README's documents.
+        raise FileNotFoundError(f"no {folder}/{pattern} beside setup.py: MANIFEST.in must ship it")
+    return (f"{DOC_DIR}/{folder}", files)
+
+
 setup(
     name="keras-mtsa",
     version=VERSION,
     description="Multi-mask Tensorized Self-Attention (Shen et al., NAACL 2019) as a Keras 3 layer",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    author="The keras-mtsa Authors",
+    # PEP 639's License-Expression (setuptools 77, required in pyproject.toml), which replaces
+    # the License field and the license classifiers.
+    license_expression="Apache-2.0",
+    license_files=["LICENSE"],
+    url=PAPER,
+    project_urls={
+        "Paper": PAPER,
+        "Authors' code": "https://github.com/taoshen58/mtsa",
+    },
     packages=find_packages(include=["keras_mtsa", "keras_mtsa.*"]),
+    data_files=[
+        doc_files("docs", "*.md"),
+        doc_files("examples", "*.py"),
+        doc_files("benchmarks", "*.py"),
+        doc_files("benchmarks", "README.md"),
+    ],
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",
@@ -30,7 +64,8 @@ setup(
     extras_require={
         # jax: the layer tests also run on Keras's JAX backend.
         # ruff: `make lint` (pinned to a minor release: its formatting may change between them).
-        "test": ["pytest>=7", "jax>=0.4.30", "ruff>=0.17,<0.18"],
+        # trove-classifiers: the packaging test checks the classifiers against PyPI's list.
+        "test": ["pytest>=7", "jax>=0.4.30", "ruff>=0.17,<0.18", "trove-classifiers"],
         # matplotlib: learning curves and attention heatmaps; tensorboard: training logs;
         # tensorflow-serving-api: warm-up records.
         "examples": ["matplotlib>=3.7", "tensorboard", "tensorflow-serving-api>=2.16,<2.22"],
@@ -42,9 +77,20 @@ setup(
             "keras-mtsa-train-pair=keras_mtsa.training:main_pair",
         ]
     },
+    # Keras has no "Framework ::" classifier on PyPI: the keywords name it instead.
+    keywords=["keras", "tensorflow", "jax", "attention", "self-attention", "nlp"],
     classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Science/Research",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
-        "Framework :: Keras",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Software Development :: Libraries :: Python Modules",
+        "Topic :: Text Processing :: Linguistic",
     ],
 )
