@@ -4,9 +4,16 @@ Both take padded token ids (0 = padding) and use `Embedding(mask_zero=True)`, so
 layer sees the padding mask. The encoder is the paper's single-layer setup by default (MTSA with 2
 heads, one forward and one backward, sigmoid token2token, the authors' per-head fusion gate, then
 multi-dim source2token pooling), stacked `MTSAEncoderBlock`s with `num_blocks > 0` (MTSA-inspired:
-the authors' stacked layer puts the feed-forward first and has no fusion gate), or one of two
-baselines with the same pipeline: Keras `MultiHeadAttention` of the same width (`encoder="mha"`), or
-Kim's (2014) convolutional sentence encoder (`encoder="cnn"`).
+the authors' stacked layer puts the feed-forward first and has no fusion gate), or one of three
+baselines with the same pipeline: Keras `MultiHeadAttention` of the same width (`encoder="mha"`), a
+bidirectional LSTM of the same width (`encoder="bilstm"`), or Kim's (2014) convolutional sentence
+encoder (`encoder="cnn"`).
+
+The attention encoders and the BiLSTM produce `num_heads * head_dim` features whatever the width of
+the embeddings (the sentence vectors of 50-wide pretrained vectors need not be 50 wide): MTSA's own
+value maps take the embeddings to that width, the BiLSTM has `num_heads * head_dim / 2` units per
+direction, and `MultiHeadAttention`, whose residual connection keeps its input's width, runs over a
+linear projection of the embeddings to that width (none when the widths are equal).
 """
 
 import numbers
@@ -23,7 +30,7 @@ from keras_mtsa.layers.mtsa import TOKEN2TOKEN_ACTIVATIONS
 from keras_mtsa.layers.pretrained_embedding import PretrainedEmbedding
 from keras_mtsa.ops import _checks as check
 
-ENCODERS = ("mtsa", "mha", "cnn")
+ENCODERS = ("mtsa", "mha", "bilstm", "cnn")
 # Where dropout goes. "embedding": on the embeddings and before the classifier. "authors": as the
 # authors' code, on the input of every dense map (inside MTSA per head, inside the pooling, on the
 # sentence vector, on each layer of the head), and nowhere else.
@@ -278,6 +285,11 @@ def check_encoder_arguments(
         head_dim = embedding_dim // num_heads
     else:
         head_dim = check.positive_int("head_dim", head_dim)
+    if encoder == "bilstm" and num_heads * head_dim % 2:
+        raise ValueError(
+            "`num_heads * head_dim` must be even for encoder='bilstm' (half the features run "
+            f"forward, half backward). Received: num_heads={num_heads}, head_dim={head_dim}"
+        )
     num_blocks = check.non_negative_int("num_blocks", num_blocks)
     if num_blocks and encoder != "mtsa":
         raise ValueError(
@@ -344,10 +356,10 @@ def build_sentence_encoder(
     `keras_mtsa.data.buckets`), except for the CNN, whose max-over-time pooling also sees the
     windows that lie in the padding: its inputs are padded to max_length.
 
-    The sentence vectors have embedding_dim features, or num_heads * head_dim for the single
-    MTSA layer with an explicit `head_dim` (the authors' layout is 2 heads of the embedding
-    width, i.e. 600 features from 300-wide embeddings), or 300 for the CNN (3 windows x 100
-    feature maps, as Kim's).
+    The sentence vectors have num_heads * head_dim features (embedding_dim by default) for the
+    single MTSA layer, MHA and the BiLSTM (the authors' layout is 2 heads of the embedding width,
+    i.e. 600 features from 300-wide embeddings), embedding_dim for stacked MTSA blocks, or 300 for
+    the CNN (3 windows x 100 feature maps, as Kim's).
 
     Args:
         vocabulary_size: rows of the embedding table (id 0 is padding).
@@ -355,11 +367,15 @@ def build_sentence_encoder(
         embedding_dim: width of the embeddings and of the encoder output.
         embedding_scale: embeddings start uniform in [-embedding_scale, embedding_scale] (0.05 is
             Keras's default; Kim (2014) drew random word vectors from [-0.25, 0.25]).
-        encoder: `"mtsa"`, `"mha"` (Keras `MultiHeadAttention` with learned position embeddings) or
-            `"cnn"` (Kim's CNN: ReLU convolutions over 3, 4 and 5 tokens, 100 maps each, max-pooled
-            over the zero-padded sentence; the attention arguments do not apply to it).
-        num_heads: attention heads.
-        head_dim: features per head; defaults to embedding_dim // num_heads.
+        encoder: `"mtsa"`, `"mha"` (Keras `MultiHeadAttention` with learned position embeddings,
+            a residual connection and layer normalization), `"bilstm"` (Keras
+            `Bidirectional(LSTM)`, masked, each direction's states concatenated) or `"cnn"` (Kim's
+            CNN: ReLU convolutions over 3, 4 and 5 tokens, 100 maps each, max-pooled over the
+            zero-padded sentence; the attention arguments do not apply to it). All but the CNN are
+            followed by the same source2token pooling.
+        num_heads: attention heads (the BiLSTM's width is `num_heads * head_dim` too).
+        head_dim: features per head; defaults to embedding_dim // num_heads. The sentence vectors of
+            MTSA (single layer), MHA and the BiLSTM have `num_heads * head_dim` features.
         num_blocks: 0 for the paper's single MTSA layer, else that many stacked `MTSAEncoderBlock`s.
         conv_window: 0 for the paper's setup; N > 0 puts a ReLU convolution over N tokens
             (embedding_dim maps) between the embeddings and MTSA, so that MTSA's values see local
@@ -453,7 +469,21 @@ def build_sentence_encoder(
             for window in CNN_WINDOWS
         ]
         return keras.Model(token_ids, layers.Concatenate(name="cnn_features")(features), name=name)
-    if encoder == "mha":
+    width = num_heads * head_dim
+    if encoder == "bilstm":
+        x = layers.Bidirectional(
+            layers.LSTM(
+                width // 2,
+                return_sequences=True,
+                kernel_regularizer=regularizer,
+                recurrent_regularizer=regularizer,
+            ),
+            name="bilstm",
+        )(x)
+    elif encoder == "mha":
+        if width != embedding_dim:
+            # The residual connection below keeps the width of its input.
+            x = layers.Dense(width, kernel_regularizer=regularizer, name="input_projection")(x)
         x = PositionEmbedding(max_length, name="position_embedding")(x)
         attended = layers.MultiHeadAttention(
             num_heads,

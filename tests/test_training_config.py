@@ -82,6 +82,80 @@ def test_resolve_fills_in_the_tasks_defaults_and_leaves_the_config_as_it_was():
     assert adam.optimizer.learning_rate == 1e-3 and adam.optimizer.resolved_epsilon == 1e-7
 
 
+def _vectors_file(tmp_path, dim):
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"{word} " + " ".join(["0.5"] * dim) + "\n" for word in "ab"))
+    return str(path)
+
+
+def test_vectors_set_the_embedding_width_and_their_recipe_fills_the_other_defaults(tmp_path):
+    vectors = _vectors_file(tmp_path, 7)
+    config = TrainingConfig(data=DATA, model=ModelConfig(embeddings=vectors)).resolve()
+    assert config.model.embedding_dim == 7, "the file's width, without --embedding-dim"
+    assert config.model.head_dim == 150, "the encoder's width is not tied to the vectors'"
+    assert (config.model.dropout, config.optimizer.epochs) == (0.3, 30)
+    assert (config.optimizer.optimizer, config.optimizer.learning_rate) == ("adam", 1e-3)
+    scratch = TrainingConfig(data=DATA).resolve()
+    assert (scratch.model.embedding_dim, scratch.model.head_dim) == (300, None)
+    assert (scratch.model.dropout, scratch.optimizer.epochs) == (0.5, 25)
+    assert (scratch.optimizer.optimizer, scratch.optimizer.learning_rate) == ("adadelta", 1.0)
+
+
+@pytest.mark.parametrize(
+    "model, head_dim",
+    [
+        (dict(num_heads=4), 75),
+        (dict(encoder="mha"), 150),
+        (dict(encoder="bilstm"), 150),
+        (dict(head_dim=20), 20),  # given values stay
+        (dict(encoder="cnn"), None),  # its width is its filters'
+        (dict(num_blocks=1), None),  # blocks keep the embeddings' width
+    ],
+)
+def test_vectors_give_mtsa_mha_and_bilstm_the_same_300_wide_sentence_vectors(
+    tmp_path, model, head_dim
+):
+    vectors = _vectors_file(tmp_path, 8)
+    config = TrainingConfig(data=DATA, model=ModelConfig(embeddings=vectors, **model)).resolve()
+    assert config.model.head_dim == head_dim
+
+
+def test_given_values_override_the_vectors_recipe(tmp_path):
+    config = TrainingConfig(
+        data=DATA,
+        model=ModelConfig(embeddings=_vectors_file(tmp_path, 7), embedding_dim=7, dropout=0.1),
+        optimizer=OptimizerConfig(optimizer="adadelta", epochs=3),
+    ).resolve()
+    assert (config.model.dropout, config.optimizer.epochs) == (0.1, 3)
+    assert (config.optimizer.optimizer, config.optimizer.learning_rate) == ("adadelta", 1.0)
+
+
+@pytest.mark.parametrize(
+    "embeddings, embedding_dim, message",
+    [
+        ("missing.txt", None, "`embeddings` must be an existing file. Received: "
+         "embeddings='missing.txt'"),
+        ("empty", None, "`embeddings` must be a word-vectors text file"),
+        ("vectors", 300, "`embedding_dim` must equal the width of the vectors in `embeddings` (7), "
+         "or be left out. Received: embedding_dim=300"),
+    ],
+)  # fmt: skip
+def test_vectors_that_cannot_set_the_width_are_refused_when_resolving(
+    tmp_path, embeddings, embedding_dim, message
+):
+    if embeddings == "vectors":
+        embeddings = _vectors_file(tmp_path, 7)
+    elif embeddings == "empty":
+        (tmp_path / "empty.txt").write_text("")
+        embeddings = str(tmp_path / "empty.txt")
+    config = TrainingConfig(
+        data=DATA, model=ModelConfig(embeddings=embeddings, embedding_dim=embedding_dim)
+    )
+    with pytest.raises(ConfigError) as error:
+        config.resolve()
+    assert message in str(error.value)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

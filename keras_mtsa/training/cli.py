@@ -24,6 +24,7 @@ from keras_mtsa.training.config import CLASSIFICATION_FORMATS
 from keras_mtsa.training.config import OPTIMIZERS
 from keras_mtsa.training.config import PAIR_FORMATS
 from keras_mtsa.training.config import PRECISIONS
+from keras_mtsa.training.config import RECIPE_DEFAULTS
 from keras_mtsa.training.config import TASK_DEFAULTS
 from keras_mtsa.training.config import TREC_LABELS
 from keras_mtsa.training.config import VERBOSITIES
@@ -54,8 +55,15 @@ def build_argument_parser(pair=False):
         """A flag for config field `name`, its default named in the help text."""
         field = name.lstrip("-").replace("-", "_")
         default = TASK_DEFAULTS[pair].get(field, _FIELDS[field].default)
-        if field not in _OPTIONAL and default is not dataclasses.MISSING:
+        if field in RECIPE_DEFAULTS[False]:
+            shown = RECIPE_DEFAULTS[False][field]
+            vectors = RECIPE_DEFAULTS[True].get(field, "the vectors' width")
+            shown = f"{shown}; with --embeddings: {vectors}"
+        elif field not in _OPTIONAL and default is not dataclasses.MISSING:
             shown = {True: "on", False: "off"}.get(default, default)
+        else:
+            shown = None
+        if shown is not None:
             help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
         parser.add_argument(name, help=help_text.replace("%", "%%"), **options)
 
@@ -136,7 +144,12 @@ def build_argument_parser(pair=False):
         action="store_true",
     )
     add("--num-heads", type=int)
-    add("--head-dim", "features per head; default: --embedding-dim / --num-heads", type=int)
+    add(
+        "--head-dim",
+        "features per head: the sentence vectors of mtsa, mha and bilstm have --num-heads x "
+        "--head-dim; default: --embedding-dim / --num-heads, with --embeddings 300 / --num-heads",
+        type=int,
+    )
     add("--num-blocks", "0: single MTSA layer; N: stacked blocks", type=int)
     add(
         "--conv-window",
@@ -146,7 +159,8 @@ def build_argument_parser(pair=False):
     )
     add(
         "--encoder",
-        "mtsa, or a baseline: mha (MultiHeadAttention, same width) or cnn (Kim's 2014 CNN)",
+        "mtsa, or a baseline: mha (MultiHeadAttention, same width), bilstm (a bidirectional LSTM, "
+        "same width) or cnn (Kim's 2014 CNN)",
         choices=ENCODERS,
     )
     add(

@@ -15,6 +15,10 @@ the task (sentences or pairs) default to None; `TrainingConfig.resolve(pair)` fi
 checks the rules that need the task. Field names are unique across sections and equal the command
 line's flags (`batch_size` is `--batch-size`), so `TrainingConfig.from_flat` / `to_flat` map a flat
 mapping, such as the parsed command line or a run's `run_settings.json`, to sections and back.
+
+Fields whose default depends on the embeddings (learned from scratch, or started from pretrained
+word vectors) default to None too: `RECIPE_DEFAULTS` holds both recipes, each chosen on dev accuracy
+(docs/training.md), and `resolve` fills in the one that applies.
 """
 
 import dataclasses
@@ -22,6 +26,8 @@ import numbers
 
 from keras_mtsa import models
 from keras_mtsa.data.buckets import check_bucket_boundaries
+from keras_mtsa.data.readers import DataFormatError
+from keras_mtsa.data.word_vectors import peek_word_vector_dim
 from keras_mtsa.distribute import STRATEGIES
 from keras_mtsa.ops import _checks as check
 
@@ -49,6 +55,16 @@ TASK_DEFAULTS = {
         "head": "relu",
     },
 }
+# The defaults that differ between embeddings learned from scratch (False) and embeddings started
+# from pretrained word vectors (True, `embeddings`), each recipe chosen on dev accuracy
+# (docs/training.md). Over vectors, `embedding_dim` is the file's width, and the sentence vectors of
+# MTSA, MHA and the BiLSTM keep `VECTORS_ENCODER_WIDTH` features (`head_dim` is that over
+# `num_heads`), so that 50-wide vectors do not make a 50-wide encoder.
+RECIPE_DEFAULTS = {
+    False: {"embedding_dim": 300, "optimizer": "adadelta", "dropout": 0.5, "epochs": 25},
+    True: {"optimizer": "adam", "dropout": 0.3, "epochs": 30},
+}
+VECTORS_ENCODER_WIDTH = 300
 
 
 class ConfigError(ValueError):
@@ -101,23 +117,62 @@ def comma_separated(value):
 
 
 def _encoder_arguments(model):
-    """`models.check_encoder_arguments`'s arguments from a ModelConfig."""
+    """`models.check_encoder_arguments`'s arguments from a ModelConfig, its recipe's defaults in
+    place of None (a placeholder width for vectors whose file only `resolve` reads)."""
+    defaults = _recipe_defaults(model)
     return dict(
         encoder=model.encoder,
-        embedding_dim=model.embedding_dim,
+        embedding_dim=model.embedding_dim or defaults.get("embedding_dim", VECTORS_ENCODER_WIDTH),
         embedding_scale=model.embedding_scale,
         num_heads=model.num_heads,
-        head_dim=model.head_dim,
+        head_dim=model.head_dim or defaults.get("head_dim"),
         num_blocks=model.num_blocks,
         conv_window=model.conv_window,
         token2token_activation=model.token2token,
         fusion_gate=model.fusion_gate,
-        dropout=model.dropout,
+        dropout=defaults["dropout"] if model.dropout is None else model.dropout,
         dropout_sites=model.dropout_sites,
         attention_dropout=model.attention_dropout,
         token_dropout=0.0 if model.token_dropout is None else model.token_dropout,
         l2=model.l2,
     )
+
+
+def _recipe_defaults(model, embedding_dim=None):
+    """The recipe's defaults (`RECIPE_DEFAULTS`) for a ModelConfig: with vectors, `head_dim` for
+    the encoders whose width it sets, and `embedding_dim` if given (the vectors' width)."""
+    vectors = model.embeddings is not None
+    defaults = dict(RECIPE_DEFAULTS[vectors])
+    if vectors:
+        if model.encoder != "cnn" and not model.num_blocks:
+            defaults["head_dim"] = max(1, VECTORS_ENCODER_WIDTH // model.num_heads)
+        if embedding_dim is not None:
+            defaults["embedding_dim"] = embedding_dim
+    return defaults
+
+
+def _vectors_width(model):
+    """The width of the vectors in `model.embeddings`, which an explicit `embedding_dim` must equal.
+
+    Raises:
+        ConfigError: the file is missing or not a word-vectors file, or the widths differ.
+    """
+    try:
+        width = peek_word_vector_dim(model.embeddings)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"`embeddings` must be an existing file. Received: embeddings={model.embeddings!r}"
+        ) from None
+    except DataFormatError as error:
+        raise ConfigError(
+            f"`embeddings` must be a word-vectors text file (GloVe, word2vec or fastText): {error}"
+        ) from None
+    if model.embedding_dim is not None and model.embedding_dim != width:
+        raise ConfigError(
+            f"`embedding_dim` must equal the width of the vectors in `embeddings` ({width}), or be "
+            f"left out. Received: embedding_dim={model.embedding_dim}"
+        )
+    return width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,8 +276,10 @@ class ModelConfig:
     """The encoder and the classifier over it (see `keras_mtsa.models`).
 
     Args:
-        encoder: "mtsa", or a baseline: "mha" (MultiHeadAttention, same width) or "cnn" (Kim's CNN).
-        embedding_dim: width of the embeddings (and of the encoder's output).
+        encoder: "mtsa", or a baseline: "mha" (MultiHeadAttention, same width), "bilstm" (a
+            bidirectional LSTM, same width) or "cnn" (Kim's CNN).
+        embedding_dim: width of the embeddings; None: the width of the vectors in `embeddings`, else
+            300.
         embedding_scale: embeddings start uniform in [-scale, scale] (the rows that no pretrained
             vector sets).
         embeddings: a word-vectors text file (GloVe, word2vec or fastText; gzip allowed) whose
@@ -230,7 +287,9 @@ class ModelConfig:
             with frozen vectors.
         freeze_embeddings: with `embeddings`, the training words' embeddings do not train either.
         num_heads: attention heads.
-        head_dim: features per head; None: `embedding_dim / num_heads`.
+        head_dim: features per head (the sentence vectors of MTSA, MHA and the BiLSTM have
+            `num_heads * head_dim`); None: `embedding_dim / num_heads`, or with `embeddings`
+            `VECTORS_ENCODER_WIDTH / num_heads`.
         num_blocks: 0 for the single MTSA layer, N for N stacked blocks.
         conv_window: 0, or a ReLU convolution over N tokens in front of MTSA (a
             hybrid, not the paper's).
@@ -239,7 +298,7 @@ class ModelConfig:
         activation: activation of MTSA's values and the pooling; None: relu for
             sentences, elu for pairs.
         head: the pair model's classifier, "relu" or "highway"; None: relu (pairs only).
-        dropout: the dropout rate at the `dropout_sites`.
+        dropout: the dropout rate at the `dropout_sites`; None: 0.5, or 0.3 with `embeddings`.
         dropout_sites: "embedding" or "authors" (see `models.build_sentence_encoder`).
         attention_dropout: MTSA's (or MultiHeadAttention's) attention dropout.
         token_dropout: word dropout, the probability that a training token becomes [UNK]; None: 0.2
@@ -248,7 +307,7 @@ class ModelConfig:
     """
 
     encoder: str = "mtsa"
-    embedding_dim: int = 300
+    embedding_dim: int | None = None
     embedding_scale: float = 0.25
     embeddings: str | None = None
     freeze_embeddings: bool = False
@@ -260,7 +319,7 @@ class ModelConfig:
     fusion_gate: str = "per_head"
     activation: str | None = None
     head: str | None = None
-    dropout: float = 0.5
+    dropout: float | None = None
     dropout_sites: str = "embedding"
     attention_dropout: float = 0.0
     token_dropout: float | None = None
@@ -287,10 +346,12 @@ class OptimizerConfig:
     """The optimizer and the training schedule.
 
     Args:
-        optimizer: "adadelta" (rho 0.95, as Kim (2014) and the MTSA authors' TREC runs) or "adam".
+        optimizer: "adadelta" (rho 0.95, as Kim (2014) and the MTSA authors' TREC runs) or "adam";
+            None: adadelta, or adam with `ModelConfig.embeddings`.
         learning_rate: None: 1.0 for adadelta, 1e-3 for adam.
         epsilon: the optimizer's epsilon; None: 1e-6 for adadelta (Kim's), 1e-7 for adam (Keras's).
-        epochs: training epochs (of the dev-selected run).
+        epochs: training epochs (of the dev-selected run); None: 25, or 30 with
+            `ModelConfig.embeddings`.
         batch_size: the global batch size.
         patience: early stopping after this many epochs without a better dev accuracy.
         refit: after the dev split has chosen the number of epochs, train a fresh model on
@@ -301,10 +362,10 @@ class OptimizerConfig:
             the model at the end of every epoch (dev selection and export use the average).
     """
 
-    optimizer: str = "adadelta"
+    optimizer: str | None = None
     learning_rate: float | None = None
     epsilon: float | None = None
-    epochs: int = 25
+    epochs: int | None = None
     batch_size: int = 50
     patience: int = 25
     refit: bool = False
@@ -313,11 +374,12 @@ class OptimizerConfig:
     ema: float = 0.0
 
     def __post_init__(self):
-        _checked(check.choice, "optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer is not None:
+            _checked(check.choice, "optimizer", self.optimizer, OPTIMIZERS)
         _positive_number("learning_rate", self.learning_rate, allow_none=True)
         _positive_number("epsilon", self.epsilon, allow_none=True)
-        for name in ("epochs", "batch_size"):
-            _checked(check.positive_int, name, getattr(self, name))
+        _checked(check.positive_int, "epochs", self.epochs, allow_none=True)
+        _checked(check.positive_int, "batch_size", self.batch_size)
         _checked(check.non_negative_int, "patience", self.patience)
         # 0 would mean "the whole epoch" to Keras.
         _checked(check.positive_int, "steps_per_epoch", self.steps_per_epoch, allow_none=True)
@@ -327,12 +389,14 @@ class OptimizerConfig:
 
     @property
     def resolved_learning_rate(self):
+        """The learning rate (of a resolved config: its optimizer is set)."""
         if self.learning_rate is None:
             return DEFAULT_LEARNING_RATES[self.optimizer]
         return self.learning_rate
 
     @property
     def resolved_epsilon(self):
+        """The epsilon (of a resolved config: its optimizer is set)."""
         return DEFAULT_EPSILONS[self.optimizer] if self.epsilon is None else self.epsilon
 
 
@@ -464,9 +528,12 @@ class TrainingConfig:
         Args:
             pair: True for the sentence-pair job.
 
+        With `embeddings`, it reads the first line of the vectors file (for their width).
+
         Raises:
-            ConfigError: the format or the classifier head does not fit the task, or `case_fallback`
-                is asked for without `keep_case`.
+            ConfigError: the format or the classifier head does not fit the task, `case_fallback`
+                is asked for without `keep_case`, or the vectors file is missing, unreadable or of
+                another width than an explicit `embedding_dim`.
         """
         formats = PAIR_FORMATS if pair else CLASSIFICATION_FORMATS
         _checked(check.choice, "format", self.data.format, formats)
@@ -475,7 +542,8 @@ class TrainingConfig:
                 "`head` chooses the sentence-pair model's classifier. "
                 f"Received: head={self.model.head!r} for the sentence model"
             )
-        defaults = TASK_DEFAULTS[pair]
+        width = _vectors_width(self.model) if self.model.embeddings is not None else None
+        defaults = {**TASK_DEFAULTS[pair], **_recipe_defaults(self.model, width)}
 
         def filled(section, **resolved):
             values = {
@@ -490,7 +558,8 @@ class TrainingConfig:
             self.model,
             token2token=models.default_token2token_activation(self.model.num_blocks),
         )
-        optimizer = filled(self.optimizer, learning_rate=self.optimizer.resolved_learning_rate)
+        optimizer = filled(self.optimizer)
+        optimizer = filled(optimizer, learning_rate=optimizer.resolved_learning_rate)
         resolved = dataclasses.replace(
             self,
             text=filled(self.text),

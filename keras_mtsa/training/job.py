@@ -81,11 +81,11 @@ def _run(config, pair, callbacks):
     from keras_mtsa.distribute import is_tpu
     from keras_mtsa.distribute import worker_role
 
-    config = config.resolve(pair)
-    data_config, run = config.data, config.run
     _check_files(config)
+    config = config.resolve(pair)  # with vectors, their width from the file's first line
+    data_config, run = config.data, config.run
     optional = environment.optional_features(export=run.export_dir is not None)
-    word_vectors = _read_word_vectors(config)  # before the data: its width is checked first
+    word_vectors = _read_word_vectors(config)
     keras.utils.set_random_seed(run.seed)
     environment.set_op_determinism(run.deterministic)
     try:
@@ -235,24 +235,20 @@ def _check_files(config):
 
 
 def _read_word_vectors(config):
-    """The pretrained vectors of `config.model.embeddings` (None without), their
-    width checked first."""
+    """The pretrained vectors of `config.model.embeddings` (None without); `resolve` has checked
+    their width."""
     model = config.model
     if model.embeddings is None:
         return None
-    from keras_mtsa.data import peek_word_vector_dim
     from keras_mtsa.data import read_word_vectors
 
-    dim = peek_word_vector_dim(model.embeddings)
-    if dim != model.embedding_dim:
-        raise ConfigError(
-            f"`embedding_dim` must equal the width of the vectors in `embeddings` ({dim}). "
-            f"Received: embedding_dim={model.embedding_dim}"
-        )
     vectors = read_word_vectors(
         model.embeddings, lower_case=not config.text.keep_case, progress=config.run.verbose > 0
     )
-    print(f"{len(vectors.words)} word vectors of {dim} values read from {model.embeddings}")
+    print(
+        f"{len(vectors.words)} word vectors of {model.embedding_dim} values read from "
+        f"{model.embeddings}"
+    )
     return vectors
 
 
