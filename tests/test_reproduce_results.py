@@ -37,3 +37,54 @@ def test_paired_comparison_of_one_seed_has_no_standard_error():
 def test_paired_comparison_needs_equally_long_non_empty_lists(first, second):
     with pytest.raises(ValueError, match="need two equally long, non-empty lists"):
         paired_comparison(first, second)
+
+
+def test_a_fold_tests_on_every_tenth_line_from_its_index_and_trains_on_the_rest(tmp_path):
+    from reproduce_results import write_fold
+
+    source = tmp_path / "all.txt"
+    lines = [f"{i % 2} line {i}\n".encode() for i in range(23)]
+    lines[5] = b"1 caf\xe9 latin-1\n"  # bytes stay as they are
+    source.write_bytes(b"".join(lines))
+    tests = []
+    for fold in range(10):
+        train, test = write_fold(str(source), fold, str(tmp_path / "folds"))
+        expected_test = [lines[i] for i in range(fold, 23, 10)]
+        assert open(test, "rb").read().splitlines(keepends=True) == expected_test
+        expected_train = [line for i, line in enumerate(lines) if i % 10 != fold]
+        assert open(train, "rb").read().splitlines(keepends=True) == expected_train
+        tests += expected_test
+    assert sorted(tests) == sorted(lines), "the ten folds' test parts partition the file"
+    with pytest.raises(ValueError, match=r"`fold` must be in \[0, 10\)"):
+        write_fold(str(source), 10, str(tmp_path / "folds"))
+
+
+def test_the_study_runs_every_cell_once_before_any_cell_twice():
+    from reproduce_results import plan
+
+    jobs = plan("vectors", ["trec", "cr"], ["mtsa", "cnn"], runs=2)
+    assert jobs[:4] == [
+        ("vectors", "trec", "mtsa", 0),
+        ("vectors", "trec", "cnn", 0),
+        ("vectors", "cr", "mtsa", 0),
+        ("vectors", "cr", "cnn", 0),
+    ]
+    assert [run for *_, run in jobs] == [0] * 4 + [1] * 4
+
+
+def test_the_tables_pair_runs_by_seed_and_mark_missing_cells(tmp_path):
+    import json
+
+    from reproduce_results import run_directory
+    from reproduce_results import tables
+
+    results = {("mtsa", 0): 0.9, ("mtsa", 1): 0.8, ("cnn", 0): 0.85, ("cnn", 1): 0.9}
+    for (encoder, run), accuracy in results.items():
+        directory = run_directory(str(tmp_path), "vectors", "trec", encoder, run)
+        os.makedirs(directory)
+        with open(os.path.join(directory, "metrics.json"), "w") as file:
+            json.dump({"test_accuracy": accuracy, "train_seconds_this_run": 60.0}, file)
+    text = tables("vectors", ["trec"], ["mtsa", "mha", "cnn"], 2, str(tmp_path), "data", "")
+    assert "| TREC (6 classes) | 0.850 ± 0.071 | missing | 0.875 ± 0.035 |" in text
+    # differences +0.05 and -0.10: mean -0.025, standard error 0.075
+    assert "| TREC (6 classes) | missing | -0.025 (0.075, 2) |" in text
