@@ -27,24 +27,25 @@ Words are normalized as the package's tokenizer normalizes text
 files are sorted by frequency, so the first is the most common ("Paris" before "paris" with
 ``lower_case=True``).
 
-Memory: values are parsed from the bytes of batches of lines straight into one float32 array that
-grows geometrically (in place where the allocator can), so 400,000 x 300 vectors need about 0.5 GB.
-The batches are parsed by TensorFlow string ops on a few threads while the file is read.
+Reading is one pass over the lines, a batch of lines at a time: numpy's parser takes a batch's
+values at once, TensorFlow normalizes its words, and only the rows kept are copied out, into blocks
+joined at the end. Memory is that of the rows kept (4 bytes a value, 400,000 x 300 vectors: 0.5
+GB) plus a batch and a block, whatever the size of the file; with ``words`` (the words to keep), a
+file of millions of vectors streams through. Measurements on GloVe 6B: ``docs/word_vectors.md``.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import gzip
 import os
-import sys
-import time
+import re
 import warnings
 import zlib
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -67,14 +68,15 @@ __all__ = [
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-# A value is a decimal number (or nan/inf, refused afterwards as not finite). tf.strings.to_number
-# also takes a few other forms (hexadecimal, surrounding tabs); a batch with a byte
-# outside _NUMBER_BYTES is checked against this pattern, so that those forms are refused
-# wherever they occur.
-_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?(?i:nan|inf|infinity)"
+# A value is a decimal number (or nan/inf, refused afterwards as not finite); a batch of only
+# _NUMBER_BYTES is parsed at once, any other is checked value by value against _NUMBER.
+_NUMBER = re.compile(
+    rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?(?i:nan|inf|infinity)"
+)
 _NUMBER_BYTES = b" +-.0123456789eEnNaAiIfFtTyY"
-_CHUNK_BYTES = 8 << 20
 _CHUNK_LINES = 8192
+# At glibc's largest mmap threshold, so that each block is mapped and unmapped on its own.
+_BLOCK_BYTES = 32 << 20
 _PEEK_LINE_BYTES = 1 << 20
 _TOKENIZE_BATCH = 1 << 15
 _SNIPPET_BYTES = 200
@@ -159,7 +161,9 @@ class EmbeddingRows:
     unusable: int
 
 
-def read_word_vectors(path, *, lower_case=False, max_words=None, on_error="raise", progress=True):
+def read_word_vectors(
+    path, *, lower_case=False, words=None, max_words=None, on_error="raise", progress=True
+):
     """Reads a text file of word vectors (GloVe, word2vec text, fastText ``.vec``; gzip allowed).
 
     See the module docstring for the format, the normalization of words and the handling of
@@ -169,12 +173,16 @@ def read_word_vectors(path, *, lower_case=False, max_words=None, on_error="raise
         path: The file to read.
         lower_case: Whether to case-fold the words as the tokenizer does with ``lower_case=True``;
             use the setting of the vocabulary the vectors are for.
-        max_words: Keep only the first this many distinct words (the most frequent ones), and stop
-            reading there; None reads the whole file.
+        words: None, or the words to keep (a non-empty collection of strings, compared with the
+            file's normalized words): the result holds only those found, in file order, and
+            reading stops once all are found. Memory then grows with the rows kept, not with the
+            file. Every line read is still checked (a malformed line raises or is skipped as
+            without ``words``); ``duplicates`` counts repeats of kept words only.
+        max_words: Keep only the first this many distinct words (the most frequent ones; with
+            ``words``, of those), and stop reading there; None reads the whole file.
         on_error: ``"raise"`` or ``"skip"`` for malformed lines.
-        progress: Whether to show progress over the bytes read (of the compressed file for gzip) on
-            stderr: a line redrawn in place on a terminal, else a line per quarter of the file; both
-            end with a summary line.
+        progress: Whether to show a `keras.utils.Progbar` over the bytes read (of the compressed
+            file for gzip), where Keras prints (standard output).
 
     Returns:
         A `WordVectors`.
@@ -188,10 +196,19 @@ def read_word_vectors(path, *, lower_case=False, max_words=None, on_error="raise
             number of records; a truncated gzip stream).
     """
     check.boolean("lower_case", lower_case)
+    if words is not None:
+        keep = None if isinstance(words, (str, bytes)) else frozenset(words)
+        if not keep or not all(isinstance(word, str) for word in keep):
+            raise ValueError(
+                "`words` must be None or a non-empty collection of strings (the words to keep). "
+                f"Received: words={_short(words)}"
+            )
+        words = keep
     max_words = check.positive_int("max_words", max_words, allow_none=True)
     check.choice("on_error", on_error, ON_ERROR_VALUES)
     check.boolean("progress", progress)
-    return _Reader(os.fspath(path), lower_case, max_words, _ErrorPolicy(on_error), progress).read()
+    reader = _Reader(os.fspath(path), lower_case, words, max_words, _ErrorPolicy(on_error))
+    return reader.read(progress)
 
 
 def peek_word_vector_dim(path):
@@ -385,68 +402,11 @@ def _short(value):
     return text if len(text) <= 80 else text[:80] + "..."
 
 
-class _Chunk:
-    """A batch of lines: for each, its number, word and value bytes, or the problem that
-    makes it malformed."""
-
-    __slots__ = ("line_numbers", "words", "values", "problems", "lines", "size")
-
-    def __init__(self):
-        self.line_numbers, self.words, self.values, self.problems, self.lines = [], [], [], [], []
-        self.size = 0
-
-    def add(self, line_number, word, values):
-        self.line_numbers.append(line_number)
-        self.words.append(word)
-        self.values.append(values)
-        self.problems.append(None)
-        self.lines.append(None)
-        self.size += len(values)
-
-    def add_malformed(self, line_number, problem, line):
-        self.line_numbers.append(line_number)
-        self.words.append(None)
-        self.values.append(None)
-        self.problems.append(problem)
-        self.lines.append(line)
-
-    def full(self):
-        return self.size >= _CHUNK_BYTES or len(self.line_numbers) >= _CHUNK_LINES
-
-    def __len__(self):
-        return len(self.line_numbers)
-
-
-def _parse_chunk(chunk, dim, lower_case):
-    """Parses a chunk's values and normalizes its words (runs on a worker thread).
-
-    Returns:
-        ``(values, value_rows, words, problems)``: the values of the lines that were split into a
-        word and ``dim`` values, the row in ``values`` of each line (-1 for none), each line's
-        normalized word (None for a malformed line), and each line's problem (None for a good line).
-    """
-    split = [i for i, values in enumerate(chunk.values) if values is not None]
-    values, value_problems = _parse_values([chunk.values[i] for i in split], dim)
-    problems = list(chunk.problems)
-    decoded = []
-    for row, i in enumerate(split):
-        if row in value_problems:
-            problems[i] = value_problems[row]
-            continue
-        try:
-            decoded.append((i, chunk.words[i].decode("utf-8")))
-        except UnicodeDecodeError as error:
-            problems[i] = f"expected a UTF-8 word: {error}"
-    words = [None] * len(chunk)
-    if decoded:
-        normalized = normalize(
-            tf.constant([word for _, word in decoded], tf.string), lower_case=lower_case
-        )
-        for (i, _), word in zip(decoded, normalized.numpy(), strict=True):
-            words[i] = word.decode("utf-8")
-    value_rows = np.full(len(chunk), -1, np.int64)
-    value_rows[split] = np.arange(len(split))
-    return values, value_rows, words, problems
+def _normalized(words, lower_case):
+    if not words:
+        return []
+    normalized = normalize(tf.constant(words, tf.string), lower_case=lower_case)
+    return [word.decode("utf-8") for word in normalized.numpy()]
 
 
 def _parse_values(lines, dim):
@@ -458,142 +418,82 @@ def _parse_values(lines, dim):
     """
     if not lines:
         return np.empty((0, dim or 0), np.float32), {}
-    fields = tf.strings.split(tf.constant(lines, tf.string), " ").flat_values
-    values = None
+    # numpy's C parser takes the batch at once. Within _NUMBER_BYTES it accepts what _NUMBER does
+    # (checked on all 20,439 strings of one to three of those bytes), so the line by line pass
+    # below only runs for a batch with a malformed line, to name it.
     if not b"".join(lines).translate(None, _NUMBER_BYTES):
         try:
-            values = tf.strings.to_number(fields, tf.float32).numpy()
-        except tf.errors.InvalidArgumentError:
-            pass  # a field such as "-" or "fine": found by the pattern below
+            text = [line.decode("ascii") for line in lines]
+            values = np.loadtxt(text, np.float32, delimiter=" ", comments=None, ndmin=2)
+        except ValueError:
+            values = None
+        if values is not None and np.isfinite(values).all():
+            return values, {}
+    values = np.zeros((len(lines), dim), np.float32)
     problems = {}
-    if values is None:
-        valid = tf.strings.regex_full_match(fields, _NUMBER)
-        values = tf.strings.to_number(tf.where(valid, fields, "0"), tf.float32).numpy()
-        valid = valid.numpy().reshape(len(lines), dim)
-        for row in np.flatnonzero(~valid.all(axis=1)):
-            column = int(np.argmin(valid[row]))
-            field = lines[row].split(b" ")[column]
-            problems[int(row)] = (
-                f"expected {dim} numbers after the word, but value {column + 1} is {_text(field)!r}"
+    for row, line in enumerate(lines):
+        fields = line.split(b" ")
+        column = next((i for i, field in enumerate(fields) if not _NUMBER.fullmatch(field)), None)
+        if column is not None:
+            field = _text(fields[column])
+            problems[row] = (
+                f"expected {dim} numbers after the word, but value {column + 1} is {field!r}"
             )
-    values = values.reshape(len(lines), dim)
-    finite = np.isfinite(values)
-    for row in np.flatnonzero(~finite.all(axis=1)):
-        if int(row) not in problems:
-            column = int(np.argmin(finite[row]))
-            field = _text(lines[row].split(b" ")[column])
-            problems[int(row)] = f"expected finite values, but value {column + 1} is {field!r}"
+            continue
+        with np.errstate(over="ignore"):  # beyond the float32 range: inf, refused below
+            values[row] = np.array([float(field) for field in fields]).astype(np.float32)
+        finite = np.isfinite(values[row])
+        if not finite.all():
+            column = int(np.argmin(finite))
+            field = _text(fields[column])
+            problems[row] = f"expected finite values, but value {column + 1} is {field!r}"
     return values, problems
 
 
-class _Rows:
-    """A float32 array of rows that grows geometrically (by half), resized in place where
-    the allocator can."""
+class _Blocks:
+    """Rows appended into blocks of a fixed size, joined into one array at the end.
 
-    def __init__(self, dim, capacity):
-        self.array = np.empty((max(capacity, 1), dim), np.float32)
+    Blocks are allocated uninitialized and large enough for the allocator to map them on their
+    own, so pages count once written and a block is given back when freed: memory is that of the
+    rows kept plus at most one block, whatever the size of the file.
+    """
+
+    def __init__(self, dim):
+        self.dim = dim
+        self.block_rows = max(1, _BLOCK_BYTES // (4 * dim))
+        self.blocks = []
         self.size = 0
 
     def append(self, values):
-        end = self.size + len(values)
-        if end > len(self.array):
-            # No view of the array exists outside this method, so resizing without the reference
-            # check is safe; realloc keeps a large block where it is when it can.
-            capacity = max(end, len(self.array) + len(self.array) // 2)
-            self.array.resize((capacity, self.array.shape[1]), refcheck=False)
-        self.array[self.size : end] = values
-        self.size = end
+        start = 0
+        while start < len(values):
+            offset = self.size % self.block_rows
+            if offset == 0:
+                self.blocks.append(np.empty((self.block_rows, self.dim), np.float32))
+            count = min(len(values) - start, self.block_rows - offset)
+            self.blocks[-1][offset : offset + count] = values[start : start + count]
+            start += count
+            self.size += count
 
     def finish(self):
-        self.array.resize((self.size, self.array.shape[1]), refcheck=False)
-        return self.array
-
-
-class _Progress:
-    """Progress over the bytes of a file on stderr: redrawn in place on a terminal,
-    else once a quarter."""
-
-    _INTERVAL_S = 0.25
-
-    def __init__(self, enabled, path, total_bytes):
-        self.stream = sys.stderr if enabled else None
-        self.tty = enabled and _isatty(self.stream)
-        self.name = os.path.basename(path)
-        self.total = max(total_bytes, 1)
-        self.start = time.monotonic()
-        self.last_draw = 0.0
-        self.quarter = 0
-        self.width = 0
-
-    def update(self, position, words):
-        if self.stream is None:
-            return
-        if self.tty:
-            now = time.monotonic()
-            if now - self.last_draw < self._INTERVAL_S:
-                return
-            self.last_draw = now
-            self._draw(self._status(position, words))
-            return
-        quarter = min(4 * position // self.total, 3)
-        if quarter > self.quarter:
-            self.quarter = quarter
-            self.stream.write(self._status(position, words) + "\n")
-            self.stream.flush()
-
-    def _status(self, position, words):
-        return (
-            f"{self.name}: {100 * position / self.total:.0f}% of {self.total / 2**20:.1f} MiB, "
-            f"{words} words"
-        )
-
-    def _draw(self, text):
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.stream.flush()
-
-    def interrupt(self):
-        """Ends a line drawn in place, so that an error message starts on a line of its own."""
-        if self.tty and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def close(self, words, dim, lines, skipped, duplicates, stopped):
-        if self.stream is None:
-            return
-        elapsed = time.monotonic() - self.start
-        summary = f"{self.name}: {words} word vectors of dimension {dim}"
-        if stopped:
-            summary += " (max_words reached)"
-        if skipped:
-            summary += f", {skipped} malformed line{'s' if skipped != 1 else ''} skipped"
-        if duplicates:
-            summary += f", {duplicates} repeated word{'s' if duplicates != 1 else ''} left out"
-        summary += f", {lines} lines in {elapsed:.1f} s ({lines / max(elapsed, 1e-9):.0f} lines/s)"
-        if self.tty:
-            self._draw(summary)
-            self.stream.write("\n")
-        else:
-            self.stream.write(summary + "\n")
-        self.stream.flush()
-
-
-def _isatty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        array = np.empty((self.size, self.dim), np.float32)
+        for start in range(0, self.size, self.block_rows):
+            rows = array[start : start + self.block_rows]
+            rows[:] = self.blocks.pop(0)[: len(rows)]
+        return array
 
 
 class _Reader:
-    """The state of one `read_word_vectors` call."""
+    """The state of one `read_word_vectors` call: one pass over the lines, a batch at a time."""
 
-    def __init__(self, path, lower_case, max_words, policy, progress):
+    def __init__(self, path, lower_case, keep, max_words, policy):
         self.path = path
         self.lower_case = lower_case
-        self.max_words = max_words
+        self.keep = keep
+        # With `keep`, reading stops once every word in it is found.
+        limits = [limit for limit in (max_words, keep and len(keep)) if limit is not None]
+        self.limit = min(limits) if limits else None
         self.policy = policy
-        self.show_progress = progress
         self.dim = None
         self.dim_source = None
         self.header = None
@@ -601,42 +501,30 @@ class _Reader:
         self.words = []
         self.index = {}
         self.rows = None
-        self.duplicates = 0
         self.records = 0
-        self.last_line = 0
+        self.valid = 0
+        self.duplicates = 0
         self.stopped = False
 
-    def read(self):
-        # The main thread splits lines while workers parse: TensorFlow's string ops release the GIL.
-        workers = max(1, min(4, (os.cpu_count() or 1) - 1))
-        with (
-            _open(self.path) as (stream, raw),
-            concurrent.futures.ThreadPoolExecutor(workers, "word_vectors") as executor,
-        ):
-            self.raw = raw
-            self.compressed = stream is not raw
-            self.total_bytes = max(os.fstat(raw.fileno()).st_size, 1)
-            self.progress = _Progress(self.show_progress, self.path, self.total_bytes)
+    def read(self, progress):
+        with _open(self.path) as (stream, raw):
+            # In KiB: Keras shows the time per unit in whole microseconds at best.
+            kib = max(1, -(-os.fstat(raw.fileno()).st_size // 1024))
+            bar = keras.utils.Progbar(kib, verbose=int(progress), unit_name="KiB")
+            shown = False
             try:
-                self._read(stream, executor, in_flight=2 * workers)
+                for _ in self._batches(stream):
+                    bar.update(raw.tell() // 1024)
+                    shown = True
                 self._check_end()
             except BaseException:
-                self.progress.interrupt()
+                if progress and shown:
+                    print(flush=True)  # ends the bar's line, so that the error starts on its own
                 raise
-            finally:
-                executor.shutdown(wait=True, cancel_futures=True)
-        vectors = self.rows.finish()
-        self.progress.close(
-            len(self.words),
-            self.dim,
-            self.last_line,
-            self.policy.skipped,
-            self.duplicates,
-            self.stopped,
-        )
+        bar.update(kib, finalize=True)
         return WordVectors(
             words=tuple(self.words),
-            vectors=vectors,
+            vectors=self.rows.finish(),
             dim=self.dim,
             path=self.path,
             skipped=self.policy.skipped,
@@ -644,61 +532,48 @@ class _Reader:
             index=self.index,
         )
 
-    def _read(self, stream, executor, in_flight):
-        pending = collections.deque()
-        chunk = _Chunk()
-        lines = enumerate(stream, start=1)
+    def _batches(self, stream):
+        """Reads the lines, a batch at a time; yields after each full batch."""
+        batch = []
+        line_number = 0
+        lines = iter(stream)
         while True:
-            item = _gzip_guard(self.path, self.last_line + 1, next, lines, None)
-            if item is None:
+            line = _gzip_guard(self.path, line_number + 1, next, lines, None)
+            if line is None:
                 break
-            line_number, line = item
-            self.last_line = line_number
+            line_number += 1
             if line_number == 1:
                 line = line.removeprefix(_BOM)
             line = line.rstrip()
-            if not line:
+            record = self._split(line_number, line) if line else None
+            if record is None:
                 continue
-            if self.dim is None and not self._start(line_number, line, chunk):
-                continue
-            self.records += 1
-            self._split(line_number, line, chunk)
-            if chunk.full():
-                pending.append(
-                    (chunk, executor.submit(_parse_chunk, chunk, self.dim, self.lower_case))
-                )
-                chunk = _Chunk()
-                self.progress.update(self.raw.tell(), len(self.words))
-                while len(pending) > in_flight or (pending and pending[0][1].done()):
-                    self._take(*pending.popleft())
-                    if self.stopped:
-                        return
-        if len(chunk):
-            pending.append((chunk, executor.submit(_parse_chunk, chunk, self.dim, self.lower_case)))
-        while pending and not self.stopped:
-            self._take(*pending.popleft())
+            batch.append(record)
+            if len(batch) == _CHUNK_LINES:
+                self._take(batch)
+                batch = []
+                yield
+                if self.stopped:
+                    return
+        self._take(batch)
 
-    def _start(self, line_number, line, chunk):
-        """Handles a line read before the dimension is known; returns whether it is a record."""
-        if self.header is None and self.header_line is None and self.records == 0:
+    def _split(self, line_number, line):
+        """A line as ``(line_number, line, word, values, problem)``: its word and value bytes, or
+        the problem that makes it malformed; None for the header."""
+        if self.header_line is None:
             self.header_line = line_number  # the first non-blank line: a header or the first record
             header = _header(line)
             if header is not None:
                 self.header = header
                 self.dim = _header_dim(self.path, line_number, header, line)
                 self.dim_source = f"as the header on line {line_number} says"
-                return False
-        spaces = line.count(b" ")
-        if not spaces:
-            self.records += 1
-            chunk.add_malformed(line_number, "expected a word followed by its values", line)
-            return False
-        self.dim = spaces
-        self.dim_source = f"as on line {line_number}"
-        return True
-
-    def _split(self, line_number, line, chunk):
-        """Adds a record to the chunk as its word and value bytes, or as malformed."""
+                return None
+        self.records += 1
+        if self.dim is None:
+            if not line.count(b" "):
+                return line_number, line, None, None, "expected a word followed by its values"
+            self.dim = line.count(b" ")
+            self.dim_source = f"as on line {line_number}"
         dim = self.dim
         word, _, values = line.partition(b" ")
         spaces = values.count(b" ")
@@ -716,55 +591,50 @@ class _Reader:
         elif spaces < dim - 1 or not values:
             count = spaces + 1 if values else 0
             problem = f"expected {dim} values after the word {self.dim_source}, got {count}"
-            chunk.add_malformed(line_number, problem, line)
-            return
+            return line_number, line, None, None, problem
         if not word:
-            chunk.add_malformed(line_number, "expected a word before the values", line)
-            return
-        chunk.add(line_number, word, values)
+            return line_number, line, None, None, "expected a word before the values"
+        return line_number, line, word, values, None
 
-    def _take(self, chunk, future):
-        """Adds a parsed chunk's records in file order: malformed ones go to the error policy."""
-        values, value_rows, words, problems = future.result()
+    def _take(self, batch):
+        """Parses a batch and keeps its new words in file order; malformed lines go to the error
+        policy in file order."""
+        split = [record for record in batch if record[4] is None]
+        values, problems = _parse_values([record[3] for record in split], self.dim)
+        decoded = {}
+        for row, record in enumerate(split):
+            if row not in problems:
+                try:
+                    decoded[row] = record[2].decode("utf-8")
+                except UnicodeDecodeError as error:
+                    problems[row] = f"expected a UTF-8 word: {error}"
+        words = dict(zip(decoded, _normalized(list(decoded.values()), self.lower_case)))
         if self.rows is None and self.dim is not None:
-            self.rows = _Rows(self.dim, self._capacity())
-        keep = []
-        for i, word in enumerate(words):
-            if problems[i] is not None:
-                line = chunk.lines[i]
-                if line is None:
-                    line = chunk.words[i] + b" " + chunk.values[i][:_SNIPPET_BYTES]
-                self.policy.handle(
-                    DataFormatError(self.path, chunk.line_numbers[i], problems[i], _text(line))
-                )
+            self.rows = _Blocks(self.dim)
+        kept = []
+        row = -1
+        for line_number, line, _, _, problem in batch:
+            if problem is None:
+                row += 1
+                problem = problems.get(row)
+            if problem is not None:
+                self.policy.handle(DataFormatError(self.path, line_number, problem, _text(line)))
+                continue
+            self.valid += 1
+            word = words[row]
+            if self.keep is not None and word not in self.keep:
                 continue
             if word in self.index:
                 self.duplicates += 1
                 continue
             self.index[word] = len(self.words)
             self.words.append(word)
-            keep.append(value_rows[i])
-            if len(self.words) == self.max_words:
+            kept.append(row)
+            if len(self.words) == self.limit:
                 self.stopped = True
                 break
-        if keep:
-            self.rows.append(values if len(keep) == len(values) else values[keep])
-
-    def _capacity(self):
-        """Rows to allocate first: the header's count, else an estimate from the share of the file
-        read so far, but no more than max_words or the file can hold."""
-        if self.header is not None:
-            capacity = self.header[0]
-        else:
-            share = max(self.raw.tell(), 1) / self.total_bytes
-            capacity = int(1.05 * self.records / min(share, 1.0)) + 1024
-        if self.max_words is not None:
-            capacity = min(capacity, self.max_words)
-        # Each record takes at least 2 * dim bytes (a one-character value and a separator per
-        # value); text of numbers compresses far less than 64-fold, so a bogus header count
-        # cannot allocate much more.
-        expansion = 64 if self.compressed else 1
-        return min(capacity, expansion * self.total_bytes // (2 * self.dim) + 1)
+        if kept:
+            self.rows.append(values[kept])
 
     def _check_end(self):
         if self.header_line is None:
@@ -773,7 +643,7 @@ class _Reader:
             raise DataFormatError(
                 self.path, self.header_line, "expected word vectors after the header, got none"
             )
-        if not self.words:
+        if not self.valid:
             raise DataFormatError(
                 self.path,
                 self.header_line,
