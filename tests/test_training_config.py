@@ -93,11 +93,13 @@ def test_vectors_set_the_embedding_width_and_their_recipe_fills_the_other_defaul
     config = TrainingConfig(data=DATA, model=ModelConfig(embeddings=vectors)).resolve()
     assert config.model.embedding_dim == 7, "the file's width, without --embedding-dim"
     assert config.model.head_dim == 150, "the encoder's width is not tied to the vectors'"
-    assert (config.model.dropout, config.optimizer.epochs) == (0.3, 30)
+    assert (config.model.dropout, config.optimizer.epochs) == (0.3, 15)
+    assert config.model.token_dropout == 0.0
     assert (config.optimizer.optimizer, config.optimizer.learning_rate) == ("adam", 1e-3)
     scratch = TrainingConfig(data=DATA).resolve()
     assert (scratch.model.embedding_dim, scratch.model.head_dim) == (300, None)
     assert (scratch.model.dropout, scratch.optimizer.epochs) == (0.5, 25)
+    assert scratch.model.token_dropout == 0.2
     assert (scratch.optimizer.optimizer, scratch.optimizer.learning_rate) == ("adadelta", 1.0)
 
 

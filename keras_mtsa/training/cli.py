@@ -55,8 +55,8 @@ def build_argument_parser(pair=False):
         """A flag for config field `name`, its default named in the help text."""
         field = name.lstrip("-").replace("-", "_")
         default = TASK_DEFAULTS[pair].get(field, _FIELDS[field].default)
-        if field in RECIPE_DEFAULTS[False]:
-            shown = RECIPE_DEFAULTS[False][field]
+        if field in RECIPE_DEFAULTS[False] or field in RECIPE_DEFAULTS[True]:
+            shown = RECIPE_DEFAULTS[False].get(field, default)
             vectors = RECIPE_DEFAULTS[True].get(field, "the vectors' width")
             shown = f"{shown}; with --embeddings: {vectors}"
         elif field not in _OPTIONAL and default is not dataclasses.MISSING:
