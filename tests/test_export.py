@@ -24,6 +24,7 @@ from keras_mtsa.data import TextPreprocessor
 from keras_mtsa.data import make_classification_dataset
 from keras_mtsa.data.preprocessing import read_vocabulary
 from keras_mtsa.data.preprocessing import write_vocabulary
+from keras_mtsa.export import DESCRIPTION_FILE
 from keras_mtsa.export import WARMUP_FILE
 from keras_mtsa.export import WARMUP_TEXTS
 from keras_mtsa.export import export_for_serving
@@ -391,6 +392,46 @@ def test_versions_auto_increment(trained, tmp_path):
                            labels=LABELS, version=3)  # fmt: skip
 
 
+# Exports are atomic: a version directory appears whole (TF Serving serves the highest one it sees)
+# or not at all.
+
+
+def test_an_export_without_tensorflow_serving_api_fails_before_any_work(
+    trained, tmp_path, monkeypatch
+):
+    model, preprocessor = trained
+    for name in [m for m in sys.modules if m.startswith("tensorflow_serving.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if never installed
+
+    def work(*args, **kwargs):
+        raise AssertionError("the export began before its dependencies were checked")
+
+    monkeypatch.setattr("keras_mtsa.export.text_file_table", work)  # its first step
+    with pytest.raises(ImportError, match="pip install 'tensorflow-serving-api"):
+        export_for_serving(model, preprocessor, str(tmp_path), model_name="m", labels=LABELS)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_failing_midway_leaves_no_version_and_the_next_takes_its_number(
+    trained, tmp_path, monkeypatch
+):
+    model, preprocessor = trained
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("keras_mtsa.export.write_warmup_requests", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        export_for_serving(model, preprocessor, str(tmp_path), model_name="m", labels=LABELS)
+    assert os.listdir(tmp_path) == []  # neither the version, nor a temporary directory
+    monkeypatch.undo()
+    path = export_for_serving(model, preprocessor, str(tmp_path), model_name="m", labels=LABELS)
+    assert path == str(tmp_path / "m" / "1") and os.listdir(tmp_path / "m") == ["1"]
+    for name in ("saved_model.pb", "variables", "assets", WARMUP_FILE, DESCRIPTION_FILE):
+        assert os.path.exists(os.path.join(path, name)), name
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -468,6 +509,23 @@ def test_checker_rejects_a_directory_without_saved_model_pb(tmp_path, exported, 
         status, output = _check_exit(path, capsys)
         assert status != 0
         assert "has no saved_model.pb" in output and "NOT READY" in output
+
+
+def test_checker_refuses_a_directory_not_named_by_a_version(tmp_path, exported, capsys):
+    # TF Serving serves base_path/<model>/<integer version>/ and ignores any other name.
+    shutil.copytree(exported, tmp_path / "my_export")
+    status, output = _check_exit(tmp_path / "my_export", capsys)
+    assert status != 0 and "NOT READY" in output
+    assert "ERROR: " in output and "'my_export' is not a version number" in output
+    assert "models.config" not in output
+
+
+def test_checker_refuses_an_export_whose_warmup_file_is_missing(tmp_path, exported, capsys):
+    shutil.copytree(exported, tmp_path / "reviews" / "1")
+    os.remove(tmp_path / "reviews" / "1" / WARMUP_FILE)
+    status, output = _check_exit(tmp_path / "reviews" / "1", capsys)
+    assert status != 0 and "NOT READY" in output
+    assert "keras_mtsa.json lists 2 warm-up requests, but" in output
 
 
 # Tables: named, so TF Serving's loader initializes what the signatures read; never

@@ -88,6 +88,34 @@ def test_checker_calls_a_user_model_ready_without_the_text_schema(user_export, c
     assert "serving_default lacks output 'probabilities'" in output
 
 
+def test_a_text_vectorization_model_is_refused_by_export_for_serving_and_model_export_serves_it(
+    tmp_path, capsys
+):
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=8)
+    vectorize.adapt(["a good film", "a bad film", "a great story", "a dull plot"])
+    keras.utils.set_random_seed(5)
+    ids = keras.Input((8,), dtype="int64")
+    x = keras.layers.Embedding(20, 8, mask_zero=True)(ids)
+    x = Source2TokenPooling()(MTSA(num_heads=2, head_dim=4)(x))
+    classifier = keras.Model(ids, keras.layers.Dense(2, activation="softmax")(x))
+    with pytest.raises(
+        ValueError,
+        match=r"^`preprocessor` must be a keras_mtsa\.data\.TextPreprocessor \(.*`model\.export"
+        r"\(path\)`.*\)\. Received: preprocessor=<TextVectorization",
+    ):
+        export_for_serving(classifier, vectorize, str(tmp_path), model_name="tv", labels=LABELS)
+    assert os.listdir(tmp_path) == []
+    # What the message advises: the vectorization inside the model, and Keras's own export.
+    text = keras.Input((), dtype="string", name="text")
+    model = keras.Model(text, classifier(vectorize(text)))
+    path = str(tmp_path / "tv" / "1")
+    model.export(path, verbose=False)
+    status, output = _check(path, capsys)
+    assert status == 0, output
+    assert "READY for TF Serving" in output and "ERROR:" not in output
+    assert "serving_default: a batch of 1000" in output  # the hostile texts ran on the session road
+
+
 def test_export_for_serving_keeps_xla_on_request_and_the_checker_flags_it(tmp_path, capsys):
     vocabulary = tmp_path / "vocabulary.txt"
     preprocessor = TextPreprocessor.from_texts(["a good film", "a bad film"], str(vocabulary), 8)

@@ -13,16 +13,19 @@ is involved:
    every warm-up request, hostile strings for string inputs, and the same request from
    many threads at once.
 
-Any SavedModel is judged for servability: inputs are generated from each signature's
-dtypes and shapes (sample texts for string inputs). keras-mtsa's own exports (recognized
-by `assets.extra/keras_mtsa.json`) or any model with `schema="keras-mtsa"` are also held
-to the text-classifier schema: `serving_default` takes tf.string [None] texts and returns
-`probabilities` (float32, rows summing to 1), `label_id` (int64, their argmax) and `label` (string,
-the label of that id).
+The directory must be a version as TF Serving lays them out, `<base_path>/<model>/<integer
+version>/` (TF Serving ignores any other name). Any SavedModel is judged for servability: inputs
+are generated from each signature's dtypes and shapes (sample texts for string inputs).
+keras-mtsa's own exports (recognized by `assets.extra/keras_mtsa.json`) or any model with
+`schema="keras-mtsa"` are also held to the text-classifier schema: `serving_default` takes
+tf.string [None] texts and returns `probabilities` (float32, rows summing to 1), `label_id` (int64,
+their argmax) and `label` (string, the label of that id); an export must also hold the warm-up file
+its `keras_mtsa.json` announces.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,8 @@ import tempfile
 import numpy as np
 
 from keras_mtsa.serving import session_road
+from keras_mtsa.serving.inspect_saved_model import DESCRIPTION_FILE
+from keras_mtsa.serving.inspect_saved_model import WARMUP_FILE
 
 DEFAULT_SAMPLES = ("what is the capital of france ?", "", "a gripping , beautiful film")
 # Requests a public endpoint receives sooner or later; each must give finite, normalized answers.
@@ -52,7 +57,8 @@ def check(
     """Checks a SavedModel version directory on TF Serving's loading and serving road.
 
     Args:
-        path: the version directory (`.../<name>/<version>`, holding `saved_model.pb`).
+        path: the version directory (`.../<name>/<version>`, holding `saved_model.pb`), named
+            by an integer as TF Serving requires.
         samples: texts for string inputs; default `DEFAULT_SAMPLES`.
         schema: "auto" (the keras-mtsa schema for keras-mtsa exports), "keras-mtsa" or "none".
         allow_xla: accept functions marked `_XlaMustCompile` (TF Serving on GPU, or on CPU when
@@ -75,6 +81,16 @@ def check(
                 f"{path} has no saved_model.pb: pass a version directory (.../<name>/<version>)"
             ]
         }
+    name = os.path.basename(path)
+    if not re.fullmatch("[0-9]+", name):
+        # TF Serving's file system source serves only children of the base path named by an int.
+        return {
+            "errors": [
+                f"{path}: {name!r} is not a version number; TF Serving serves only "
+                "<base_path>/<model>/<integer version>/ (move it to e.g. "
+                f"saved_models/{name}/1)"
+            ]
+        }
     samples = [
         s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in (samples or DEFAULT_SAMPLES)
     ]
@@ -95,6 +111,12 @@ def check(
         text_schema = schema == "keras-mtsa" or (schema == "auto" and bool(description))
         if "error" in description:
             report["errors"].append(description["error"])
+        announced = description.get("warmup_requests")
+        if announced and static.get("warmup") is None:
+            report["errors"].append(
+                f"{DESCRIPTION_FILE} lists {announced} warm-up requests, but {WARMUP_FILE} is "
+                "missing (a half-written export?): export the model again"
+            )
         if text_schema:
             _judge_text_schema(report)
         plan = _Plan(path, static, samples, threads, repeats)
