@@ -42,6 +42,7 @@ from keras_mtsa.data import read_dataset
 from keras_mtsa.data import read_labeled_lines
 from keras_mtsa.data import split_dev
 from keras_mtsa.data import tokenize
+from keras_mtsa.training import cli
 from keras_mtsa.training import main
 from keras_mtsa.training import resumable_early_stopping
 
@@ -1229,6 +1230,11 @@ def test_deterministic_kernels_are_on_unless_turned_off(corpus):
             ["--class-names", "one,two,three"],
             "--class-names must give one name per label of the data, 2",
         ),
+        (  # before any work: the MTSA layer would refuse it after the data preparation
+            ["--num-heads", "3"],
+            "--num-heads must be even for --encoder mtsa (half the heads attend forward, half "
+            "backward). Received: --num-heads 3",
+        ),
     ],
 )
 def test_bad_values_exit_with_a_message(corpus, capsys, extra, message):
@@ -1261,3 +1267,120 @@ def test_bad_command_lines_exit_with_usage(corpus, capsys, drop, extra, message)
         main(argv + extra)
     assert error.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag, content, message",
+    [
+        ("--train", b"", "--train must hold at least one example in --format labeled-lines. "),
+        ("--dev", b"\n\n", "--dev must hold at least one example in --format labeled-lines. "),
+        ("--test", b"", "--test must hold at least one example in --format labeled-lines. "),
+        ("--test", b"7 a label that training never saw\n", "--test must be a file in --format "),
+        ("--train", b"label\ttext\n", "--train must be a file in --format labeled-lines. "),
+    ],
+)
+def test_a_bad_input_file_exits_before_any_work_naming_its_flag_and_file(
+    corpus, tmp_path, capsys, flag, content, message
+):
+    argv = list(corpus) + ["--epochs", "1", "--verbose", "0", *TINY]
+    argv[argv.index(flag) + 1] = path = _write_lines(tmp_path / "bad.txt", [content])
+    line = _cli_error(argv, capsys)
+    assert message in line and f"Received: {flag} {path}" in line
+    assert not os.path.exists(corpus[corpus.index("--output-dir") + 1]), "the folder was claimed"
+
+
+def test_a_tsv_flag_on_a_file_of_another_format_exits_with_one_line(corpus, capsys):
+    line = _cli_error(corpus + ["--format", "tsv"], capsys)
+    assert "--train must be a file in --format tsv. Received: --train " in line
+    assert "--text-column text is not a column of" in line
+    assert line.endswith("(--format tsv: is that the file's format?)")
+
+
+def test_a_run_refused_for_an_empty_test_file_reruns_with_the_corrected_one(tmp_path, capsys):
+    argv, output_dir = _small_run_argv(tmp_path, epochs=1)
+    test = argv[argv.index("--test") + 1]
+    argv[argv.index("--test") + 1] = empty = _write_lines(tmp_path / "empty.txt", [])
+    assert f"Received: --test {empty}, which holds none" in _cli_error(argv, capsys)
+
+    argv[argv.index("--test") + 1] = test
+    assert main(argv) == 0, "the refused run held its folder"
+    assert _read_metrics(output_dir)["examples"]["test"] == 32
+
+
+def test_rerunning_a_finished_run_reports_it_and_overwrite_trains_it_again(tmp_path, capsys):
+    argv, output_dir = _small_run_argv(tmp_path, epochs=1)
+    first = _train(argv)
+    metrics_file = output_dir / "metrics.json"
+    written = metrics_file.stat().st_mtime_ns
+    capsys.readouterr()
+
+    recorder = _RecordEpochs()
+    rerun = _train(argv + ["--verbose", "2"], [recorder])  # how verbose it is changes no result
+    assert recorder.trained == [] and rerun.already_finished and not first.already_finished
+    assert rerun.metrics == first.metrics and metrics_file.stat().st_mtime_ns == written
+    assert rerun.model.count_params() == first.model.count_params()
+    assert rerun.max_length == first.max_length == 16
+    out = capsys.readouterr().out
+    assert f"{output_dir} holds the finished run of these settings (test accuracy " in out
+    assert f"{metrics_file}, {output_dir / 'model.keras'}): not trained again (--overwrite" in out
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["test_accuracy"] == first.metrics["test_accuracy"]
+
+    _train(argv + ["--overwrite"], [recorder])
+    assert recorder.trained == [0]
+    assert metrics_file.stat().st_mtime_ns != written
+    test = argv[argv.index("--test") + 1]
+    with open(test, "a", encoding="utf-8") as file:
+        file.write("1 the plot is great\n")
+    _train(argv, [recorder])
+    assert recorder.trained == [0, 0], "a rewritten test file makes another job"
+
+
+class _InterruptAfterEpoch(keras.callbacks.Callback):
+    """Ctrl-C (KeyboardInterrupt) at the end of epoch `epoch` (1-based), after its backup."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_says_where_the_run_resumes_and_the_resumed_run_equals_the_uninterrupted_one(
+    tmp_path, monkeypatch, capsys
+):
+    """Dropout (0.5) and word dropout (0.2) on: their draws depend on (seed, epoch, step), as the
+    batches do, so the resumed run's every number is the uninterrupted run's."""
+    argv, output_dir = _small_run_argv(tmp_path, epochs=2)
+    whole = tmp_path / "whole"
+    assert main([*argv, "--output-dir", str(whole)]) == 0
+    monkeypatch.setattr(
+        cli, "train", lambda config: training.train(config, callbacks=[_InterruptAfterEpoch(1)])
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    assert error.value.code == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if "Interrupted" in line]
+    assert line.endswith(
+        "Interrupted: the run can resume after epoch 1 of 2; rerun the same command to resume it "
+        f"from {output_dir}"
+    )
+    monkeypatch.undo()
+
+    assert main(argv) == 0
+    assert f"Resuming after epoch 1 of 2 from {output_dir}\n" in capsys.readouterr().out
+    resumed, uninterrupted = _read_history(output_dir), _read_history(whole)
+    assert len(resumed) == 2 and resumed == uninterrupted
+    metrics, expected = _read_metrics(output_dir), _read_metrics(whole)
+    for key in ("test_accuracy", "test_loss", "dev_accuracy", "best_epoch"):
+        assert metrics[key] == expected[key], key
+    weights = keras.models.load_model(output_dir / "model.keras").get_weights()
+    expected_weights = keras.models.load_model(whole / "model.keras").get_weights()
+    for value, expected_value in zip(weights, expected_weights, strict=True):
+        np.testing.assert_array_equal(value, expected_value)

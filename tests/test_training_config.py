@@ -43,7 +43,7 @@ def test_the_flat_settings_map_back_to_the_same_config():
     config = TrainingConfig(
         data=dataclasses.replace(DATA, class_names=("negative", "positive")),
         text=TextConfig(buckets="8,16", max_length=16),
-        model=ModelConfig(num_heads=3, embedding_dim=30),
+        model=ModelConfig(num_heads=6, embedding_dim=30),
     )
     flat = config.to_flat()
     assert flat["buckets"] == "8,16" and flat["class_names"] == "negative,positive"
@@ -249,3 +249,45 @@ def test_config_messages_read_in_flags_on_the_command_line(message, expected):
 def test_the_package_exports_the_library_api():
     for name in ("TrainingConfig", "DataConfig", "train", "train_pair", "TrainingResult"):
         assert name in training.__all__ and hasattr(training, name)
+
+
+@pytest.mark.parametrize("encoder", ["mtsa", "mha"])
+def test_an_odd_num_heads_is_refused_in_the_config_for_mtsa_only(encoder):
+    # MTSA's heads are half forward, half backward; MultiHeadAttention takes any number.
+    if encoder == "mha":
+        assert ModelConfig(encoder=encoder, num_heads=3).num_heads == 3
+        return
+    with pytest.raises(ConfigError) as error:
+        ModelConfig(num_heads=3)
+    assert str(error.value) == (
+        "`num_heads` must be even for encoder='mtsa' (half the heads attend forward, half "
+        "backward). Received: num_heads=3"
+    )
+    assert cli.flag_message(str(error.value)).endswith("Received: --num-heads 3")
+
+
+@pytest.mark.parametrize("spelling", ["None", "none"])
+def test_max_length_none_on_the_command_line_fits_it_to_the_training_texts(spelling):
+    config = cli.config_from_argv(REQUIRED + ["--max-length", spelling, "--max-length", spelling])
+    assert config.text.max_length is None
+    assert cli.config_from_argv(REQUIRED + ["--max-length", "24"]).text.max_length == 24
+
+
+def test_a_bad_max_length_exits_with_a_message_that_names_none(capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.config_from_argv(REQUIRED + ["--max-length", "long"])
+    assert error.value.code == 2
+    assert (
+        "argument --max-length: must be a positive integer or None. Received: --max-length long"
+        in capsys.readouterr().err
+    )
+
+
+def test_the_help_shows_integer_defaults_as_numbers_and_on_off_only_for_switches():
+    help_text = " ".join(cli.build_argument_parser().format_help().split())
+    assert "--seed SEED default: 1 " in help_text
+    assert "Keras fit verbosity (default: 1)" in help_text
+    assert "N: stacked blocks (default: 0)" in help_text
+    assert "--overwrite " in help_text
+    assert "(slower per epoch; see docs/training.md) (default: on)" in help_text  # --deterministic
+    assert "skip malformed lines (counted) (default: off)" in help_text

@@ -3,7 +3,8 @@
 Each flag is a `TrainingConfig` field (`--batch-size` is `batch_size`), and its default is the
 field's, so the config's dataclasses are the one place for both. A user's error, a bad value, a
 missing file, a file in another format or a missing optional package, exits with one line that names
-the flags (and code 2, as argparse's own errors), never a traceback.
+the flags (and code 2, as argparse's own errors), never a traceback. Ctrl-C ends in one line that
+says after which epoch the same command resumes (code 130, as a shell's for SIGINT).
 """
 
 import argparse
@@ -31,6 +32,7 @@ from keras_mtsa.training.config import VERBOSITIES
 from keras_mtsa.training.config import ConfigError
 from keras_mtsa.training.config import TrainingConfig
 from keras_mtsa.training.environment import OptionalDependencyError
+from keras_mtsa.training.job import TrainingInterrupted
 from keras_mtsa.training.job import train
 from keras_mtsa.training.job import train_pair
 
@@ -42,6 +44,24 @@ _FIELDS = {
 _OPTIONAL = {"max_length", "head_dim", "learning_rate", "epsilon", "steps_per_epoch"}
 _OPTIONAL |= {"dev", "class_names", "export_dir", "model_name", "tpu", "mixed_precision"}
 _OPTIONAL |= {"embeddings", "token2token"}
+_SWITCHES = ("store_true", argparse.BooleanOptionalAction)
+
+
+def _positive_int_or_none(flag):
+    """The argparse type of `flag`: an integer, or None spelled "None" or "none" (the config checks
+    the sign)."""
+
+    def parse(value):
+        if value in ("None", "none"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a positive integer or None. Received: {flag} {value}"
+            ) from None
+
+    return parse
 
 
 def build_argument_parser(pair=False):
@@ -60,7 +80,8 @@ def build_argument_parser(pair=False):
             vectors = RECIPE_DEFAULTS[True].get(field, "the vectors' width")
             shown = f"{shown}; with --embeddings: {vectors}"
         elif field not in _OPTIONAL and default is not dataclasses.MISSING:
-            shown = {True: "on", False: "off"}.get(default, default)
+            # on/off for switches only: 1 == True and 0 == False would show --seed 1 as "on".
+            shown = ("on" if default else "off") if options.get("action") in _SWITCHES else default
         else:
             shown = None
         if shown is not None:
@@ -92,9 +113,9 @@ def build_argument_parser(pair=False):
     add("--batch-size", "global batch size", type=int)
     add(
         "--max-length",
-        "the most tokens per sentence (longer ones are cut); default: the longest training text's, "
-        "rounded up to a multiple of 8, at most 256",
-        type=int,
+        "the most tokens per sentence (longer ones are cut); default (or None): the longest "
+        "training text's, rounded up to a multiple of 8, at most 256",
+        type=_positive_int_or_none("--max-length"),
     )
     add(
         "--buckets",
@@ -257,9 +278,16 @@ def build_argument_parser(pair=False):
     add(
         "--steps-per-epoch",
         "at most this many steps per epoch (the first of its batches)",
-        type=int,
+        type=_positive_int_or_none("--steps-per-epoch"),
     )
     add("--verbose", "Keras fit verbosity", type=int, choices=VERBOSITIES)
+    add(
+        "--overwrite",
+        "start over: train again although --output-dir holds the finished run of this command "
+        "(which is otherwise reported, not trained again), or drop an unfinished run there instead "
+        "of resuming it",
+        action="store_true",
+    )
     return parser
 
 
@@ -304,6 +332,10 @@ def main(argv=None, pair=False):
         _exit(f"{error} (--format {config.data.format}: is that the file's format?)")
     except (ConfigError, OptionalDependencyError) as error:
         _exit(flag_message(str(error)))
+    except TrainingInterrupted as interrupted:
+        _exit(str(interrupted), code=130)
+    except KeyboardInterrupt:  # before the run's folder was claimed: nothing to resume
+        _exit("Interrupted before training: rerun the same command to start it", code=130)
     metrics = result.metrics
     summary = {key: metrics[key] for key in ("test_accuracy", "dev_accuracy", "best_epoch")}
     if result.export_path:
@@ -317,7 +349,9 @@ def main_pair(argv=None):
     return main(argv, pair=True)
 
 
-def _exit(message):
-    """Exits as argparse does for a bad command line: the message on stderr, code 2."""
-    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+def _exit(message, code=2):
+    """Exits as argparse does for a bad command line: the message on stderr, code 2 (an error), or
+    130 (Ctrl-C, which is no error)."""
+    kind = "error: " if code == 2 else ""
+    print(f"{os.path.basename(sys.argv[0])}: {kind}{message}", file=sys.stderr)
+    raise SystemExit(code)

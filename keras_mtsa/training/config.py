@@ -328,6 +328,13 @@ class ModelConfig:
     def __post_init__(self):
         # max_length: TrainingConfig checks it against the encoder.
         _checked(models.check_encoder_arguments, max_length=None, **_encoder_arguments(self))
+        # The MTSA layer's default head layout; the builder would only find it after the data
+        # preparation, advising a `head_masks` argument that the config does not have.
+        if self.encoder == "mtsa" and self.num_heads % 2:
+            raise ConfigError(
+                "`num_heads` must be even for encoder='mtsa' (half the heads attend forward, half "
+                f"backward). Received: num_heads={self.num_heads}"
+            )
         if self.activation is not None:
             _checked(check.activation, "activation", self.activation)
         if self.head is not None:
@@ -415,6 +422,9 @@ class RunConfig:
         seed: the seed of the weights, the batches, the dev split and dropout.
         deterministic: TensorFlow's deterministic kernels (the same seed gives the same numbers).
         verbose: Keras fit verbosity (0, 1 or 2).
+        overwrite: start the run over: train again although `output_dir` holds the finished run of
+            the same settings (which is otherwise reported, not trained again), and drop an
+            unfinished run there instead of resuming it.
     """
 
     output_dir: str | None = None
@@ -426,6 +436,7 @@ class RunConfig:
     seed: int = 1
     deterministic: bool = True
     verbose: int = 1
+    overwrite: bool = False
 
     def __post_init__(self):
         for name in ("output_dir", "export_dir", "model_name", "tpu"):
@@ -437,6 +448,7 @@ class RunConfig:
             raise ConfigError(f"`seed` must be an integer. Received: seed={self.seed!r}")
         _checked(check.boolean, "deterministic", self.deterministic)
         _checked(check.choice, "verbose", self.verbose, VERBOSITIES)
+        _checked(check.boolean, "overwrite", self.overwrite)
 
 
 SECTIONS = {

@@ -6,9 +6,15 @@ the tf-text preprocessing and a functional model under a `tf.distribute` strateg
 dev-based model selection (optionally followed by a refit on train + dev for the chosen number of
 epochs), resumes from a backup after a crash, evaluates on the test file, writes `metrics.json`,
 TensorBoard logs and a learning curve plot, and optionally exports a SavedModel for TF Serving.
+
+Every data file is read and checked before any work that a bad one would waste; the same job run
+again after it finished reports that run instead of training again (`RunConfig.overwrite` starts
+it over); Ctrl-C raises `TrainingInterrupted`, which says after which epoch a rerun resumes.
 """
 
+import contextlib
 import dataclasses
+import json
 import os
 
 from keras_mtsa.training import environment
@@ -16,8 +22,13 @@ from keras_mtsa.training.config import ConfigError
 from keras_mtsa.training.plotting import plot_learning_curves
 from keras_mtsa.training.run_directory import RunDirectory
 from keras_mtsa.training.run_directory import best_epoch
+from keras_mtsa.training.run_directory import resumed_epoch
 from keras_mtsa.training.run_directory import write_json
 from keras_mtsa.training.trainer import Trainer
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a job; the message says after which epoch the same job resumes."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -34,6 +45,8 @@ class TrainingResult:
         model: the final `keras.Model`.
         preprocessor: its `keras_mtsa.data.TextPreprocessor`.
         export_path: the exported SavedModel's version folder, or None.
+        already_finished: whether `output_dir` held the finished run of the same job, which is
+            reported (read back from its files) instead of trained again.
     """
 
     metrics: dict
@@ -44,6 +57,7 @@ class TrainingResult:
     model: object
     preprocessor: object
     export_path: str | None = None
+    already_finished: bool = False
 
     @property
     def model_path(self):
@@ -61,9 +75,10 @@ def train(config, callbacks=()):
         A `TrainingResult`.
 
     Raises:
-        ConfigError: a setting the job cannot run with, or a missing data file.
-        keras_mtsa.data.DataFormatError: a data file that does not parse as `config.data.format`.
+        ConfigError: a setting the job cannot run with, or a data file that is missing, unreadable,
+            empty or not in `config.data.format` (raised before any training).
         OptionalDependencyError: an export without tensorflow-serving-api.
+        TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`) after the run's folder was claimed.
     """
     return _run(config, pair=False, callbacks=callbacks)
 
@@ -76,7 +91,6 @@ def train_pair(config, callbacks=()):
 def _run(config, pair, callbacks):
     import keras
 
-    from keras_mtsa.data import join_splits
     from keras_mtsa.distribute import get_strategy
     from keras_mtsa.distribute import is_tpu
     from keras_mtsa.distribute import worker_role
@@ -84,8 +98,6 @@ def _run(config, pair, callbacks):
     _check_files(config)
     config = config.resolve(pair)  # with vectors, their width from the file's first line
     data_config, run = config.data, config.run
-    optional = environment.optional_features(export=run.export_dir is not None)
-    word_vectors = _read_word_vectors(config)
     keras.utils.set_random_seed(run.seed)
     environment.set_op_determinism(run.deterministic)
     try:
@@ -96,6 +108,21 @@ def _run(config, pair, callbacks):
     # Only the chief writes to output_dir (and exports); each other worker keeps its checkpoints,
     # backup and logs in a folder of its own below it, so that no two processes write the same file.
     root = os.path.join(run.output_dir, role) if role else run.output_dir
+    directory = RunDirectory(root, config.optimizer.refit)
+    data_files = {
+        "train": data_config.train,
+        "dev": data_config.dev,
+        "test": data_config.test,
+        "embeddings": config.model.embeddings,
+    }
+    if not run.overwrite:
+        finished = directory.finished_metrics(config.to_flat(), data_files)
+        if finished is not None:
+            return _finished_result(finished, config, directory)
+    optional = environment.optional_features(export=run.export_dir is not None)
+    # Every data file, read and checked before any work that a bad one would waste.
+    train_data, dev_data, test_data = read_splits(data_config, pair, run.seed)
+    word_vectors = _read_word_vectors(config)
     precision = run.mixed_precision or ("mixed_bfloat16" if is_tpu(strategy) else "float32")
     keras.config.set_dtype_policy(precision)
     trainer = Trainer(
@@ -106,8 +133,6 @@ def _run(config, pair, callbacks):
         tensorboard=optional["tensorboard"],
         word_vectors=word_vectors,
     )
-
-    train_data, dev_data, test_data = read_splits(data_config, pair, run.seed)
     batch_size = config.optimizer.batch_size
     if trainer.drop_remainder and len(train_data) < batch_size:
         raise ConfigError(
@@ -115,12 +140,35 @@ def _run(config, pair, callbacks):
             f"batch is full there). Received: batch_size={batch_size}"
         )
     class_names = _class_names(data_config.class_names, train_data.label_names)
-    directory = RunDirectory(root, config.optimizer.refit)
-    directory.claim(
-        config.to_flat(),
-        {"train": data_config.train, "dev": data_config.dev, "embeddings": config.model.embeddings},
-        pair,
-    )
+    # Claimed only now: a job refused above leaves the folder as it was.
+    directory.claim(config.to_flat(), data_files, pair, overwrite=run.overwrite)
+    with _interruptible(directory, config):
+        return _fit_evaluate_and_export(
+            config,
+            pair,
+            directory,
+            trainer,
+            (train_data, dev_data, test_data),
+            dict(
+                optional=optional,
+                word_vectors=word_vectors,
+                strategy=strategy,
+                role=role,
+                precision=precision,
+                class_names=class_names,
+            ),
+        )
+
+
+def _fit_evaluate_and_export(config, pair, directory, trainer, splits, context):
+    """The job once its data is read and its folder claimed."""
+    from keras_mtsa.data import join_splits
+
+    data_config, run = config.data, config.run
+    train_data, dev_data, test_data = splits
+    optional, word_vectors = context["optional"], context["word_vectors"]
+    strategy, role, precision = context["strategy"], context["role"], context["precision"]
+    class_names, root = context["class_names"], directory.root
     selection = directory.finished_selection()
     if selection is not None:
         # A rerun after a crash during the refit: the selection finished before
@@ -226,6 +274,63 @@ def _run(config, pair, callbacks):
     )
 
 
+@contextlib.contextmanager
+def _interruptible(directory, config):
+    """Turns Ctrl-C into `TrainingInterrupted`, whose message says where a rerun resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interruption_message(directory, config)) from None
+
+
+def _interruption_message(directory, config):
+    selection = directory.finished_selection()  # with refit: the refit was running
+    if selection is not None:
+        stage, epochs, what = directory.refit_stage, selection["best_epoch"], "the refit"
+    else:
+        stage, epochs, what = directory.selection, config.optimizer.epochs, "the run"
+    done = resumed_epoch(stage.backup)
+    if not done and selection is None:
+        return (
+            "Interrupted before the end of the first epoch, with nothing to resume: rerun the "
+            f"same command to start again in {directory.root}"
+        )
+    return (
+        f"Interrupted: {what} can resume after epoch {done} of {epochs}; rerun the same command "
+        f"to resume it from {directory.root}"
+    )
+
+
+def _finished_result(metrics, config, directory):
+    """The `TrainingResult` of the finished run of the same job, read back from its files."""
+    import keras
+
+    from keras_mtsa.data import TextPreprocessor
+
+    export_path = metrics.get("export_path")
+    exported = f", exported to {export_path}" if export_path else ""
+    print(
+        f"{directory.root} holds the finished run of these settings (test accuracy "
+        f"{metrics['test_accuracy']:.4f}, dev accuracy {metrics['dev_accuracy']:.4f} at epoch "
+        f"{metrics['best_epoch']}; {directory.path('metrics.json')}, "
+        f"{directory.path('model.keras')}{exported}): not trained again (--overwrite, or "
+        "overwrite=True, starts it over)"
+    )
+    with open(directory.path("preprocessor.json")) as file:
+        preprocessor = TextPreprocessor(**json.load(file))
+    return TrainingResult(
+        metrics=metrics,
+        config=config,
+        max_length=metrics["settings"]["max_length"],
+        bucket_boundaries=tuple(preprocessor.bucket_boundaries),
+        output_dir=directory.root,
+        model=keras.models.load_model(directory.path("model.keras")),
+        preprocessor=preprocessor,
+        export_path=export_path,
+        already_finished=True,
+    )
+
+
 def _check_files(config):
     files = {"train": config.data.train, "test": config.data.test, "dev": config.data.dev}
     files["embeddings"] = config.model.embeddings
@@ -266,8 +371,12 @@ def _embeddings_summary(word_vectors, summary):
 
 def read_splits(data_config, pair, seed):
     """The train, dev and test data of a `DataConfig` (dev carved from train, seeded,
-    without a dev file)."""
-    from keras_mtsa.data import read_dataset
+    without a dev file).
+
+    Raises:
+        ConfigError: a file that is unreadable, holds no example, or is not in the format (naming
+            the file's field and the reader's complaint).
+    """
     from keras_mtsa.data import split_dev
 
     options = dict(
@@ -278,14 +387,46 @@ def read_splits(data_config, pair, seed):
         options["trec_labels"] = data_config.trec_labels
     if data_config.format in ("tsv", "csv"):
         options["text_column"] = data_config.text_column
-    train_data = read_dataset(data_config.train, data_config.format, **options)
+    train_data = _read_split("train", data_config, options)
     options["label_names"] = train_data.label_names  # same ids in every split
-    test_data = read_dataset(data_config.test, data_config.format, **options)
+    test_data = _read_split("test", data_config, options)
     if data_config.dev:
-        dev_data = read_dataset(data_config.dev, data_config.format, **options)
+        dev_data = _read_split("dev", data_config, options)
     else:
-        train_data, dev_data = split_dev(train_data, fraction=0.1, seed=seed)
+        try:
+            train_data, dev_data = split_dev(train_data, fraction=0.1, seed=seed)
+        except ValueError:  # too few examples for both parts
+            raise ConfigError(
+                f"`train` must hold enough examples to carve 10% for dev, or `dev` be given. "
+                f"Received: train={data_config.train!r} with {len(train_data)} examples"
+            ) from None
     return train_data, dev_data, test_data
+
+
+def _read_split(name, data_config, options):
+    """The examples of the file of `data_config`'s field `name`, checked: readable, in its format,
+    and not empty."""
+    from keras_mtsa.data import read_dataset
+
+    path, data_format = getattr(data_config, name), data_config.format
+    try:
+        data = read_dataset(path, data_format, **options)
+    except OSError as error:
+        raise ConfigError(
+            f"`{name}` must be a readable file. Received: {name}={path!r} ({error.strerror})"
+        ) from None
+    except ValueError as error:  # DataFormatError, or a header without the columns asked for
+        raise ConfigError(
+            f"`{name}` must be a file in format={data_format!r}. Received: {name}={path!r}, "
+            f"where {error} (format={data_format!r}: is that the file's format?)"
+        ) from None
+    if not len(data):
+        skipped = f", {data.skipped} malformed lines skipped" if data.skipped else ""
+        raise ConfigError(
+            f"`{name}` must hold at least one example in format={data_format!r}. "
+            f"Received: {name}={path!r}, which holds none{skipped}"
+        )
+    return data
 
 
 def _class_names(names, label_names):

@@ -2,11 +2,13 @@
 a run after a crash.
 
 A run that stops before its end (a crash, a preemption, a kill) leaves its state behind: the
-`BackupAndRestore` backup of the epoch it was in, the history, the best weights so far and,
-with `refit`, the finished selection. Rerunning the same job resumes it. `RunDirectory.claim`
+`BackupAndRestore` backup of the last epoch it finished, the history, the best weights so far
+and, with `refit`, the finished selection. Rerunning the same job resumes it. `RunDirectory.claim`
 first compares the new job's settings and its data files' SHA-256 with the unfinished run's,
-and refuses to mix two jobs; `finish` removes the state once the job is done, so that the same
-command then starts anew.
+and refuses to mix two jobs; a run that stopped before its first epoch ended left no state, so any
+job may take its place. `finish` removes the state once the job is done and marks the run finished
+in `run_settings.json`: the same job run again finds it there (`finished_metrics`) and is reported,
+not trained again, unless it is asked to start over (`overwrite`).
 
 Layout, without `refit`: `history.csv`, `best.weights.h5`, `backup/`, `logs/`, `vocabulary.txt`,
 then `model.keras`, `preprocessor.json`, `metrics.json`. With `refit`, the dev-selected
@@ -24,13 +26,26 @@ import shutil
 
 from keras_mtsa.training.config import ConfigError
 
-# Settings that say where and how a run executes, not what it computes: a crashed run
-# may resume with others.
+# Settings that say where and how a run executes, not what it computes, and the test file, which
+# only the evaluation after training reads: a crashed run may resume with others.
 RESUMABLE_WITH_OTHER = frozenset(
-    {"output_dir", "export_dir", "model_name", "strategy", "tpu", "verbose", "deterministic"}
+    {
+        "output_dir",
+        "export_dir",
+        "model_name",
+        "strategy",
+        "tpu",
+        "verbose",
+        "deterministic",
+        "overwrite",
+        "test",
+    }
 )
+# Settings that do not make another job of the same command: a finished run is reported for it.
+_SAME_JOB_WITH_OTHER = frozenset({"output_dir", "verbose", "overwrite"})
 RUN_SETTINGS_FILE = "run_settings.json"
-_DATA_DIGESTS = "data_sha256"  # in the run settings file: the SHA-256 of the training data files
+_DATA_DIGESTS = "data_sha256"  # in the run settings file: the SHA-256 of the data files
+_FINISHED = "finished"  # in the run settings file once the job is done
 # Settings added since a run could have been left unfinished, with the value a run from before had.
 _SETTINGS_BEFORE = {
     "buckets": "none",  # before length buckets, every batch was padded to max_length
@@ -68,6 +83,7 @@ class RunDirectory:
     def __init__(self, root, refit):
         self.root = root
         self.refit = refit
+        self._record = None  # what `claim` recorded: the job's settings and data digests
         selection_dir = os.path.join(root, "selection") if refit else root
         self.selection = StagePaths(
             directory=selection_dir,
@@ -98,15 +114,16 @@ class RunDirectory:
         """A file of the final model in the top folder: metrics.json, model.keras, ..."""
         return os.path.join(self.root, name)
 
-    def claim(self, settings, data_files, pair):
+    def claim(self, settings, data_files, pair, overwrite=False):
         """Records the job's settings; refuses to resume an unfinished run made with others.
 
         Args:
             settings: the job's flat settings (`TrainingConfig.to_flat()`), before fitting.
-            data_files: {"train": path, "dev": path or None}: the files a backup learned from
-                (not the test file: it is read once, after training, so a resumed run may
-                evaluate a newer one).
+            data_files: {"train", "dev", "test", "embeddings": path or None}: the data files. A
+                backup must have learned from the same train, dev and embeddings files; the test
+                file is read once, after training, so a resumed run may evaluate a newer one.
             pair: whether it is the sentence-pair job.
+            overwrite: start over: drop an unfinished run instead of resuming it.
 
         Raises:
             ConfigError: an unfinished run exists and was made with other settings, which it would
@@ -114,26 +131,23 @@ class RunDirectory:
                 selection), or from a data file whose content has changed since.
         """
         os.makedirs(self.root, exist_ok=True)
-        settings = {
-            key: value for key, value in settings.items() if key not in RESUMABLE_WITH_OTHER
-        }
         digests = _digests(data_files)
+        self._record = {**settings, _DATA_DIGESTS: digests}
         path = self.path(RUN_SETTINGS_FILE)
+        if overwrite:
+            self._remove_unfinished()
         if self.unfinished() and os.path.exists(path):
-            with open(path) as file:
-                before = json.load(file)
+            before = _read_settings(path)
             digests_before = before.pop(_DATA_DIGESTS, {})
             for key, value in {**_SETTINGS_BEFORE, "head": _HEAD_BEFORE[pair]}.items():
                 before.setdefault(key, value)
+            now, before = (_without(values, RESUMABLE_WITH_OTHER) for values in (settings, before))
             changed = sorted(
-                key
-                for key in settings.keys() | before.keys()
-                if settings.get(key) != before.get(key)
+                key for key in now.keys() | before.keys() if now.get(key) != before.get(key)
             )
             if changed:
                 differences = ", ".join(
-                    f"`{key}` {before.get(key)!r} there, {settings.get(key)!r} now"
-                    for key in changed
+                    f"`{key}` {before.get(key)!r} there, {now.get(key)!r} now" for key in changed
                 )
                 raise ConfigError(
                     f"`output_dir` {self.root} holds an unfinished run with other settings "
@@ -145,7 +159,9 @@ class RunDirectory:
             rewritten = [
                 name
                 for name in digests
-                if name in digests_before and digests[name] != digests_before[name]
+                if name in digests_before
+                and name not in RESUMABLE_WITH_OTHER
+                and digests[name] != digests_before[name]
             ]
             if rewritten:
                 files = ", ".join(f"`{name}` {data_files[name]} changed" for name in rewritten)
@@ -154,7 +170,30 @@ class RunDirectory:
                     f"({files} since): restore the file to resume it, or give another `output_dir` "
                     "(or delete this one) to start anew"
                 )
-        write_json(path, {**settings, _DATA_DIGESTS: digests})
+        write_json(path, self._record)  # no longer marked finished: this job replaces that run
+
+    def finished_metrics(self, settings, data_files):
+        """The metrics of the finished run of the same job here, or None.
+
+        The same job: the same settings, but how verbose it is and where its folder is named from,
+        and data files of the same content (SHA-256), the test file's included.
+
+        Args:
+            settings: the job's flat settings (`TrainingConfig.to_flat()`).
+            data_files: {"train", "dev", "test", "embeddings": path or None}.
+        """
+        path, metrics_path = self.path(RUN_SETTINGS_FILE), self.path("metrics.json")
+        if self.unfinished() or not (os.path.exists(path) and os.path.exists(metrics_path)):
+            return None
+        before = _read_settings(path)
+        if not before.pop(_FINISHED, False):
+            return None
+        if before.pop(_DATA_DIGESTS, None) != _digests(data_files):
+            return None
+        if _without(before, _SAME_JOB_WITH_OTHER) != _without(settings, _SAME_JOB_WITH_OTHER):
+            return None
+        with open(metrics_path) as file:
+            return json.load(file)
 
     def unfinished(self):
         """Whether an earlier run stopped before its end here."""
@@ -185,8 +224,13 @@ class RunDirectory:
         """The job is done: removes the unfinished state, so that running it again starts anew.
 
         Until here a crash (in the evaluation, the save or the export) resumes after the last
-        trained epoch instead of training again.
+        trained epoch instead of training again. From here the same job is reported, not run.
         """
+        self._remove_unfinished()
+        if self._record is not None:
+            write_json(self.path(RUN_SETTINGS_FILE), {**self._record, _FINISHED: True})
+
+    def _remove_unfinished(self):
         for path in self._unfinished:
             if os.path.isdir(path):
                 shutil.rmtree(path)
@@ -231,6 +275,15 @@ def resumed_epoch(backup_dir):
         return 0
     with open(path) as file:
         return int(json.load(file)["epoch"])
+
+
+def _without(values, keys):
+    return {key: value for key, value in values.items() if key not in keys}
+
+
+def _read_settings(path):
+    with open(path) as file:
+        return json.load(file)
 
 
 def _digests(files):

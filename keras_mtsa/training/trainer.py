@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from keras_mtsa.training.callbacks import reseeded_each_epoch
 from keras_mtsa.training.callbacks import resumable_early_stopping
 from keras_mtsa.training.config import ConfigError
 from keras_mtsa.training.config import comma_separated
@@ -281,10 +282,12 @@ class Trainer:
                 initial_value_threshold=previous_best,
             ),
             resumable_early_stopping(self.config.optimizer.patience, scores_before),
+            reseeded_each_epoch(self.config.run.seed),
             keras.callbacks.CSVLogger(stage.history, append=True),
             *self._tensorboard(stage.logs),
             *self.callbacks,
         ]
+        _say_where_it_resumes(stage, self.config.optimizer.epochs, run_directory.root)
         started = time.time()
         model.fit(
             self.training_dataset(train_data, preprocessor, stage.backup),
@@ -316,6 +319,7 @@ class Trainer:
         run_directory.start(stage)
         preprocessor = self.preprocessor(data, stage.directory)
         model = self.model(len(data.label_names), preprocessor, len(data))
+        _say_where_it_resumes(stage, epochs, run_directory.root, what="Resuming the refit")
         started = time.time()
         model.fit(
             self.training_dataset(data, preprocessor, stage.backup),
@@ -324,6 +328,7 @@ class Trainer:
             shuffle=False,
             callbacks=[
                 keras.callbacks.BackupAndRestore(stage.backup, delete_checkpoint=False),
+                reseeded_each_epoch(self.config.run.seed),
                 keras.callbacks.CSVLogger(stage.history, append=True),
                 *self._tensorboard(stage.logs),
                 *self.callbacks,
@@ -331,3 +336,10 @@ class Trainer:
             verbose=self.config.run.verbose,
         )
         return model, preprocessor, round(time.time() - started, 1)
+
+
+def _say_where_it_resumes(stage, epochs, root, what="Resuming"):
+    """Prints where a fit resumes from its backup (nothing for a fresh fit)."""
+    done = resumed_epoch(stage.backup)
+    if done:
+        print(f"{what} after epoch {done} of {epochs} from {root}")
