@@ -752,6 +752,12 @@ def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor)
     first, second = epochs(2, shuffle=True, repeat=True)
     assert sorted(first) == sorted(second) == list(range(40))  # each epoch sees every example once
     assert first != list(range(40)) and second != list(range(40)) and first != second
+
+    def groupings(order):
+        return {frozenset(order[start : start + 8]) for start in range(0, 40, 8)}
+
+    # Not only the batches' order: each epoch groups other examples together.
+    assert groupings(first) != groupings(second)
     assert epochs(2, shuffle=True, repeat=True) == [
         first,
         second,
@@ -818,6 +824,13 @@ def test_bad_bucket_boundaries_are_refused_by_name(vocabulary_file, boundaries, 
 @pytest.fixture(scope="module")
 def bucketed(vocabulary_file):
     return TextPreprocessor(vocabulary_file, MAX_LENGTH, bucket_boundaries=[2, 4])
+
+
+def test_a_length_equal_to_a_boundary_goes_to_that_bucket_and_longer_ones_to_the_last():
+    from keras_mtsa.data.buckets import bucket_index
+
+    lengths = [0, 1, 8, 9, 16, 17, 24, 25, 300]
+    np.testing.assert_array_equal(bucket_index(lengths, [8, 16, 24]), [0, 0, 0, 1, 1, 2, 2, 2, 2])
 
 
 def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(
