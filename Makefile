@@ -23,11 +23,12 @@ test: test-tensorflow test-jax
 test-tensorflow: $(STAMP)
 	$(PY) -m pytest tests -q
 
-# The layer, ops and loss tests again on Keras's JAX backend.
+# The layer, ops and loss tests again on Keras's JAX backend, and the export from JAX.
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_ops.py tests/test_mtsa.py \
 		tests/test_source2token_pooling.py tests/test_encoder_block.py tests/test_blockwise.py \
-		tests/test_losses.py tests/test_fused.py tests/test_pretrained_embedding.py
+		tests/test_losses.py tests/test_fused.py tests/test_pretrained_embedding.py \
+		tests/test_backends.py
 
 # The house style (pyproject.toml): ruff's checks and formatting at 100 columns.
 lint: $(STAMP)

@@ -27,11 +27,13 @@ Only keras.ops are used (loops are `ops.fori_loop`), so this runs on TensorFlow
 (inside XLA) and JAX.
 """
 
+import copy
 import math
 
 from keras import ops
 
 from keras_mtsa.ops import _checks as check
+from keras_mtsa.ops._gradients import custom_gradient_call
 from keras_mtsa.ops.masks import allowed_keys
 from keras_mtsa.ops.masks import head_groups
 from keras_mtsa.ops.numerics import masked_exp
@@ -255,11 +257,16 @@ class _Tiles:
         )
 
     # -- forward and backward ---------------------------------------------------------------------
+    def with_tensors(self, key_valid, attention_mask, dropout):
+        """These loops over other mask tensors (the custom gradient's arguments)."""
+        tiles = copy.copy(self)
+        tiles.key_valid, tiles.attention_mask, tiles.dropout = key_valid, attention_mask, dropout
+        return tiles
+
     def attend(self, query, key, source2token, value):
         """(b, h, padded, d) inputs -> (b, h, padded, d), differentiable w.r.t. all four."""
-        tiles = self
 
-        def forward(qb, kb, sb, vb):
+        def forward(tiles, qb, kb, sb, vb):
             out = ops.zeros_like(vb)
             lse = ops.zeros_like(vb) + _LOW
 
@@ -296,8 +303,8 @@ class _Tiles:
 
             return ops.fori_loop(0, tiles.num_blocks, per_query_block, (out, lse))
 
-        def backward(qb, kb, sb, vb, out, lse, upstream):
-            gb = _blocks(upstream, self.block_size)
+        def backward(tiles, qb, kb, sb, vb, out, lse, upstream):
+            gb = _blocks(upstream, tiles.block_size)
             dq = ops.zeros_like(qb)
             dk, ds, dv = ops.zeros_like(kb), ops.zeros_like(sb), ops.zeros_like(vb)
 
@@ -343,16 +350,21 @@ class _Tiles:
             dq, dk, ds, dv = ops.fori_loop(0, tiles.num_blocks, per_key_block, (dq, dk, ds, dv))
             return tuple(_unblocks(x) for x in (dq, dk, ds, dv))
 
-        @ops.custom_gradient
-        def attention(query, key, source2token, value):
-            blocks = [_blocks(x, self.block_size) for x in (query, key, source2token, value)]
-            out, lse = forward(*blocks)
+        # The masks are arguments, not closed over (see `custom_gradient_call`).
+        def attention(query, key, source2token, value, key_valid, attention_mask, dropout):
+            tiles = self.with_tensors(key_valid, attention_mask, dropout)
+            blocks = [_blocks(x, tiles.block_size) for x in (query, key, source2token, value)]
+            out, lse = forward(tiles, *blocks)
 
             def grad(*args, upstream=None):
                 if upstream is None:
                     (upstream,) = args
-                return backward(*blocks, out, lse, ops.cast(upstream, "float32"))
+                return backward(tiles, *blocks, out, lse, ops.cast(upstream, "float32"))
 
             return _unblocks(out), grad
 
-        return attention(query, key, source2token, value)
+        return custom_gradient_call(
+            attention,
+            (query, key, source2token, value),
+            (self.key_valid, self.attention_mask, self.dropout),
+        )
