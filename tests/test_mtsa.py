@@ -618,6 +618,48 @@ def test_mixed_precision_is_finite_close_to_float32_with_float32_weights(policy)
     assert np.all(output[~mask] == 0.0)
 
 
+EMPTY_SHAPES = {"empty batch": (0, LENGTH, FEATURES), "empty length": (BATCH, 0, FEATURES)}
+# Dropout of both kinds (the fused core takes no attention dropout), so that training draws masks of
+# the empty shapes too.
+CORES = {
+    "full": {"dropout": 0.2},
+    "blockwise": {"block_size": 3, "dropout": 0.2},
+    "fused": {"implementation": "fused"},
+}
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("shape", list(EMPTY_SHAPES.values()), ids=list(EMPTY_SHAPES))
+@pytest.mark.parametrize("core", list(CORES))
+def test_empty_batch_or_length_gives_an_empty_output_of_the_right_shape(
+    core, shape, masked, training
+):
+    layer = make_mtsa(projection_dropout=0.1, seed=1, **CORES[core])
+    mask = np.ones(shape[:2], bool) if masked else None
+    output = to_numpy(layer(np.zeros(shape, "float32"), mask=mask, training=training))
+    assert output.shape == (*shape[:2], HEADS * HEAD_DIM)
+
+
+@pytest.mark.parametrize("core", list(CORES))
+def test_gradient_of_an_empty_batch_is_zero_for_every_weight(core):
+    layer = make_mtsa(output_dim=4, **CORES[core])
+    x = np.zeros(EMPTY_SHAPES["empty batch"], "float32")
+    layer.build(x.shape)
+    weights = [w.numpy() for w in layer.trainable_weights]
+    state = [v.numpy() for v in layer.non_trainable_variables]  # the dropout's seed
+
+    def loss(x, *weights):
+        mask = np.ones(x.shape[:2], bool)
+        output, _ = layer.stateless_call(list(weights), state, x, mask=mask, training=True)
+        return ops.sum(output)
+
+    x_gradient, *weight_gradients = gradients(loss, x, *weights)
+    assert x_gradient.shape == x.shape
+    for gradient, weight in zip(weight_gradients, weights):
+        np.testing.assert_array_equal(gradient, np.zeros_like(weight))
+
+
 def _argument_id(case):
     return (
         ",".join(f"{key}={value!r}" for key, value in case.items())

@@ -87,6 +87,10 @@ def blockwise_self_attention(
     scale = 1.0 / math.sqrt(query.shape[-1])
     length = ops.shape(value)[2]
     num_blocks = (length + block_size - 1) // block_size
+    if isinstance(num_blocks, int):
+        # A known length of 0 still gets one (all padding) block: JAX traces a loop's body even
+        # for no iterations, and it cannot take a block from an empty axis.
+        num_blocks = max(num_blocks, 1)
     padded = num_blocks * block_size
     pad = padded - length
 

@@ -253,12 +253,14 @@ def _usable_keys(kind, real, attend_to_self):
     kind, or every key."""
     if attend_to_self or kind == "none":  # ("none" without the diagonal takes the explicit path)
         return real
-    index = ops.arange(ops.shape(real)[1])[None, :]
-    real_index = ops.where(real, index, -1)
+    length = ops.shape(real)[1]
+    index = ops.arange(length)[None, :]
+    # `initial`: the fillers of the padded positions, so that an empty axis (length 0, or batch 0
+    # on torch) gives them instead of raising.
     if kind == "forward":  # j is seen by some real i > j
-        last = ops.max(real_index, axis=1, keepdims=True)
+        last = ops.max(ops.where(real, index, -1), axis=1, keepdims=True, initial=-1)
         return ops.logical_and(real, index < last)
-    first = ops.min(ops.where(real, index, ops.shape(real)[1]), axis=1, keepdims=True)
+    first = ops.min(ops.where(real, index, length), axis=1, keepdims=True, initial=length)
     return ops.logical_and(real, index > first)  # backward: seen by some real i < j
 
 

@@ -118,7 +118,7 @@ def _attention_factors(t, s, mask):
 
     # Keys some query may attend to, read off the data rather than the mask (see above). A key whose
     # factor underflowed for every query adds nothing anyway.
-    usable_key = ops.expand_dims(ops.max(t_factor, axis=-2) > 0, -1)  # (b, h, k, 1)
+    usable_key = ops.expand_dims(ops.any(t_factor > 0, axis=-2), -1)  # (b, h, k, 1)
     col_max = masked_max(s, usable_key, axis=-2)  # (b, h, 1, d)
     s_factor = masked_exp(s - col_max, usable_key)  # (b, h, k, d)
     return t_factor, s_factor

@@ -18,8 +18,10 @@ def masked_softmax(logits, mask, axis):
 def masked_max(x, mask, axis):
     """Max of `x` over allowed entries along `axis` (kept), 0 where nothing is
     allowed; no gradient."""
-    lowest = ops.cast(np.finfo(np.float32).min, x.dtype)
-    maximum = ops.max(ops.where(mask, x, lowest), axis=axis, keepdims=True)
+    floor = float(np.finfo(np.float32).min)
+    lowest = ops.cast(floor, x.dtype)
+    # `initial`: an empty axis (length 0) gives `lowest` where torch and JAX would raise.
+    maximum = ops.max(ops.where(mask, x, lowest), axis=axis, keepdims=True, initial=floor)
     # "Nothing allowed" is read off the result, not by reducing the mask (a
     # constant XLA would fold).
     return ops.stop_gradient(ops.where(maximum > lowest, maximum, ops.zeros_like(maximum)))
