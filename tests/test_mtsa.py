@@ -8,6 +8,7 @@ jit_compile=False unless XLA is what the test is about.
 """
 
 import inspect
+import logging
 
 import keras
 import numpy as np
@@ -520,6 +521,8 @@ def test_training_step_with_compiled_model_is_finite_and_updates_weights():
 
 
 def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorflow_only):
+    import tensorflow as tf
+
     compiled = MTSA(
         HEADS, HEAD_DIM, output_dim=4, bias_initializer="random_normal", jit_compile=True
     )
@@ -529,7 +532,9 @@ def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorf
     compiled.build(x.shape)
     plain.build(x.shape)
     copy_weights(compiled, plain)
-    assert_close(compiled(x, mask=mask), to_numpy(plain(x, mask=mask)), 1e-5)
+    # In tf.functions: eager calls run the core op by op either way.
+    traced = tf.function(lambda x: compiled(x, mask=mask))
+    assert_close(traced(x), to_numpy(plain(x, mask=mask)), 1e-5)
 
     cotangent = np.random.default_rng(7).normal(size=(BATCH, LENGTH, 4)).astype("float32")
     weights = [w.numpy() for w in compiled.trainable_weights]
@@ -542,25 +547,31 @@ def test_inner_xla_core_matches_uncompiled_core_in_outputs_and_gradients(tensorf
         return function
 
     for got, want in zip(
-        gradients(loss(compiled), x, *weights), gradients(loss(plain), x, *weights)
+        gradients(tf.function(loss(compiled)), x, *weights), gradients(loss(plain), x, *weights)
     ):
         assert_close(got, want, 1e-5, scale=max(1.0, np.abs(want).max()))
 
 
 def test_core_is_xla_compiled(tensorflow_only):
+    import tensorflow as tf
+
     from keras_mtsa._xla import xla_compiled
 
-    core = xla_compiled(mtsa_ops.self_attention)
+    # Only a traced call is compiled; an eager one runs op by op (no compile for every new shape).
+    assert xla_compiled(mtsa_ops.self_attention) is mtsa_ops.self_attention
+    with tf.Graph().as_default():
+        core = xla_compiled(mtsa_ops.self_attention)
     assert core is not mtsa_ops.self_attention
     assert core._jit_compile is True
-    # The jit_compile=True layer goes through it: a shape it has not seen yet traces it once more; a
-    # jit_compile=False layer never does.
+    # The jit_compile=True layer goes through it in a tf.function: a shape it has not seen yet
+    # traces it once more; a jit_compile=False layer, or an eager call, never does.
     x = random_inputs(8, (1, 4, FEATURES))
     count = core.experimental_get_tracing_count()
-    MTSA(HEADS, HEAD_DIM, jit_compile=False)(x)
-    assert core.experimental_get_tracing_count() == count
+    tf.function(MTSA(HEADS, HEAD_DIM, jit_compile=False))(x)
     layer = MTSA(HEADS, HEAD_DIM, jit_compile=True)
     layer(x)
+    assert core.experimental_get_tracing_count() == count
+    tf.function(layer)(x)
     assert core.experimental_get_tracing_count() == count + 1
     # The traced function must be compiled by XLA, and XLA accepts it.
     query = ops.ones((1, HEADS, 4, HEAD_DIM))
@@ -575,6 +586,22 @@ def test_core_is_xla_compiled(tensorflow_only):
     concrete = core.get_concrete_function(*arguments, **options)
     assert concrete.function_def.attr["_XlaMustCompile"].b
     assert "HloModule" in core.experimental_get_compiler_ir(*arguments, **options)(stage="hlo")
+
+
+def test_eager_calls_over_many_lengths_do_not_retrace_the_xla_core(tensorflow_only):
+    import tensorflow as tf
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        layer = MTSA(HEADS, HEAD_DIM)  # jit_compile=True, the default
+        for length in range(2, 10):
+            layer(random_inputs(length, (1, length, FEATURES)))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [r.getMessage() for r in records if "retracing" in r.getMessage()]
 
 
 def test_dropout_is_active_in_training_seed_reproducible_and_off_in_inference():

@@ -78,8 +78,10 @@ class MTSA(keras.layers.Layer):
             no attention dropout only), or `"auto"`: fused where such a kernel exists (JAX on a GPU
             or TPU) and the configuration allows it, else full.
         jit_compile: on the TensorFlow backend, run the masked attention core in
-            `tf.function(jit_compile=True)`, so that it is XLA-compiled even where Keras
-            turns model-level XLA off (under `tf.distribute`). Left out while a SavedModel
+            `tf.function(jit_compile=True)` wherever the call is traced (`fit`, `predict`,
+            `evaluate`, a `tf.function`), so that it is XLA-compiled even where Keras
+            turns model-level XLA off (under `tf.distribute`). Eager calls run it op by op: XLA
+            would compile it again for every new input shape. Left out while a SavedModel
             is traced (`model.export`): TF Serving on CPU refuses XLA must-compile functions.
             Ignored on other backends.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
