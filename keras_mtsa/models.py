@@ -271,6 +271,13 @@ def check_encoder_arguments(
             f"embedding_scale={embedding_scale!r}"
         )
     num_heads = check.positive_int("num_heads", num_heads)
+    if encoder == "mtsa" and num_heads % 2:
+        # MTSA's default head layout; the layer itself would advise a `head_masks` argument that
+        # the builder does not take.
+        raise ValueError(
+            "`num_heads` must be even for encoder='mtsa' (half the heads attend forward, half "
+            f"backward). Received: num_heads={num_heads}"
+        )
     if encoder == "cnn":
         if head_dim is not None:  # rather than silently ignored
             raise ValueError(

@@ -245,6 +245,7 @@ def test_probabilities_stay_float32_under_mixed_precision(batch):
         (dict(encoder="cnn", num_blocks=1), "num_blocks"),
         (dict(encoder="cnn", head_dim=8), "head_dim"),
         (dict(encoder="bilstm", num_heads=1, head_dim=7), "must be even for encoder='bilstm'"),
+        (dict(num_heads=3, head_dim=4), "`num_heads` must be even for encoder='mtsa'"),
         (dict(encoder="cnn", max_length=4), "max_length"),
         (dict(conv_window=-1), "conv_window"),
         (dict(encoder="cnn", conv_window=3), "conv_window"),

@@ -122,10 +122,12 @@ def _encoder_arguments(model):
     defaults = _recipe_defaults(model)
     return dict(
         encoder=model.encoder,
-        embedding_dim=model.embedding_dim or defaults.get("embedding_dim", VECTORS_ENCODER_WIDTH),
+        embedding_dim=defaults.get("embedding_dim", VECTORS_ENCODER_WIDTH)
+        if model.embedding_dim is None
+        else model.embedding_dim,
         embedding_scale=model.embedding_scale,
         num_heads=model.num_heads,
-        head_dim=model.head_dim or defaults.get("head_dim"),
+        head_dim=defaults.get("head_dim") if model.head_dim is None else model.head_dim,
         num_blocks=model.num_blocks,
         conv_window=model.conv_window,
         token2token_activation=model.token2token,
@@ -328,13 +330,6 @@ class ModelConfig:
     def __post_init__(self):
         # max_length: TrainingConfig checks it against the encoder.
         _checked(models.check_encoder_arguments, max_length=None, **_encoder_arguments(self))
-        # The MTSA layer's default head layout; the builder would only find it after the data
-        # preparation, advising a `head_masks` argument that the config does not have.
-        if self.encoder == "mtsa" and self.num_heads % 2:
-            raise ConfigError(
-                "`num_heads` must be even for encoder='mtsa' (half the heads attend forward, half "
-                f"backward). Received: num_heads={self.num_heads}"
-            )
         if self.activation is not None:
             _checked(check.activation, "activation", self.activation)
         if self.head is not None:
