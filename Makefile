@@ -32,8 +32,8 @@ test-jax: $(STAMP)
 
 # The house style (pyproject.toml): ruff's checks and formatting at 100 columns.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --check --no-cache .
 
 clean:
 	rm -rf $(VENV) build *.egg-info
