@@ -28,6 +28,7 @@ from keras_mtsa.training.config import PRECISIONS
 from keras_mtsa.training.config import RECIPE_DEFAULTS
 from keras_mtsa.training.config import TASK_DEFAULTS
 from keras_mtsa.training.config import TREC_LABELS
+from keras_mtsa.training.config import VECTORS_ENCODER_WIDTH
 from keras_mtsa.training.config import VERBOSITIES
 from keras_mtsa.training.config import ConfigError
 from keras_mtsa.training.config import TrainingConfig
@@ -168,7 +169,8 @@ def build_argument_parser(pair=False):
     add(
         "--head-dim",
         "features per head: the sentence vectors of mtsa, mha and bilstm have --num-heads x "
-        "--head-dim; default: --embedding-dim / --num-heads, with --embeddings 300 / --num-heads",
+        "--head-dim; default: --embedding-dim / --num-heads, with --embeddings "
+        f"{VECTORS_ENCODER_WIDTH} / --num-heads",
         type=int,
     )
     add("--num-blocks", "0: single MTSA layer; N: stacked blocks", type=int)

@@ -109,12 +109,7 @@ def _run(config, pair, callbacks):
     # backup and logs in a folder of its own below it, so that no two processes write the same file.
     root = os.path.join(run.output_dir, role) if role else run.output_dir
     directory = RunDirectory(root, config.optimizer.refit)
-    data_files = {
-        "train": data_config.train,
-        "dev": data_config.dev,
-        "test": data_config.test,
-        "embeddings": config.model.embeddings,
-    }
+    data_files = _data_files(config)
     if not run.overwrite:
         finished = directory.finished_metrics(config.to_flat(), data_files)
         if finished is not None:
@@ -331,10 +326,19 @@ def _finished_result(metrics, config, directory):
     )
 
 
+def _data_files(config):
+    """{field: path or None} of every data file the job reads."""
+    data = config.data
+    return {
+        "train": data.train,
+        "dev": data.dev,
+        "test": data.test,
+        "embeddings": config.model.embeddings,
+    }
+
+
 def _check_files(config):
-    files = {"train": config.data.train, "test": config.data.test, "dev": config.data.dev}
-    files["embeddings"] = config.model.embeddings
-    for name, path in files.items():
+    for name, path in _data_files(config).items():
         if path and not os.path.isfile(path):
             raise ConfigError(f"`{name}` must be an existing file. Received: {name}={path!r}")
 
