@@ -14,12 +14,14 @@ embeddings learned from scratch) are kept for comparison: `--study scratch`.
         [--encoders mtsa mha ...] [--runs 3] [--jobs 2] [--table-only]
 
 Each run is a separate process (`keras-mtsa-train` / `keras-mtsa-train-pair`) writing to
-runs/results/<study>/<dataset>-<encoder>-<seed or fold>/; a run whose metrics.json exists is not run
-again, so an interrupted study resumes where it stopped (`--table-only` only prints the tables of
-the finished runs). Each cell is reported as the mean and standard deviation of its runs, and
-MTSA minus each baseline paired by seed or fold (same seed: same dev split and data order; same
-fold: same test lines), with the standard error of the differences. A cell with fewer runs than
-asked is marked as such, never filled in.
+runs/results/<study>/<dataset>-<encoder>-<seed or fold>/. A finished run appends one line to the
+records file (`--records`, docs/results/study.jsonl): its accuracies and minutes, the commit it ran
+at and how many runs ran at a time. A run with a record is not run again, so a study resumes where
+it stopped, on this machine or on another one with the records file, and the tables are printed
+from the records alone (`--table-only`). Each cell is reported as the mean and standard deviation
+of its runs, and MTSA minus each baseline paired by seed or fold (same seed: same dev split and data
+order; same fold: same test lines), with the standard error of the differences. A cell with fewer
+runs than asked is marked as such, never filled in.
 """
 
 import argparse
@@ -29,9 +31,11 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = os.path.join(ROOT, "docs", "results", "study.jsonl")
 DATA = os.path.join(ROOT, "..", "shared", "data")
 VECTORS = "glove/glove.6B.50d.txt.gz"
 ENCODERS = ("mtsa", "mha", "bilstm", "cnn")
@@ -148,21 +152,77 @@ def read_metrics(output_dir):
         return json.load(file)
 
 
-def execute(job, data, output_root, fold_dir):
-    """Runs one job unless it has finished; returns (job, metrics or None, seconds)."""
+def read_records(path):
+    """{(study, dataset, encoder, run): record} of the finished runs in a records file."""
+    records = {}
+    if os.path.exists(path):
+        with open(path) as file:
+            for line in file:
+                if line.strip():
+                    record = json.loads(line)
+                    key = (record["study"], record["dataset"], record["encoder"], record["run"])
+                    records[key] = record
+    return records
+
+
+def commit_of(directory):
+    """The commit the code in `directory` is at, `+` appended when it has uncommitted changes."""
+
+    def git(*arguments):
+        return subprocess.run(
+            ["git", "-C", directory, *arguments], capture_output=True, text=True
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+class Records:
+    """The records file, appended one finished run a line (threads share it)."""
+
+    def __init__(self, path, commit, jobs):
+        self.path, self.commit, self.jobs = path, commit, jobs
+        self.lock = threading.Lock()
+
+    def add(self, job, metrics):
+        study, name, encoder, run = job
+        record = {
+            "study": study,
+            "dataset": name,
+            "encoder": encoder,
+            "run": run,
+            "test_accuracy": metrics["test_accuracy"],
+            "dev_accuracy": metrics["dev_accuracy"],
+            "train_minutes": round(metrics["train_seconds_this_run"] / 60, 2),
+            "commit": self.commit,
+            "jobs": self.jobs,
+        }
+        with self.lock:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "a") as file:
+                file.write(json.dumps(record) + "\n")
+        return record
+
+
+def execute(job, data, output_root, fold_dir, records):
+    """Runs one job and records it; returns (job, metrics or None, seconds)."""
     output_dir = run_directory(output_root, *job)
-    if read_metrics(output_dir) is not None:
-        return job, read_metrics(output_dir), 0.0
-    argv = command(*job, data, output_dir, fold_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    started = time.time()
-    with open(os.path.join(output_dir, "stdout.log"), "ab") as log:
-        print("$", " ".join(argv), flush=True)
-        completed = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.time() - started
-    if completed.returncode != 0:
-        print(f"FAILED ({completed.returncode}): {output_dir}/stdout.log", flush=True)
-    return job, read_metrics(output_dir), seconds
+    metrics = read_metrics(output_dir)  # finished here before, but not recorded
+    seconds = 0.0
+    if metrics is None:
+        argv = command(*job, data, output_dir, fold_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        started = time.time()
+        with open(os.path.join(output_dir, "stdout.log"), "ab") as log:
+            print("$", " ".join(argv), flush=True)
+            completed = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.time() - started
+        if completed.returncode != 0:
+            print(f"FAILED ({completed.returncode}): {output_dir}/stdout.log", flush=True)
+        metrics = read_metrics(output_dir)
+    if metrics is not None:
+        records.add(job, metrics)
+    return job, metrics, seconds
 
 
 def paired_comparison(first, second):
@@ -199,19 +259,20 @@ def _cell(accuracies, runs):
     return text + ("" if len(accuracies) == runs else f" ({len(accuracies)} of {runs} runs)")
 
 
-def tables(study, names, encoders, runs, output_root, data, fold_dir):
-    """The study's markdown tables (accuracy, paired differences, minutes) of its finished runs."""
-    titles = {name: title for name, (title, _, _) in datasets(data, fold_dir).items()}
+def tables(study, names, encoders, runs, records):
+    """The study's markdown tables (accuracy, paired differences, minutes) of its recorded runs
+    (`read_records`)."""
+    titles = {name: title for name, (title, _, _) in datasets("", "").items()}
     jobs = plan(study, names, encoders, runs)
     accuracy = {}  # (name, encoder) -> {run: test accuracy}
     minutes = {}
     for job in jobs:
-        metrics = read_metrics(run_directory(output_root, *job))
-        if metrics is None:
+        record = records.get(job)
+        if record is None:
             continue
         _, name, encoder, run = job
-        accuracy.setdefault((name, encoder), {})[run] = metrics["test_accuracy"]
-        minutes.setdefault(encoder, []).append(metrics["train_seconds_this_run"] / 60)
+        accuracy.setdefault((name, encoder), {})[run] = record["test_accuracy"]
+        minutes.setdefault(encoder, []).append(record["train_minutes"])
     columns = sorted({encoder for _, _, encoder, _ in jobs}, key=ENCODERS.index)
     rows = [name for name in names if any((name, e) in accuracy for e in columns)]
     kind = "pretrained GloVe 6B 50d" if study == "vectors" else "embeddings learned from scratch"
@@ -279,6 +340,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="seeds (or folds) a cell")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (2 at most on 2 cores)")
     parser.add_argument("--output-root", default=os.path.join(ROOT, "runs", "results"))
+    parser.add_argument("--records", default=RECORDS, help="the finished runs, one JSON a line")
     parser.add_argument("--table-only", action="store_true", help="print the finished runs' tables")
     args = parser.parse_args(argv)
     known = datasets(args.data, "")
@@ -295,12 +357,17 @@ def main(argv=None):
         for name in set(args.datasets) & set(FOLDED):  # before the runs that share them start
             for fold in range(args.runs):
                 write_fold(os.path.join(args.data, FOLDED[name]), fold, fold_dir)
+        finished = read_records(args.records)
         jobs = [
-            job for study in studies for job in plan(study, args.datasets, args.encoders, args.runs)
+            job
+            for study in studies
+            for job in plan(study, args.datasets, args.encoders, args.runs)
+            if job not in finished
         ]
+        records = Records(args.records, commit_of(ROOT), args.jobs)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             for job, metrics, seconds in pool.map(
-                lambda job: execute(job, args.data, args.output_root, fold_dir), jobs
+                lambda job: execute(job, args.data, args.output_root, fold_dir, records), jobs
             ):
                 if metrics is not None and seconds:
                     print(
@@ -308,10 +375,10 @@ def main(argv=None):
                         f"dev {metrics['dev_accuracy']:.3f}, {seconds / 60:.1f} min",
                         flush=True,
                     )
+    records = read_records(args.records)
     for study in studies:
         print()
-        options = (args.datasets, args.encoders, args.runs, args.output_root, args.data, fold_dir)
-        print(tables(study, *options))
+        print(tables(study, args.datasets, args.encoders, args.runs, records))
     return 0
 
 

@@ -72,19 +72,68 @@ def test_the_study_runs_every_cell_once_before_any_cell_twice():
     assert [run for *_, run in jobs] == [0] * 4 + [1] * 4
 
 
-def test_the_tables_pair_runs_by_seed_and_mark_missing_cells(tmp_path):
+def _record(encoder, run, accuracy, study="vectors", dataset="trec"):
+    return {
+        **{"study": study, "dataset": dataset, "encoder": encoder, "run": run},
+        **{"test_accuracy": accuracy, "dev_accuracy": 0.5, "train_minutes": 1.0},
+        **{"commit": "abc1234", "jobs": 1},
+    }
+
+
+def _write_records(path, records):
     import json
 
-    from reproduce_results import run_directory
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def test_the_tables_pair_runs_by_seed_and_mark_missing_cells(tmp_path):
+    from reproduce_results import read_records
     from reproduce_results import tables
 
     results = {("mtsa", 0): 0.9, ("mtsa", 1): 0.8, ("cnn", 0): 0.85, ("cnn", 1): 0.9}
-    for (encoder, run), accuracy in results.items():
-        directory = run_directory(str(tmp_path), "vectors", "trec", encoder, run)
-        os.makedirs(directory)
-        with open(os.path.join(directory, "metrics.json"), "w") as file:
-            json.dump({"test_accuracy": accuracy, "train_seconds_this_run": 60.0}, file)
-    text = tables("vectors", ["trec"], ["mtsa", "mha", "cnn"], 2, str(tmp_path), "data", "")
+    path = tmp_path / "study.jsonl"
+    _write_records(
+        path, [_record(encoder, run, value) for (encoder, run), value in results.items()]
+    )
+    text = tables("vectors", ["trec"], ["mtsa", "mha", "cnn"], 2, read_records(str(path)))
     assert "| TREC (6 classes) | 0.850 ± 0.071 | missing | 0.875 ± 0.035 |" in text
     # differences +0.05 and -0.10: mean -0.025, standard error 0.075
     assert "| TREC (6 classes) | missing | -0.025 (0.075, 2) |" in text
+
+
+def test_a_finished_run_is_recorded_with_its_commit_and_a_recorded_run_is_not_run_again(
+    tmp_path, monkeypatch, capsys
+):
+    import json
+
+    import reproduce_results
+    from reproduce_results import run_directory
+
+    # One run finished on disk but not yet recorded; the other three recorded (another machine).
+    records = tmp_path / "study.jsonl"
+    _write_records(
+        records, [_record("mtsa", 0, 0.9), _record("cnn", 0, 0.8), _record("cnn", 1, 0.7)]
+    )
+    directory = run_directory(str(tmp_path / "runs"), "vectors", "trec", "mtsa", 1)
+    os.makedirs(directory)
+    with open(os.path.join(directory, "metrics.json"), "w") as file:
+        json.dump({"test_accuracy": 0.6, "dev_accuracy": 0.55, "train_seconds_this_run": 90}, file)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError(f"a finished run was started again: {args}")
+
+    monkeypatch.setattr(reproduce_results.subprocess, "run", no_training)
+    monkeypatch.setattr(reproduce_results, "commit_of", lambda directory: "def5678")
+    arguments = ["--datasets", "trec", "--encoders", "mtsa", "cnn", "--runs", "2"]
+    arguments += ["--records", str(records), "--output-root", str(tmp_path / "runs")]
+    assert reproduce_results.main(arguments) == 0
+
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(lines) == 4
+    assert lines[-1] == {
+        **{"study": "vectors", "dataset": "trec", "encoder": "mtsa", "run": 1},
+        **{"test_accuracy": 0.6, "dev_accuracy": 0.55, "train_minutes": 1.5},
+        **{"commit": "def5678", "jobs": 1},
+    }
+    # mtsa 0.9, 0.6 against cnn 0.8, 0.7: differences +0.1 and -0.1
+    assert "| TREC (6 classes) | 0.750 ± 0.212 | 0.750 ± 0.071 |" in capsys.readouterr().out
