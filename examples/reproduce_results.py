@@ -272,7 +272,8 @@ def tables(study, names, encoders, runs, records):
             continue
         _, name, encoder, run = job
         accuracy.setdefault((name, encoder), {})[run] = record["test_accuracy"]
-        minutes.setdefault(encoder, []).append(record["train_minutes"])
+        if record["train_minutes"] is not None:  # None: resumed, its first epochs untimed
+            minutes.setdefault(encoder, []).append(record["train_minutes"])
     columns = sorted({encoder for _, _, encoder, _ in jobs}, key=ENCODERS.index)
     rows = [name for name in names if any((name, e) in accuracy for e in columns)]
     kind = "pretrained GloVe 6B 50d" if study == "vectors" else "embeddings learned from scratch"
