@@ -20,15 +20,17 @@ demo: $(STAMP)
 
 test: test-tensorflow test-jax
 
-test-tensorflow: $(STAMP)
-	$(PY) -m pytest tests -q
+# On every core (pytest-xdist): most tests wait on Python, tracing or a child process, not on
+# the other core. loadgroup keeps the tests of one xdist_group (a shared fixture) on one worker.
+XDIST := -n auto --dist loadgroup
 
-# The layer, ops and loss tests again on Keras's JAX backend, and the export from JAX.
+test-tensorflow: $(STAMP)
+	$(PY) -m pytest tests -q $(XDIST)
+
+# The tests marked `backends` (ops, layers, losses, the export from JAX) again on Keras's JAX
+# backend.
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_ops.py tests/test_mtsa.py \
-		tests/test_source2token_pooling.py tests/test_encoder_block.py tests/test_blockwise.py \
-		tests/test_losses.py tests/test_fused.py tests/test_pretrained_embedding.py \
-		tests/test_backends.py
+	KERAS_BACKEND=jax $(PY) -m pytest tests -q -m backends $(XDIST)
 
 # The house style (pyproject.toml): ruff's checks and formatting at 100 columns.
 lint: $(STAMP)

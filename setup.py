@@ -65,7 +65,14 @@ setup(
         # jax: the layer tests also run on Keras's JAX backend.
         # ruff: `make lint` (pinned to a minor release: its formatting may change between them).
         # trove-classifiers: the packaging test checks the classifiers against PyPI's list.
-        "test": ["pytest>=7", "jax>=0.4.30", "ruff>=0.17,<0.18", "trove-classifiers"],
+        # pytest-xdist: `make test` runs the tests on every core.
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "jax>=0.4.30",
+            "ruff>=0.17,<0.18",
+            "trove-classifiers",
+        ],
         # matplotlib: learning curves and attention heatmaps; tensorboard: training logs;
         # tensorflow-serving-api: warm-up records.
         "examples": ["matplotlib>=3.7", "tensorboard", "tensorflow-serving-api>=2.16,<2.22"],

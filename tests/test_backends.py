@@ -9,10 +9,13 @@ from helpers import assert_close
 from keras_mtsa import MTSA
 from keras_mtsa import serving
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason=f"JAX export through jax2tf; backend is {keras.backend.backend()}",
-)
+pytestmark = [
+    pytest.mark.backends,
+    pytest.mark.skipif(
+        keras.backend.backend() != "jax",
+        reason=f"JAX export through jax2tf; backend is {keras.backend.backend()}",
+    ),
+]
 
 
 def _token_model(block_size):

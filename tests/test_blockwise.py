@@ -9,6 +9,9 @@ from keras_mtsa.ops import self_attention
 from keras_mtsa.ops.blockwise import _Tiles
 from keras_mtsa.ops.blockwise import blockwise_self_attention
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 KINDS = ("forward", "backward", "none", "forward")
 
 
@@ -52,6 +55,7 @@ def _gradients(function, tensors, weights):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["exp", "sigmoid"])
 @pytest.mark.parametrize("attend_to_self", [False, True])
 @pytest.mark.parametrize("block_size", [1, 4, 16])
@@ -196,6 +200,7 @@ def test_bad_block_size_names_the_argument():
         blockwise_self_attention(q, k, s, v, block_size=0, head_masks=KINDS)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tensorflow_only")
 def test_compiles_with_xla_on_tensorflow():
     import tensorflow as tf

@@ -15,6 +15,9 @@ from keras_mtsa import MTSAEncoderBlock
 from keras_mtsa import Source2TokenPooling
 from keras_mtsa import ops as mtsa_ops
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 BATCH, LENGTH, WIDTH, HEADS = 2, 5, 6, 2
 IDS = np.array([[3, 1, 4, 1, 5], [2, 7, 1, 0, 0]], "int32")
 
@@ -155,6 +158,7 @@ def test_serialization_round_trip(tmp_path):
     np.testing.assert_array_equal(to_numpy(loaded(IDS)), expected)
 
 
+@pytest.mark.slow
 def test_training_step_is_finite_and_updates_weights_and_dropout_is_training_only():
     tokens = keras.Input((None,), dtype="int32")
     block = make_block(dropout=0.2, attention_dropout=0.2, seed=3)

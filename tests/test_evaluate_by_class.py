@@ -55,6 +55,7 @@ def run_dir(tmp_path):
     return tmp_path, str(test), predicted
 
 
+@pytest.mark.slow
 def test_accuracy_of_each_class_and_the_confusions_equal_the_models_predictions(run_dir, capsys):
     directory, test, predicted = run_dir
     output = str(directory / "by_class.json")

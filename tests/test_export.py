@@ -29,6 +29,9 @@ from keras_mtsa.export import WARMUP_FILE
 from keras_mtsa.export import WARMUP_TEXTS
 from keras_mtsa.export import export_for_serving
 
+# One worker of `pytest -n` for the module: its tests share the trained model and its export.
+pytestmark = pytest.mark.xdist_group("export")
+
 LABELS = ["positive", "negative"]  # not in sorted order: a sorted lookup would show
 MAX_LENGTH = 16
 BUCKETS = (4, 8)
@@ -177,6 +180,7 @@ def readiness_check(exported):
     return process.returncode, process.stdout + process.stderr
 
 
+@pytest.mark.slow
 def test_session_road_gives_the_keras_probabilities(trained, on_session_road):
     answer = on_session_road["probes"]
     expected = _keras_probabilities(trained, PROBE_TEXTS)
@@ -193,6 +197,7 @@ def test_session_road_token_ids_signature_matches_serving_default(on_session_roa
     np.testing.assert_array_equal(from_ids["label_id"], from_text["label_id"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_session_road_answers_hostile_requests_as_keras_does(trained, on_session_road, case):
     answer = on_session_road[case]
@@ -215,6 +220,7 @@ def test_session_road_rows_are_independent_of_their_batch(on_session_road):
     np.testing.assert_array_equal(large["label"][123:124], single["label"])
 
 
+@pytest.mark.slow
 def test_requests_are_timed_on_the_session_road(exported, on_session_road):
     answers, seconds = serving.time_requests(
         exported, [("serving_default", {"text": PROBE_TEXTS})], repeats=3
@@ -229,6 +235,7 @@ def test_requests_are_timed_on_the_session_road(exported, on_session_road):
         serving.time_requests(exported, [], repeats=0)
 
 
+@pytest.mark.slow
 def test_readiness_check_passes_on_the_export(readiness_check):
     returncode, output = readiness_check
     assert returncode == 0, output[-3000:]
@@ -279,6 +286,7 @@ def test_layout_assets_and_signatures(trained, exported, export_dir, loaded):
     }
 
 
+@pytest.mark.slow
 def test_an_xla_export_pads_requests_to_length_buckets_and_answers_as_max_length_padding(
     trained, tmp_path
 ):
@@ -309,6 +317,7 @@ def test_an_xla_export_pads_requests_to_length_buckets_and_answers_as_max_length
         np.testing.assert_allclose(answer, _keras_probabilities(trained, texts), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_requests_padded_to_max_length_answer_as_those_padded_to_their_longest_text(
     trained, tmp_path, loaded
 ):
@@ -377,6 +386,7 @@ def test_warmup_requests_parse_and_serve(exported, loaded):
     assert batches == [list(WARMUP_TEXTS[:1]), list(WARMUP_TEXTS)]
 
 
+@pytest.mark.slow
 def test_versions_auto_increment(trained, tmp_path):
     model, preprocessor = trained
     base = tmp_path / "versions" / "reviews"
@@ -413,6 +423,7 @@ def test_an_export_without_tensorflow_serving_api_fails_before_any_work(
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_an_export_failing_midway_leaves_no_version_and_the_next_takes_its_number(
     trained, tmp_path, monkeypatch
 ):
@@ -451,6 +462,7 @@ def test_bad_export_arguments(trained, tmp_path, kwargs, message):
     assert not os.path.exists(tmp_path / "reviews")
 
 
+@pytest.mark.slow
 def test_pair_model_export_takes_premise_and_hypothesis(trained, tmp_path):
     _, preprocessor = trained
     model = models.build_pair_classifier(
@@ -520,6 +532,7 @@ def test_checker_refuses_a_directory_not_named_by_a_version(tmp_path, exported, 
     assert "models.config" not in output
 
 
+@pytest.mark.slow
 def test_checker_refuses_an_export_whose_warmup_file_is_missing(tmp_path, exported, capsys):
     shutil.copytree(exported, tmp_path / "reviews" / "1")
     os.remove(tmp_path / "reviews" / "1" / WARMUP_FILE)
@@ -532,6 +545,7 @@ def test_checker_refuses_an_export_whose_warmup_file_is_missing(tmp_path, export
 # another's vocabulary.
 
 
+@pytest.mark.slow
 def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(trained, tmp_path):
     import gc
 
@@ -573,6 +587,7 @@ def test_two_vocabularies_in_one_process_each_export_answers_with_its_own(traine
     np.testing.assert_array_equal(second(tf.constant(texts)).numpy(), second_ids)
 
 
+@pytest.mark.slow
 def test_a_subword_export_serves_on_the_session_road(tmp_path):
     texts = TRAIN_TEXTS * 3
     preprocessor = TextPreprocessor.from_texts(

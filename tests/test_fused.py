@@ -15,6 +15,9 @@ from helpers import to_numpy
 from keras_mtsa import MTSA
 from keras_mtsa import ops as mtsa_ops
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 BATCH, HEADS, LENGTH, HEAD_DIM = 3, 2, 7, 4
 TOL = 1e-5
 HEAD_MASKS = [

@@ -6,6 +6,9 @@ import pytest
 
 from keras_mtsa.losses import SparseCategoricalCrossentropyWithSmoothing
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]], "float32")
 LABELS = np.array([0, 2, 1])
 

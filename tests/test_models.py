@@ -10,6 +10,9 @@ import pytest
 
 from keras_mtsa import models
 
+# One worker of `pytest -n` for the module: its tests share the models trained once.
+pytestmark = pytest.mark.xdist_group("models")
+
 VOCABULARY_SIZE = 40
 MAX_LENGTH = 12
 NUM_CLASSES = 3
@@ -75,6 +78,7 @@ def trained(batch):
 MODEL_NAMES = [*SENTENCE_CONFIGS, "pair"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_inputs_and_outputs(trained, name):
     model, inputs, _ = trained[name]
@@ -373,6 +377,7 @@ def test_highway_equals_its_formula_and_drops_only_while_training():
     assert models.Highway.from_config(layer.get_config()).get_config() == layer.get_config()
 
 
+@pytest.mark.slow
 def test_the_authors_pair_head_is_elu_then_highway_and_round_trips(batch, tmp_path):
     _, pair, labels = batch
     model = models.build_pair_classifier(

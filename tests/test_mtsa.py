@@ -27,6 +27,9 @@ from keras_mtsa import MTSA
 from keras_mtsa import Source2TokenPooling
 from keras_mtsa import ops as mtsa_ops
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 BATCH, LENGTH, FEATURES = 2, 5, 6
 HEADS, HEAD_DIM = 2, 3
 # float32 layer against the float64 numpy re-implementation, relative to the output scale.
@@ -500,6 +503,7 @@ def test_keras_file_round_trip_in_functional_model(tmp_path):
     assert loaded.layers[2].get_config() == model.layers[2].get_config()
 
 
+@pytest.mark.slow
 def test_training_step_with_compiled_model_is_finite_and_updates_weights():
     tokens = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(20, FEATURES, mask_zero=True)(tokens)

@@ -17,6 +17,9 @@ from helpers import numpy_tensorized_attention
 from helpers import to_numpy
 from keras_mtsa import ops as mtsa_ops
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 # Tolerances, relative to max(|expected|, value scale) (outputs are averages of the values).
 # TensorFlow runs float64 end to end: the differences are float64 round-off (worst seen ~5e-16), far
 # inside the requested 1e-5, and 1e-12 is asserted. JAX keeps x64 off, so its inputs are float32:

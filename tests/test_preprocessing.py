@@ -128,6 +128,7 @@ def test_case_fallback_vocabulary_keeps_the_folded_form_of_rare_casings_frequent
     ]
 
 
+@pytest.mark.slow
 def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path):
     write_vocabulary(["[PAD]", "[UNK]", "The", "the", "film"], tmp_path / "vocab.txt")
     plain = TextPreprocessor(tmp_path / "vocab.txt", MAX_LENGTH, lower_case=False)
@@ -146,6 +147,7 @@ def test_case_fallback_looks_a_missing_cased_token_up_again_case_folded(tmp_path
     )
 
 
+@pytest.mark.slow
 def test_case_fallback_survives_saving_and_loading(tmp_path):
     write_vocabulary(["[PAD]", "[UNK]", "the", "film"], tmp_path / "vocab.txt")
     module = TextPreprocessor(
@@ -370,6 +372,7 @@ def test_from_texts_builds_writes_and_uses_the_vocabulary(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_address(tmp_path):
     # TensorFlow names a file-backed table after its file argument, here an Asset whose text is its
     # memory address: a table keyed that way would find a freed preprocessor's table (and old
@@ -450,6 +453,7 @@ def test_fitting_max_length_rejects_what_is_not_a_token_count(longest):
         preprocessing.fitting_max_length(longest)
 
 
+@pytest.mark.slow
 def test_from_texts_without_max_length_fits_it_to_the_longest_text(tmp_path):
     texts = ["a b", "a b c d e f g h i j"]  # 10 tokens
 
@@ -459,6 +463,7 @@ def test_from_texts_without_max_length_fits_it_to_the_longest_text(tmp_path):
     assert fitted(tf.constant(texts)).shape == (2, 16)
 
 
+@pytest.mark.slow
 def test_from_texts_without_max_length_counts_subwords_not_words(tmp_path, monkeypatch):
     # A fixed WordPiece vocabulary: "playing" is two pieces, so 5 words make 10 pieces.
     monkeypatch.setattr(
@@ -533,6 +538,7 @@ def serve_on_session_road(export_dir, texts):
     return answer["output_0"].tolist()
 
 
+@pytest.mark.slow
 def test_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(
     tmp_path, vocabulary_file
 ):
@@ -578,6 +584,7 @@ def subword_preprocessor(tmp_path_factory):
     return TextPreprocessor(path, MAX_LENGTH, subwords=True)
 
 
+@pytest.mark.slow
 def test_subwords_split_unseen_words_into_known_pieces_and_unsplittable_ones_into_unk(
     subword_preprocessor,
 ):
@@ -610,6 +617,7 @@ def test_subword_pieces_count_against_max_length(subword_preprocessor):
     )
 
 
+@pytest.mark.slow
 def test_subwords_survive_the_config_round_trip(subword_preprocessor):
     clone = TextPreprocessor(**subword_preprocessor.config())
 
@@ -618,6 +626,7 @@ def test_subwords_survive_the_config_round_trip(subword_preprocessor):
     np.testing.assert_array_equal(clone(texts).numpy(), subword_preprocessor(texts).numpy())
 
 
+@pytest.mark.slow
 def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_path):
     texts = ["playing played plays player", "the player plays", "walking walked walks"] * 20 + [
         "jumping"
@@ -664,6 +673,7 @@ def test_subwords_must_be_a_boolean(vocabulary_file):
         TextPreprocessor(vocabulary_file, MAX_LENGTH, subwords="yes")
 
 
+@pytest.mark.slow
 def test_subword_saved_model_runs_in_a_fresh_process_with_only_tensorflow_and_tf_text(tmp_path):
     path = tmp_path / "vocab.txt"
     write_vocabulary(SUBWORD_VOCABULARY, path)
@@ -732,6 +742,7 @@ def test_shuffle_with_a_seed_is_deterministic_and_repeat_continues(
     assert all(sorted(labels) == [0, 0, 1, 1, 1] for _, labels in first)
 
 
+@pytest.mark.slow
 def test_shuffle_permutes_the_examples_and_every_epoch_differently(preprocessor):
     # Labels carry each example's index, so the order of a batch is the order of the examples.
     texts = [f"text {i}" for i in range(40)]
@@ -833,6 +844,7 @@ def test_a_length_equal_to_a_boundary_goes_to_that_bucket_and_longer_ones_to_the
     np.testing.assert_array_equal(bucket_index(lengths, [8, 16, 24]), [0, 0, 0, 1, 1, 2, 2, 2, 2])
 
 
+@pytest.mark.slow
 def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(
     preprocessor, bucketed
 ):
@@ -854,6 +866,7 @@ def test_a_batch_is_padded_to_the_smallest_bucket_that_holds_its_longest_text(
     assert TextPreprocessor(**bucketed.config()).bucket_boundaries == bucketed.bucket_boundaries
 
 
+@pytest.mark.slow
 def test_from_texts_chooses_buckets_from_the_training_lengths(tmp_path):
     texts = ["word"] * 50 + ["many words " * 9] * 5  # 1 and 18 tokens
     chosen = TextPreprocessor.from_texts(

@@ -7,6 +7,9 @@ import pytest
 from helpers import to_numpy
 from keras_mtsa.layers import PretrainedEmbedding
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 TRAINABLE, FROZEN, DIM = 5, 3, 4
 IDS = np.array([[0, 1, 4, 5, 7], [7, 6, 2, 0, 0]], "int32")
 

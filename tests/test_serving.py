@@ -21,6 +21,9 @@ from keras_mtsa.data.tables import text_file_table
 from keras_mtsa.export import export_for_serving
 from keras_mtsa.serving.session_road import SessionRoadError
 
+# Every test here starts the checker's processes (each imports TensorFlow).
+pytestmark = pytest.mark.slow
+
 LABELS = [
     "b-label",
     "a-label",
@@ -64,6 +67,7 @@ def user_export(tmp_path_factory):
     return model, token_ids, path
 
 
+@pytest.mark.xdist_group("user_export")
 def test_model_export_of_a_user_model_has_no_xla_marker_and_serves(user_export):
     model, token_ids, path = user_export
     assert _graph_xla_functions(path) == []
@@ -73,6 +77,7 @@ def test_model_export_of_a_user_model_has_no_xla_marker_and_serves(user_export):
     )
 
 
+@pytest.mark.xdist_group("user_export")
 def test_checker_calls_a_user_model_ready_without_the_text_schema(user_export, capsys):
     _, _, path = user_export
     status, output = _check(path, capsys)

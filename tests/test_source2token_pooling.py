@@ -11,6 +11,9 @@ from helpers import numpy_source2token_pooling
 from helpers import to_numpy
 from keras_mtsa import Source2TokenPooling
 
+# Backend numerics: run again on JAX by `make test-jax` (`-m backends`).
+pytestmark = pytest.mark.backends
+
 BATCH, LENGTH, FEATURES = 2, 5, 6
 
 

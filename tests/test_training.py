@@ -166,6 +166,7 @@ def _assert_test_accuracy_is_the_saved_models_on(output_dir, test_file, data_for
 # 1. Smoke runs of the command-line job.
 
 
+@pytest.mark.slow
 def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     train, test = _trec_slice(tmp_path)
     output_dir = tmp_path / "run"
@@ -187,6 +188,7 @@ def test_sentence_classifier_job_on_a_trec_slice(tmp_path, capsys):
     assert metrics["settings"]["token_dropout"] == 0.2  # word dropout by default for sentences
 
 
+@pytest.mark.slow
 def test_pair_classifier_job_on_a_sick_slice(tmp_path):
     train, test = _sick_slice(tmp_path)
     output_dir = tmp_path / "run"
@@ -244,6 +246,7 @@ def _train_under(strategy, data, preprocessor, steps=3):
     return model, initial
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device_and_keeps_the_mtsa_core_compiled(
     tmp_path, monkeypatch
 ):
@@ -400,6 +403,8 @@ def multi_worker_run(tmp_path_factory):
     return tmp_path, same_training
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("multi_worker")
 def test_multi_worker_strategy_with_two_local_workers(multi_worker_run):
     tmp_path, _ = multi_worker_run
     # One --output-dir for both: the chief (worker 0) writes there, worker 1 in a folder
@@ -418,6 +423,8 @@ def test_multi_worker_strategy_with_two_local_workers(multi_worker_run):
         np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("multi_worker")
 def test_multi_worker_training_equals_one_process_over_the_same_global_batches(multi_worker_run):
     # Under tf.distribute, Keras's fit draws a batch from a fresh iterator of the training data
     # before its first epoch; the batches of each epoch depend only on the seed and the epoch's
@@ -445,6 +452,7 @@ def _resume_command(train, dev, test, output_dir, epochs):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_epoch(tmp_path):
     train, dev, test = _demo_corpus(tmp_path, sizes=(400, 64, 64))
     output_dir = str(tmp_path / "run")
@@ -552,6 +560,7 @@ def _cli_error(argv, capsys, pair=False):
     return line
 
 
+@pytest.mark.slow
 def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
     """After a resume, `best.weights.h5` is replaced only by an epoch better than
     every earlier one."""
@@ -588,6 +597,7 @@ def test_resuming_keeps_the_best_checkpoint_from_before_the_crash(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_resumed_run_trains_on_the_batches_of_the_uninterrupted_one(tmp_path):
     """Epoch k's batches depend only on --seed and k: a run that crashed before its third epoch and
     was resumed ends with the weights of the run that never stopped (dropout off, so that only the
@@ -628,6 +638,7 @@ def _small_run_argv(tmp_path, epochs):
     return argv, output_dir
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=3)
     with pytest.raises(_SimulatedCrash):
@@ -647,6 +658,7 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path, capsys):
     assert _read_metrics(output_dir)["settings"]["seed"] == 2
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gate_joint(
     tmp_path, capsys
 ):
@@ -672,6 +684,7 @@ def test_an_unfinished_run_from_before_the_per_head_gate_resumes_with_fusion_gat
     assert recorder.trained == [1]
 
 
+@pytest.mark.slow
 def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
     train, test = _sick_slice(tmp_path, train_pairs=96, test_pairs=32)
     output_dir = tmp_path / "run"
@@ -709,6 +722,7 @@ def test_the_pair_job_takes_the_authors_head_and_dropout_sites(tmp_path):
     assert _read_metrics(output_dir)["settings"]["head"] == "highway"
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     train = argv[argv.index("--train") + 1]
@@ -727,6 +741,7 @@ def test_an_unfinished_run_is_not_resumed_from_a_training_file_rewritten_since(t
     assert recorder.trained == [1], "the restored file resumes the run"
 
 
+@pytest.mark.slow
 def test_a_crash_after_training_resumes_with_no_epoch_left_to_train(tmp_path, monkeypatch):
     argv, output_dir = _small_run_argv(tmp_path, epochs=2)
     save = keras.Model.save
@@ -763,6 +778,7 @@ def _refit_argv(tmp_path, epochs=3):
     return argv, output_dir
 
 
+@pytest.mark.slow
 def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(tmp_path):
     argv, output_dir = _refit_argv(tmp_path)
 
@@ -801,6 +817,7 @@ def test_refit_trains_a_fresh_model_on_train_and_dev_for_the_dev_chosen_epochs(t
     )
 
 
+@pytest.mark.slow
 def test_a_crash_during_the_refit_resumes_the_refit_not_the_selection(tmp_path):
     argv, output_dir = _refit_argv(tmp_path)
     del argv[
@@ -963,6 +980,7 @@ def test_the_tpu_address_check_accepts_a_grpc_server():
         server.stop(None)
 
 
+@pytest.mark.slow
 def test_model_and_optimizer_options_train_and_reload(corpus):
     argv = corpus + [
         "--epochs",
@@ -1031,6 +1049,7 @@ def _write_vectors(path, words, dim, seed=0):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("freeze", [False, True])
 def test_pretrained_vectors_start_the_embeddings_and_unseen_file_words_keep_theirs(
     corpus, tmp_path, freeze
@@ -1081,6 +1100,7 @@ def test_pretrained_vectors_of_another_width_exit_before_any_work(corpus, tmp_pa
     assert not os.path.exists(corpus[corpus.index("--output-dir") + 1])
 
 
+@pytest.mark.slow
 def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpus, tmp_path):
     argv = corpus + [
         "--epochs",
@@ -1103,6 +1123,7 @@ def test_case_fallback_reaches_the_preprocessor_that_is_saved_and_exported(corpu
     np.testing.assert_array_equal(answer["probabilities"][0], answer["probabilities"][1])
 
 
+@pytest.mark.slow
 def test_missing_tensorboard_and_matplotlib_turn_their_outputs_off_with_a_warning(
     corpus, monkeypatch, capsys
 ):
@@ -1148,6 +1169,7 @@ def test_the_console_scripts_are_the_training_entry_points(capsys):
     assert "Train an MTSA sentence-pair classifier" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_deterministic_kernels_are_on_unless_turned_off(corpus):
     # On full TREC, four runs of one seed with them gave identical histories; three
     # without, three others.
@@ -1296,6 +1318,7 @@ def test_a_tsv_flag_on_a_file_of_another_format_exits_with_one_line(corpus, caps
     assert line.endswith("(--format tsv: is that the file's format?)")
 
 
+@pytest.mark.slow
 def test_a_run_refused_for_an_empty_test_file_reruns_with_the_corrected_one(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=1)
     test = argv[argv.index("--test") + 1]
@@ -1307,6 +1330,7 @@ def test_a_run_refused_for_an_empty_test_file_reruns_with_the_corrected_one(tmp_
     assert _read_metrics(output_dir)["examples"]["test"] == 32
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_reports_it_and_overwrite_trains_it_again(tmp_path, capsys):
     argv, output_dir = _small_run_argv(tmp_path, epochs=1)
     first = _train(argv)
@@ -1349,6 +1373,7 @@ class _InterruptAfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_where_the_run_resumes_and_the_resumed_run_equals_the_uninterrupted_one(
     tmp_path, monkeypatch, capsys
 ):
