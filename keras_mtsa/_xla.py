@@ -32,11 +32,10 @@ def xla_compiled(function):
     `xla_in_saved_models()`), when the caller is already being compiled by XLA
     (`model.compile(jit_compile=True)`): a nested must-compile function there is compiled again for
     every batch, with the outer step's values as constants; and in eager execution, as Keras's own
-    `jit_compile` leaves eager calls alone: XLA compiles anew for every new input shape (eager MTSA
-    calls at lengths 5 to 40 took 0.7-1.0 s each, median, against 13-22 ms op by op, on the
-    project's 2-core CPU), which outweighs its 1.5-2.7x faster compiled calls (17 against 31-49 ms
-    at length 256, batch 8) unless one shape is called dozens of times. `fit`, `predict`,
-    `evaluate` and any `tf.function` trace the call and keep XLA.
+    `jit_compile` leaves eager calls alone: XLA would compile anew for every new input shape, which
+    costs more than its faster calls save unless one shape is called dozens of times
+    (benchmarks/README.md, Findings). `fit`, `predict`, `evaluate` and any `tf.function` trace the
+    call and keep XLA.
     """
     if keras.backend.backend() != "tensorflow":
         return function

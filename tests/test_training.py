@@ -1091,6 +1091,18 @@ def test_pretrained_vectors_start_the_embeddings_and_unseen_file_words_keep_thei
         assert not np.allclose(answer["probabilities"][0], answer["probabilities"][1])
 
 
+def test_a_malformed_line_of_the_vectors_file_exits_naming_the_vectors_not_the_format(
+    corpus, tmp_path, capsys
+):
+    path = str(tmp_path / "vectors.txt")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("the " + " ".join(["0.5"] * 16) + "\ngreat 0.5 oops\n")
+    message = _cli_error(corpus + ["--epochs", "1", *TINY, "--embeddings", path], capsys)
+    assert f"{path}, line 2: " in message
+    assert message.endswith("(--embeddings: word vectors as text, a word and its values a line)")
+    assert "--format" not in message
+
+
 def test_pretrained_vectors_of_another_width_exit_before_any_work(corpus, tmp_path, capsys):
     path = str(tmp_path / "vectors.txt.gz")
     _write_vectors(path, ["the", "great"], dim=8)

@@ -331,6 +331,9 @@ def main(argv=None, pair=False):
         config = config_from_argv(argv, pair=pair)
         result = (train_pair if pair else train)(config)
     except DataFormatError as error:
+        embeddings = config.model.embeddings
+        if embeddings is not None and os.path.abspath(error.path) == os.path.abspath(embeddings):
+            _exit(f"{error} (--embeddings: word vectors as text, a word and its values a line)")
         _exit(f"{error} (--format {config.data.format}: is that the file's format?)")
     except (ConfigError, OptionalDependencyError) as error:
         _exit(flag_message(str(error)))
