@@ -200,6 +200,7 @@ def test_case_fallback_needs_cased_whole_words(tmp_path, kwargs):
             r"`max_size` must be an integer >= 2 \(the reserved tokens\)\. Received: max_size=1",
         ),
         ({"min_count": 0}, "`min_count` must be an integer >= 1. Received: min_count=0"),
+        ({"min_count": True}, "`min_count` must be an integer >= 1. Received: min_count=True"),
     ],
 )
 def test_vocabulary_arguments_are_validated(kwargs, expected):
@@ -414,6 +415,17 @@ def test_each_preprocessor_looks_up_its_own_vocabulary_even_at_a_freed_ones_addr
             CORPUS_VOCABULARY,
             {"max_input_bytes": 0},
             "`max_input_bytes` must be a positive integer or None. Received: max_input_bytes=0",
+        ),
+        # A bool is an int to Python, not a length.
+        (
+            CORPUS_VOCABULARY,
+            {"max_length": True},
+            "`max_length` must be a positive integer. Received: max_length=True",
+        ),
+        (
+            CORPUS_VOCABULARY,
+            {"max_input_bytes": True},
+            "`max_input_bytes` must be a positive integer or None. Received: max_input_bytes=True",
         ),
     ],
 )
@@ -656,9 +668,11 @@ def test_wordpiece_vocabulary_learns_whole_words_and_continuation_pieces(tmp_pat
     [
         (
             {"max_size": 2},
-            r"`max_size` must be an integer > 2 \(the reserved tokens\)\. Received: max_size=2",
+            r"`max_size` must be an integer >= 3 \(the reserved tokens and one more\)\. "
+            r"Received: max_size=2",
         ),
         ({"min_count": 0}, "`min_count` must be an integer >= 1. Received: min_count=0"),
+        ({"min_count": True}, "`min_count` must be an integer >= 1. Received: min_count=True"),
     ],
 )
 def test_wordpiece_vocabulary_arguments_are_validated(kwargs, expected):

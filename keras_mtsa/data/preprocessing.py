@@ -146,13 +146,8 @@ def build_vocabulary(texts, *, max_size=20000, min_count=1, lower_case=True, cas
     Raises:
         ValueError: ``max_size`` < 2 or ``min_count`` < 1.
     """
-    if not isinstance(max_size, int) or max_size < len(RESERVED_TOKENS):
-        raise ValueError(
-            f"`max_size` must be an integer >= {len(RESERVED_TOKENS)} (the reserved tokens). "
-            f"Received: max_size={max_size!r}"
-        )
-    if not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"`min_count` must be an integer >= 1. Received: min_count={min_count!r}")
+    check.int_at_least("max_size", max_size, len(RESERVED_TOKENS), " (the reserved tokens)")
+    check.int_at_least("min_count", min_count, 1)
     _check_case_fallback(case_fallback, lower_case)
     counts = collections.Counter()
     folded = {}
@@ -221,13 +216,10 @@ def build_wordpiece_vocabulary(texts, *, max_size=8000, min_count=2, lower_case=
     """
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
-    if not isinstance(max_size, int) or max_size <= len(RESERVED_TOKENS):
-        raise ValueError(
-            f"`max_size` must be an integer > {len(RESERVED_TOKENS)} (the reserved tokens). "
-            f"Received: max_size={max_size!r}"
-        )
-    if not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"`min_count` must be an integer >= 1. Received: min_count={min_count!r}")
+    check.int_at_least(
+        "max_size", max_size, len(RESERVED_TOKENS) + 1, " (the reserved tokens and one more)"
+    )
+    check.int_at_least("min_count", min_count, 1)
     # The learner splits on whitespace and punctuation itself; feeding it our tokens joined by
     # spaces makes its words the preprocessor's tokens.
     joined = [
@@ -402,17 +394,10 @@ class TextPreprocessor(tf.Module):
         super().__init__(name=name)
         check.boolean("subwords", subwords)
         _check_case_fallback(case_fallback, lower_case, subwords)
-        if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(
-                f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
-            )
+        max_length = check.positive_int("max_length", max_length)
+        max_input_bytes = check.positive_int("max_input_bytes", max_input_bytes, allow_none=True)
         if max_input_bytes is None:
             max_input_bytes = _DEFAULT_BYTES_PER_TOKEN * max_length
-        if not isinstance(max_input_bytes, int) or max_input_bytes < 1:
-            raise ValueError(
-                "`max_input_bytes` must be a positive integer or None. "
-                f"Received: max_input_bytes={max_input_bytes!r}"
-            )
         vocabulary_file = os.fspath(vocabulary_file)
         tokens = read_vocabulary(vocabulary_file)
         if tuple(tokens[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:

@@ -15,6 +15,15 @@ def positive_int(name, value, allow_none=False):
     return int(value)
 
 
+def int_at_least(name, value, minimum, why=""):
+    """An integer (never a bool) >= `minimum`; `why` follows the bound in the message."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}{why}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
 def non_negative_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
