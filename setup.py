@@ -65,9 +65,11 @@ setup(
         # jax: the layer tests also run on Keras's JAX backend.
         # ruff: `make lint` (pinned to a minor release: its formatting may change between them).
         # trove-classifiers: the packaging test checks the classifiers against PyPI's list.
-        # pytest-xdist: `make test` runs the tests on every core.
+        # pytest-xdist: `make test` runs the tests on every core. pytest below 9: on pytest 9,
+        # xdist 3.8's --dist loadgroup silently stops grouping (pytest-xdist issue 1386), and
+        # the tests sharing a module's trained model would train it once per worker.
         "test": [
-            "pytest>=7",
+            "pytest>=8,<9",
             "pytest-xdist>=3",
             "jax>=0.4.30",
             "ruff>=0.17,<0.18",
