@@ -48,6 +48,8 @@ setup(
     packages=find_packages(include=["keras_mtsa", "keras_mtsa.*"]),
     data_files=[
         doc_files("docs", "*.md"),
+        # The accuracy study's records: examples/reproduce_results.py --table-only prints them.
+        doc_files("docs/results", "*.jsonl"),
         doc_files("examples", "*.py"),
         doc_files("benchmarks", "*.py"),
         doc_files("benchmarks", "README.md"),
