@@ -7,12 +7,15 @@ and a forward pass of each layer (`tf.function(jit_compile=True)` on TensorFlow,
 then times them interleaved, MTSA then MHA, `--repeats` times, and prints the medians and their
 ratio.
 
-    python benchmarks/step_ratio.py [--preset default|long|all] [--repeats 30]
+    python benchmarks/step_ratio.py [--preset default|long|all] [--repeats 30] [--breakdown]
     KERAS_BACKEND=jax python benchmarks/step_ratio.py
 
 Presets: `default`, the package's default shape (batch 50, 2 heads x 150 over 300 features) at the
 lengths its tasks run, n = 16, 32, 64, 128; `long`, 8 heads x 32 over 256 features, batch 16, at n =
-256 and 512. Time it on an otherwise idle host: a concurrent run moves the ratios.
+256 and 512. `--breakdown` also times each layer with its attention core replaced by an elementwise
+stand-in that reads the same inputs: the layer's time less that is the core's (forward, or forward
+and backward in the training step), the rest is the projections, gate and masking around it. Time
+it on an otherwise idle host: a concurrent run moves the ratios.
 """
 
 import argparse
@@ -31,11 +34,35 @@ PRESETS = {
 LEARNING_RATE = 1e-3
 
 
-def build(name, heads, head_dim, width):
-    """The layer `name` ("mtsa" or "mha"), built for (batch, n, width) inputs."""
-    if name == "mtsa":
-        return MTSA(num_heads=heads, head_dim=head_dim, seed=1)
-    return keras.layers.MultiHeadAttention(num_heads=heads, key_dim=head_dim, seed=1)
+class MTSAWithoutCore(MTSA):
+    """MTSA whose attention core is an elementwise stand-in reading all of its inputs: what the
+    layer costs around the core (projections, fusion gate, masking)."""
+
+    def _compute_attention(
+        self, query, key, source2token, value, padding_mask=None, attention_mask=None, training=None
+    ):
+        return value * keras.ops.sigmoid(source2token) + query * key
+
+
+class MHAWithoutCore(keras.layers.MultiHeadAttention):
+    """MultiHeadAttention whose attention is an elementwise stand-in: its projections alone."""
+
+    def _compute_attention(self, query, key, value, *args, **kwargs):
+        return value + query * key, None
+
+
+LAYERS = {
+    "mtsa": lambda heads, head_dim: MTSA(num_heads=heads, head_dim=head_dim, seed=1),
+    "mha": lambda heads, head_dim: keras.layers.MultiHeadAttention(
+        num_heads=heads, key_dim=head_dim, seed=1
+    ),
+    "mtsa-no-core": lambda heads, head_dim: MTSAWithoutCore(
+        num_heads=heads, head_dim=head_dim, seed=1
+    ),
+    "mha-no-core": lambda heads, head_dim: MHAWithoutCore(
+        num_heads=heads, key_dim=head_dim, seed=1
+    ),
+}
 
 
 def inputs(batch, length, width, seed=0):
@@ -48,7 +75,7 @@ def inputs(batch, length, width, seed=0):
 
 
 def apply(name, layer, x, mask):
-    if name == "mtsa":
+    if name.startswith("mtsa"):
         return layer(x, mask=mask)
     return layer(x, x, query_mask=mask, value_mask=mask)
 
@@ -83,7 +110,7 @@ def compiled_steps(name, layer, x, mask):
         fixed = [v.value for v in layer.non_trainable_variables]
 
         def output(trainable, x, mask):
-            if name == "mtsa":
+            if name.startswith("mtsa"):
                 result, _ = layer.stateless_call(trainable, fixed, x, mask=mask)
             else:
                 result, _ = layer.stateless_call(
@@ -109,49 +136,65 @@ def compiled_steps(name, layer, x, mask):
     raise NotImplementedError(f"no compiled step for backend {backend}")
 
 
-def measure(preset, repeats, warmup=2):
-    """Rows of (n, phase, MTSA median ms, MHA median ms, ratio) for one preset."""
+def measure(preset, repeats, names=("mtsa", "mha"), warmup=2):
+    """{(n, phase): {name: median ms}} for one preset, the layers timed interleaved."""
     shape = PRESETS[preset]
-    rows = []
+    results = {}
     for length in shape["lengths"]:
         x, mask = inputs(shape["batch"], length, shape["width"])
-        steps = {}
-        for name in ("mtsa", "mha"):
-            layer = build(name, shape["heads"], shape["head_dim"], shape["width"])
-            steps[name] = compiled_steps(name, layer, x, mask)
+        steps = {
+            name: compiled_steps(name, LAYERS[name](shape["heads"], shape["head_dim"]), x, mask)
+            for name in names
+        }
         for phase_index, phase in enumerate(("train", "forward")):
-            calls = {name: steps[name][phase_index] for name in steps}
+            calls = {name: steps[name][phase_index] for name in names}
             for call in calls.values():
                 for _ in range(warmup):
                     call()
-            times = {name: [] for name in calls}
+            times = {name: [] for name in names}
             for _ in range(repeats):
                 for name, call in calls.items():  # interleaved: MTSA, MHA, MTSA, MHA, ...
                     started = time.perf_counter()
                     call()
                     times[name].append(time.perf_counter() - started)
-            mtsa, mha = (1e3 * statistics.median(times[name]) for name in ("mtsa", "mha"))
-            rows.append((length, phase, mtsa, mha, mtsa / mha))
-    return rows
+            results[length, phase] = {
+                name: 1e3 * statistics.median(values) for name, values in times.items()
+            }
+    return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=(*PRESETS, "all"), default="default")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls of each step")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each layer with its attention core replaced by an elementwise stand-in",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive integer. Received: --repeats {args.repeats}")
     presets = tuple(PRESETS) if args.preset == "all" else (args.preset,)
+    names = tuple(LAYERS) if args.breakdown else ("mtsa", "mha")
     print(f"backend {keras.backend.backend()}, keras {keras.__version__}, {args.repeats} repeats")
     for preset in presets:
         shape = PRESETS[preset]
         heads = f"{shape['heads']} heads x {shape['head_dim']}"
         print(f"\n{preset}: batch {shape['batch']}, {heads} over {shape['width']} features\n")
-        print("| n | phase | MTSA ms | MHA ms | MTSA / MHA |")
-        print("|---|---|---|---|---|")
-        for length, phase, mtsa, mha, ratio in measure(preset, args.repeats):
-            print(f"| {length} | {phase} | {mtsa:.2f} | {mha:.2f} | {ratio:.2f} |", flush=True)
+        header = "| n | phase | MTSA ms | MHA ms | MTSA / MHA |"
+        if args.breakdown:
+            header += " MTSA core ms | MTSA rest ms | MHA core ms | MHA rest ms |"
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
+        for (length, phase), ms in measure(preset, args.repeats, names).items():
+            row = f"| {length} | {phase} | {ms['mtsa']:.2f} | {ms['mha']:.2f} "
+            row += f"| {ms['mtsa'] / ms['mha']:.2f} |"
+            if args.breakdown:  # the core: the layer's time less its time with the stand-in
+                for name in ("mtsa", "mha"):
+                    rest = ms[f"{name}-no-core"]
+                    row += f" {ms[name] - rest:.2f} | {rest:.2f} |"
+            print(row, flush=True)
     return 0
 
 
