@@ -6,10 +6,15 @@ import numbers
 import keras
 
 
+def _is_int_at_least(value, minimum):
+    # A bool is an int to Python, never a count.
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+
+
 def positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not _is_int_at_least(value, 1):
         expected = "a positive integer" + (" or None" if allow_none else "")
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
     return int(value)
@@ -17,7 +22,7 @@ def positive_int(name, value, allow_none=False):
 
 def int_at_least(name, value, minimum, why=""):
     """An integer (never a bool) >= `minimum`; `why` follows the bound in the message."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not _is_int_at_least(value, minimum):
         raise ValueError(
             f"`{name}` must be an integer >= {minimum}{why}. Received: {name}={value!r}"
         )
@@ -25,7 +30,7 @@ def int_at_least(name, value, minimum, why=""):
 
 
 def non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if not _is_int_at_least(value, 0):
         raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
     return int(value)
 
