@@ -74,16 +74,22 @@ def inputs(batch, length, width, seed=0):
     return x, mask
 
 
-def apply(name, layer, x, mask):
-    if name.startswith("mtsa"):
-        return layer(x, mask=mask)
-    return layer(x, x, query_mask=mask, value_mask=mask)
+def call_arguments(layer, x, mask):
+    """(args, kwargs) of a self-attention call of `layer` on `x` with padding `mask`."""
+    if isinstance(layer, MTSA):
+        return (x,), {"mask": mask}
+    return (x, x), {"query_mask": mask, "value_mask": mask}
 
 
-def compiled_steps(name, layer, x, mask):
+def apply(layer, x, mask):
+    args, kwargs = call_arguments(layer, x, mask)
+    return layer(*args, **kwargs)
+
+
+def compiled_steps(layer, x, mask):
     """(train_step, forward): callables that run one compiled step and block until it is done."""
     backend = keras.backend.backend()
-    apply(name, layer, x, mask)  # builds the weights
+    apply(layer, x, mask)  # builds the weights
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -92,14 +98,14 @@ def compiled_steps(name, layer, x, mask):
         @tf.function(jit_compile=True)
         def train(x, mask):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(apply(name, layer, x, mask)))
+                loss = tf.reduce_mean(tf.square(apply(layer, x, mask)))
             for variable, gradient in zip(variables, tape.gradient(loss, variables)):
                 variable.assign_sub(LEARNING_RATE * gradient)
             return loss
 
         @tf.function(jit_compile=True)
         def forward(x, mask):
-            return apply(name, layer, x, mask)
+            return apply(layer, x, mask)
 
         x, mask = tf.constant(x), tf.constant(mask)
         return (lambda: train(x, mask).numpy()), (lambda: forward(x, mask).numpy())
@@ -110,12 +116,8 @@ def compiled_steps(name, layer, x, mask):
         fixed = [v.value for v in layer.non_trainable_variables]
 
         def output(trainable, x, mask):
-            if name.startswith("mtsa"):
-                result, _ = layer.stateless_call(trainable, fixed, x, mask=mask)
-            else:
-                result, _ = layer.stateless_call(
-                    trainable, fixed, x, x, query_mask=mask, value_mask=mask
-                )
+            args, kwargs = call_arguments(layer, x, mask)
+            result, _ = layer.stateless_call(trainable, fixed, *args, **kwargs)
             return result
 
         @jax.jit
@@ -143,7 +145,7 @@ def measure(preset, repeats, names=("mtsa", "mha"), warmup=2):
     for length in shape["lengths"]:
         x, mask = inputs(shape["batch"], length, shape["width"])
         steps = {
-            name: compiled_steps(name, LAYERS[name](shape["heads"], shape["head_dim"]), x, mask)
+            name: compiled_steps(LAYERS[name](shape["heads"], shape["head_dim"]), x, mask)
             for name in names
         }
         for phase_index, phase in enumerate(("train", "forward")):
