@@ -272,7 +272,7 @@ def tables(study, names, encoders, runs, records):
             continue
         _, name, encoder, run = job
         accuracy.setdefault((name, encoder), {})[run] = record["test_accuracy"]
-        if record["train_minutes"] is not None:  # None: resumed, its first epochs untimed
+        if record["train_minutes"] is not None:  # None: not timed whole (resumed, or paused)
             minutes.setdefault(encoder, []).append(record["train_minutes"])
     columns = sorted({encoder for _, _, encoder, _ in jobs}, key=ENCODERS.index)
     rows = [name for name in names if any((name, e) in accuracy for e in columns)]
